@@ -1,0 +1,43 @@
+import { z } from 'zod';
+import { CURRENCIES, DEFAULT_MAX_MINOR } from './money.js';
+import { WALLETS } from './payment-code.js';
+import { ATTEMPT_STATES, FINAL_STATES, RESULT_REASONS } from './states.js';
+import { DEVICE_ID_PATTERN } from './topics.js';
+import { ERROR_CODES } from './errors.js';
+
+/** Field schemas shared by MQTT messages, ECR lines, pairing bodies and export records. */
+export const PROTOCOL_VERSION = 1 as const;
+
+export const version = z.literal(PROTOCOL_VERSION, { error: 'v must be 1 (this is protocol v1)' });
+export const messageId = z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'id must be 1–64 of A-Z a-z 0-9 _ . : -');
+/** Milliseconds since the epoch. */
+export const timestamp = z.number().int('ts must be whole milliseconds').positive().max(8.64e15);
+export const deviceId = z.string().regex(DEVICE_ID_PATTERN, 'deviceId must be 1–64 of A-Z a-z 0-9 _ -');
+
+/**
+ * `<deviceId>-<seq>`. WeChat Pay caps out_trade_no at 32 characters (Alipay at 64), so the whole
+ * key must fit in 32: device ids are issued short for that reason.
+ */
+export const OUT_TRADE_NO_PATTERN = /^([A-Za-z0-9_-]{1,30})-(\d{1,20})$/;
+export const outTradeNo = z.string().max(32, 'outTradeNo must be at most 32 characters').regex(OUT_TRADE_NO_PATTERN, 'outTradeNo must be <deviceId>-<seq>');
+export const saleId = z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'saleId must be 1–64 of A-Z a-z 0-9 _ . : -');
+/** The cash register's own reference for a sale: printable, short. */
+export const saleRef = z.string().min(1, 'ref must not be empty').max(64, 'ref must be at most 64 characters').regex(/^[\x21-\x7e]+$/, 'ref must be printable ASCII without spaces');
+export const amount = z
+  .number({ error: 'amount must be a number of minor units (fen)' })
+  .int('amount must be whole minor units (fen), not a decimal')
+  .positive('amount must be greater than 0')
+  .max(DEFAULT_MAX_MINOR, `amount must be at most ${DEFAULT_MAX_MINOR} minor units`);
+export const currency = z.enum(CURRENCIES, { error: 'currency must be CNY' });
+export const wallet = z.enum(WALLETS);
+export const attemptState = z.enum(ATTEMPT_STATES);
+export const finalState = z.enum(FINAL_STATES);
+export const resultReason = z.enum(RESULT_REASONS);
+export const errorCode = z.enum(ERROR_CODES);
+/** Payment codes are classified separately; the schema only bounds the field. */
+export const paymentCode = z.string().regex(/^\d{1,32}$/, 'code must be 1–32 digits');
+export const shortText = z.string().max(200, 'text must be at most 200 characters');
+
+export function makeOutTradeNo(device: string, seq: number): string {
+  return outTradeNo.parse(`${device}-${seq}`);
+}
