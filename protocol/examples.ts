@@ -1,0 +1,57 @@
+import type { DownKind, UpKind } from './topics.js';
+import type { DownMessage, UpMessage } from './messages.js';
+import type { EcrInbound, EcrOutbound } from './ecr.js';
+import type { PairErrorBody, PairRequest, PairResponse } from './pairing.js';
+
+/**
+ * One valid example of every message. The tests check each against its schema, and that
+ * protocol/README.md shows exactly these, so the documentation cannot drift from the contract.
+ */
+const ts = 1764086400000;
+const money = { outTradeNo: 'sb7K2M9QX4TA-42', saleId: 'sb7K2M9QX4TA-s17', amount: 1234, currency: 'CNY' } as const;
+
+export const UP_EXAMPLES: { [K in UpKind]: UpMessage<K> } = {
+  pay: { v: 1, id: 'm-1001', ts, ...money, saleRef: 'R20261125-0042', code: '134567890123456789', wallet: 'wechat' },
+  cancel: { v: 1, id: 'm-1002', ts, ...money, reason: 'CASHIER_CANCEL' },
+  query: { v: 1, id: 'm-1003', ts, outTradeNo: money.outTradeNo, saleId: money.saleId },
+  ack: { v: 1, id: 'm-1004', ts, outTradeNo: money.outTradeNo, state: 'SUCCESS' },
+  heartbeat: {
+    v: 1,
+    id: 'm-1005',
+    ts,
+    status: { firmware: '0.1.0', uptimeS: 3600, outboxDepth: 0, pendingAttempts: 0, scanner: 'open', ecr: 'open' },
+  },
+};
+
+export const DOWN_EXAMPLES: { [K in DownKind]: DownMessage<K> } = {
+  result: { v: 1, id: 'c-2001', ts, ...money, state: 'SUCCESS', reason: 'PAID', wallet: 'wechat' },
+  progress: { v: 1, id: 'c-2002', ts, outTradeNo: money.outTradeNo, stage: 'USERPAYING', message: 'waiting for the customer to enter the password' },
+  error: { v: 1, id: 'c-2003', ts, code: 'SCHEMA_INVALID', message: 'up/pay message is invalid: amount: amount must be whole minor units (fen), not a decimal', refId: 'm-1001' },
+  command: { v: 1, id: 'c-2004', ts, command: 'resync' },
+};
+
+export const PAIR_EXAMPLES: { request: PairRequest; response: PairResponse; error: PairErrorBody } = {
+  request: { v: 1, code: '7K2M9QX4TA', hardwareId: 'rk3308-00e04c6812ab', firmware: '0.1.0' },
+  response: {
+    v: 1,
+    deviceId: 'sb7K2M9QX4TA',
+    secret: 'q3Jw0yq7oLrXr2k1m1tWfVx8dC9hTn4Zs5aPbE6uGiQ',
+    mqttUrl: 'mqtt://cloud.example:1883',
+    merchantId: 'M100',
+    storeId: 'S1',
+  },
+  error: { v: 1, error: { code: 'PAIRING_CODE_EXPIRED', message: 'pairing code has expired; create a new one' } },
+};
+
+export const ECR_EXAMPLES: { inbound: EcrInbound[]; outbound: EcrOutbound[] } = {
+  inbound: [
+    { type: 'sale', ref: 'R20261125-0042', amount: 1234, currency: 'CNY' },
+    { type: 'cancel', ref: 'R20261125-0042' },
+  ],
+  outbound: [
+    { type: 'progress', ref: 'R20261125-0042', stage: 'WAITING_CODE', message: '请出示付款码 ¥12.34' },
+    { type: 'progress', ref: 'R20261125-0042', stage: 'WAITING_PASSWORD', outTradeNo: money.outTradeNo, message: '等待用户输入密码' },
+    { type: 'result', ref: 'R20261125-0042', outcome: 'PAID', amount: 1234, currency: 'CNY', outTradeNo: money.outTradeNo, wallet: 'wechat', reason: 'PAID' },
+    { type: 'error', code: 'SCHEMA_INVALID', message: 'ECR line is invalid: amount: amount must be whole minor units (fen), not a decimal' },
+  ],
+};
