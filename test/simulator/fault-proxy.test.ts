@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -29,7 +29,7 @@ afterEach(async () => {
 async function connect(clientId: string, port = proxy.port): Promise<MqttClient> {
   const c = mqtt.connect(`mqtt://127.0.0.1:${port}`, { clientId, reconnectPeriod: 50, connectTimeout: 2000 });
   clients.push(c);
-  await once(c, 'connect');
+  await once(c as unknown as EventEmitter, 'connect');
   return c;
 }
 
@@ -62,7 +62,7 @@ describe('fault proxy', () => {
 
   it('drops every connection; clients come back through it', async () => {
     const c = await connect('box-a');
-    const reconnected = once(c, 'connect');
+    const reconnected = once(c as unknown as EventEmitter, 'connect');
     proxy.dropAll();
     await reconnected;
     expect(proxy.counts).toMatchObject({ drops: 1, connections: 2 });
@@ -73,11 +73,11 @@ describe('fault proxy', () => {
     const b = await connect('box-b');
     let bClosed = false;
     b.on('close', () => (bClosed = true));
-    const aClosed = once(a, 'close');
+    const aClosed = once(a as unknown as EventEmitter, 'close');
     proxy.cut('box-a', 400);
     await aClosed;
     const started = Date.now();
-    await once(a, 'connect');
+    await once(a as unknown as EventEmitter, 'connect');
     expect(Date.now() - started).toBeGreaterThanOrEqual(300);
     expect(bClosed).toBe(false);
     expect(proxy.counts.cuts).toBe(1);
