@@ -1,5 +1,3 @@
-import { Command } from 'commander';
+import { buildProgram } from './program.js';
 
-const program = new Command('scanbox-sim').description('the scanbox simulator: virtual scanner and cash register, scripted gateway, reconciliation, fleet and demo');
-
-await program.parseAsync(process.argv);
+await buildProgram().parseAsync(process.argv);

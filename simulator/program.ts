@@ -1,0 +1,13 @@
+import { Command } from 'commander';
+import { registerGatewayCommand } from './commands/gateway.js';
+import { registerReconcileCommand } from './commands/reconcile.js';
+
+/** The `scanbox-sim` command tree; each subcommand lives in commands/<name>.ts (fleet, demo and chaos join here). */
+export function buildProgram(): Command {
+  const program = new Command('scanbox-sim').description(
+    'the scanbox simulator: virtual scanner and cash register, scripted gateway, reconciliation, fleet and demo',
+  );
+  registerGatewayCommand(program);
+  registerReconcileCommand(program);
+  return program;
+}

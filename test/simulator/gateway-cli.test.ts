@@ -1,0 +1,42 @@
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { httpGateway } from '../../cloud/gateway-http.js';
+import { fetchLedger } from '../../simulator/gateway-control.js';
+import { runSim, startSim } from './sim-process.js';
+
+/** `scanbox-sim gateway` as its own process: ready line, the mix file, and a clean stop on SIGTERM. */
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'scanbox-gwcli-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('scanbox-sim gateway', () => {
+  it('logs ready with its URL, uses the mix file, and stops on SIGTERM', async () => {
+    const mix = join(dir, 'mix.json');
+    writeFileSync(mix, JSON.stringify({ scenarios: [{ weight: 1, scenario: { name: 'failure', reason: 'CODE_EXPIRED' } }] }));
+    const { child, ready } = await startSim(['gateway', '--port', '0', '--seed', '3', '--mix', mix]);
+    try {
+      expect(ready.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      const url = ready.url as string;
+      const outcome = await httpGateway(url).pay({ outTradeNo: 'bx-1', amount: 10, currency: 'CNY', code: '254567890123456789', wallet: 'alipay' }, { signal: AbortSignal.timeout(5_000) });
+      expect(outcome).toMatchObject({ kind: 'failed', reason: 'CODE_EXPIRED' });
+      expect(await fetchLedger(url)).toEqual([]);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(code).toBe(0);
+  });
+
+  it('refuses an invalid mix file with exit 2', async () => {
+    const mix = join(dir, 'bad-mix.json');
+    writeFileSync(mix, JSON.stringify({ scenarios: [{ weight: 1, scenario: { name: 'teleport' } }] }));
+    const res = await runSim(['gateway', '--mix', mix]);
+    expect(res.stderr).toMatch(/not a valid scenario mix/);
+    expect(res.code).toBe(2);
+  });
+});
