@@ -1,5 +1,176 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
+import QRCode from 'qrcode';
+import { ATTEMPT_STATES, CloudAttemptRecord, ErrorCode, isProtocolError, pairingQrText, ProtocolError, type AttemptState } from '../protocol/index.js';
+import { systemClock } from './clock.js';
+import { loadConfig, type CloudConfig } from './config.js';
+import type { Gateway } from './gateway.js';
+import { httpGateway } from './gateway-http.js';
+import { startCloud } from './index.js';
+import { instantGateway } from './instant-gateway.js';
+import { createLogger } from './log.js';
+import { createPairingCode } from './pairing.js';
+import { SqliteStore } from './sqlite-store.js';
+import type { Attempt } from './transaction.js';
 
-const program = new Command('scanbox-cloud').description('the scanbox cloud: embedded MQTT broker, pairing API, transaction service, fleet registry');
+/**
+ * scanbox-cloud: start the cloud, and the support commands that work on its store (also while it
+ * runs: SQLite in WAL mode lets another process read and write alongside).
+ */
+const program = new Command('scanbox-cloud')
+  .description('the scanbox cloud: embedded MQTT broker, pairing API, transaction service, fleet registry')
+  // `devices` takes --db and so does `devices revoke`: an option belongs to the command it follows.
+  .enablePositionalOptions();
 
-await program.parseAsync(process.argv);
+const int = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${v} is not a whole number`);
+  return n;
+};
+
+function configFrom(o: { config?: string; db?: string }, extra: Record<string, unknown> = {}): CloudConfig {
+  return loadConfig({ file: o.config, env: process.env, overrides: { dbPath: o.db, ...extra } });
+}
+
+async function withStore<T>(o: { config?: string; db?: string }, fn: (store: SqliteStore, config: CloudConfig) => Promise<T>): Promise<T> {
+  const config = configFrom(o);
+  const store = new SqliteStore(config.dbPath);
+  try {
+    return await fn(store, config);
+  } finally {
+    await store.close();
+  }
+}
+
+program
+  .command('start')
+  .description('run the cloud: MQTT broker, pairing API, transaction service')
+  .option('--config <file>', 'JSON config file')
+  .option('--mqtt-port <n>', 'MQTT port (0 = any free port)', int)
+  .option('--http-port <n>', 'HTTP port (0 = any free port)', int)
+  .option('--db <path>', 'SQLite store')
+  .option('--host <host>', 'address to listen on')
+  .option('--gateway-url <url>', 'payment gateway HTTP base URL')
+  .addOption(new Option('--gateway <kind>', '"instant": built-in always-success gateway, for benchmarks and smoke tests only').choices(['instant']))
+  .action(async (o: { config?: string; mqttPort?: number; httpPort?: number; db?: string; host?: string; gatewayUrl?: string; gateway?: 'instant' }) => {
+    const config = configFrom(o, { mqttPort: o.mqttPort, httpPort: o.httpPort, host: o.host, gatewayUrl: o.gatewayUrl, gateway: o.gateway });
+    const logger = createLogger(config.logLevel);
+    let gateway: Gateway;
+    if (config.gatewayUrl) gateway = httpGateway(config.gatewayUrl);
+    else if (config.gateway === 'instant') {
+      logger.warn('using the built-in INSTANT gateway: every payment succeeds and no money moves. Never use this in production');
+      gateway = instantGateway();
+    } else {
+      throw new ProtocolError(ErrorCode.CONFIG_INVALID, '--gateway-url is required (or --gateway instant for benchmarks and smoke tests)');
+    }
+    const cloud = await startCloud({ gateway, config, logger });
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'stopping: no new connections; finishing store writes');
+      cloud.close().then(
+        () => {
+          logger.info('stopped');
+          process.exit(0);
+        },
+        () => process.exit(1),
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+
+const pair = program.command('pair').description('pairing codes for field engineers');
+pair
+  .command('create')
+  .description('create a one-time pairing code for a merchant store')
+  .requiredOption('--merchant <id>', 'merchant id')
+  .requiredOption('--store <id>', 'store id')
+  .option('--db <path>', 'SQLite store')
+  .option('--config <file>', 'JSON config file')
+  .option('--cloud-url <url>', 'the cloud address the box should call (default: from config)')
+  .option('--json', 'print JSON')
+  .action(async (o: { merchant: string; store: string; db?: string; config?: string; cloudUrl?: string; json?: boolean }) => {
+    await withStore(o, async (store, config) => {
+      const issued = await createPairingCode({ store, clock: systemClock, codeTtlS: config.pairingCodeTtlS }, o.merchant, o.store);
+      const cloudUrl = o.cloudUrl ?? config.publicHttpUrl ?? `http://${config.host}:${config.httpPort}`;
+      const qrText = pairingQrText({ code: issued.code, cloudUrl });
+      if (o.json) return void console.log(JSON.stringify({ code: issued.code, expiresAt: issued.expiresAt, cloudUrl, qrText }));
+      console.log(`pairing code: ${issued.code}  (merchant ${o.merchant}, store ${o.store})`);
+      console.log(`expires:      ${new Date(issued.expiresAt).toISOString()}`);
+      console.log(`cloud:        ${cloudUrl}`);
+      console.log(await QRCode.toString(qrText, { type: 'terminal', small: true }));
+    });
+  });
+
+const devices = program
+  .command('devices')
+  .enablePositionalOptions()
+  .description('list every box: merchant, store, online/stale/offline, last seen, firmware, outbox depth, pending attempts')
+  .option('--db <path>', 'SQLite store')
+  .option('--config <file>', 'JSON config file')
+  .option('--json', 'print JSON')
+  .action(async (o: { db?: string; config?: string; json?: boolean }) => {
+    await withStore(o, async (store) => {
+      const rows = await store.listDevices();
+      if (o.json) return void console.log(JSON.stringify(rows));
+      console.log(['DEVICE', 'MERCHANT', 'STORE', 'STATUS', 'CONN', 'LAST SEEN', 'FIRMWARE', 'OUTBOX', 'PENDING'].join('\t'));
+      for (const d of rows) {
+        const seen = d.lastSeenAt ? new Date(d.lastSeenAt).toISOString() : '-';
+        console.log([d.deviceId, d.merchantId, d.storeId, d.status, d.connectivity, seen, d.firmware ?? '-', d.outboxDepth ?? '-', d.pendingAttempts ?? '-'].join('\t'));
+      }
+    });
+  });
+devices
+  .command('revoke <deviceId>')
+  .description('revoke a box: a running cloud disconnects it within a second and refuses it from then on')
+  .option('--db <path>', 'SQLite store')
+  .option('--config <file>', 'JSON config file')
+  .action(async (deviceId: string, own: { db?: string; config?: string }) => {
+    const o = { ...devices.opts<{ db?: string; config?: string }>(), ...own };
+    await withStore(o, async (store) => {
+      const done = await store.revokeDevice(deviceId, Date.now());
+      if (!done) {
+        const d = await store.getDevice(deviceId);
+        throw d ? new ProtocolError(ErrorCode.DEVICE_REVOKED, `${deviceId} is already revoked`) : new ProtocolError(ErrorCode.NOT_PAIRED, `no device ${deviceId}`);
+      }
+      console.log(`revoked ${deviceId}`);
+    });
+  });
+
+program
+  .command('attempts')
+  .description('payment attempts, for support: find one by outTradeNo and see its history')
+  .option('--db <path>', 'SQLite store')
+  .option('--config <file>', 'JSON config file')
+  .addOption(new Option('--state <state>', 'only attempts in this state').choices(ATTEMPT_STATES))
+  .option('--id <outTradeNo>', 'one attempt, with its full event history')
+  .option('--json', 'print a JSON array of CloudAttemptRecord')
+  .action(async (o: { db?: string; config?: string; state?: AttemptState; id?: string; json?: boolean }) => {
+    await withStore(o, async (store) => {
+      const list = await store.listAttempts({ state: o.state, outTradeNo: o.id });
+      if (o.json) return void console.log(JSON.stringify(list.flatMap(toRecord)));
+      if (o.id && list.length === 0) throw new ProtocolError(ErrorCode.ATTEMPT_UNKNOWN, `no attempt ${o.id}`);
+      for (const a of list) console.log(describe(a));
+      if (o.id) {
+        for (const e of await store.attemptEvents(o.id)) {
+          console.log(`  ${new Date(e.at).toISOString()}  ${e.event.padEnd(28)} ${String(e.fromState ?? '-').padEnd(15)} → ${e.toState.padEnd(15)} ${e.note}`);
+        }
+      }
+    });
+  });
+
+/** A tombstone made from a query has no amount, which the export record requires: it is left out. */
+function toRecord(a: Attempt): CloudAttemptRecord[] {
+  const r = CloudAttemptRecord.safeParse({ ...a });
+  return r.success ? [r.data] : [];
+}
+
+function describe(a: Attempt): string {
+  const amount = a.amount === null ? '-' : `${a.amount} ${a.currency}`;
+  return [a.outTradeNo, a.state, a.reason ?? '-', a.saleId, amount, a.wallet ?? '-', new Date(a.updatedAt).toISOString()].join('\t');
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  console.error(isProtocolError(err) ? `error ${err.code}: ${err.message}` : `error: ${(err as Error).message}`);
+  process.exit(1);
+}

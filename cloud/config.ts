@@ -1,0 +1,99 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { describeIssues, ErrorCode, ProtocolError } from '../protocol/index.js';
+
+/**
+ * The cloud's configuration: defaults < JSON file < SCANBOX_CLOUD_* environment < CLI flags.
+ * Timings are configurable so tests and the demo can run a 45-second wallet deadline in seconds.
+ */
+const ms = z.number().int().nonnegative();
+const port = z.number().int().min(0).max(65535);
+
+export const CloudConfig = z.strictObject({
+  host: z.string().min(1).default('127.0.0.1'),
+  mqttPort: port.default(1883),
+  httpPort: port.default(8080),
+  dbPath: z.string().min(1).default('scanbox-cloud.db'),
+  /** Addresses handed to boxes (QR code, pair response) when they differ from host:port (NAT, proxy). */
+  publicHttpUrl: z.string().url().optional(),
+  publicMqttUrl: z.string().regex(/^mqtts?:\/\/\S+$/).optional(),
+  /** PEM files; when set the MQTT listener speaks TLS only (mqtts://). */
+  tls: z.strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1) }).optional(),
+  gatewayUrl: z.string().url().optional(),
+  /** 'instant' = built-in always-success gateway for benchmarks and smoke tests, never production. */
+  gateway: z.enum(['http', 'instant']).default('http'),
+  gatewayCallTimeoutMs: ms.default(10_000),
+  queryFirstDelayMs: ms.default(5_000),
+  queryIntervalMs: ms.default(5_000),
+  pollDeadlineMs: z
+    .strictObject({ wechat: ms.default(45_000), alipay: ms.default(60_000), unionpay: ms.default(45_000) })
+    .default({ wechat: 45_000, alipay: 60_000, unionpay: 45_000 }),
+  reverseMinDelayMs: ms.default(15_000),
+  reverseRetryMs: ms.default(2_000),
+  reverseRetryMaxMs: ms.default(60_000),
+  reverseFastRetries: z.number().int().min(1).default(3),
+  lateCheckDelayMs: ms.default(60_000),
+  lateCheckTries: z.number().int().min(1).default(3),
+  heartbeatIntervalS: z.number().positive().default(30),
+  pairingCodeTtlS: z.number().int().positive().default(600),
+  pairRateLimit: z
+    .strictObject({ max: z.number().int().positive().default(10), windowS: z.number().positive().default(60) })
+    .default({ max: 10, windowS: 60 }),
+  /** One frozen box must not stall delivery to the others. */
+  drainTimeoutMs: ms.default(10_000),
+  /** How often a running cloud looks for boxes revoked from the CLI (must be ≤ 500 for the 1 s promise). */
+  revocationPollMs: z.number().int().positive().max(500).default(500),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+export type CloudConfig = z.infer<typeof CloudConfig>;
+export type CloudConfigInput = z.input<typeof CloudConfig>;
+
+const ENV_PREFIX = 'SCANBOX_CLOUD_';
+
+/** SCANBOX_CLOUD_QUERY_FIRST_DELAY_MS=1000 → { queryFirstDelayMs: 1000 }; values are JSON when they parse. */
+export function configFromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, raw] of Object.entries(env)) {
+    if (!key.startsWith(ENV_PREFIX) || raw === undefined) continue;
+    const name = key
+      .slice(ENV_PREFIX.length)
+      .toLowerCase()
+      .replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+    out[name] = parseEnvValue(raw);
+  }
+  return out;
+}
+
+function parseEnvValue(raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return raw;
+  }
+}
+
+function readConfigFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ProtocolError(ErrorCode.CONFIG_INVALID, `cannot read config file ${file}: ${(err as Error).message}`);
+  }
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    throw new ProtocolError(ErrorCode.CONFIG_INVALID, `config file ${file} is not valid JSON`);
+  }
+}
+
+export function parseConfig(input: unknown, source = 'config'): CloudConfig {
+  const res = CloudConfig.safeParse(input);
+  if (!res.success) throw new ProtocolError(ErrorCode.CONFIG_INVALID, `${source} is invalid: ${describeIssues(res.error)}`);
+  return res.data;
+}
+
+export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overrides?: Record<string, unknown> }): CloudConfig {
+  const fromFile = opts.file ? readConfigFile(opts.file) : {};
+  const defined = Object.fromEntries(Object.entries(opts.overrides ?? {}).filter(([, v]) => v !== undefined));
+  return parseConfig({ ...fromFile, ...configFromEnv(opts.env ?? {}), ...defined }, opts.file ? `config (${opts.file} + environment + flags)` : 'config');
+}

@@ -1,0 +1,142 @@
+import { AttemptsService } from './attempts-service.js';
+import { startBroker } from './broker.js';
+import { systemClock, systemScheduler, type Clock, type Scheduler } from './clock.js';
+import { parseConfig, type CloudConfig, type CloudConfigInput } from './config.js';
+import { Fleet } from './fleet.js';
+import type { Gateway } from './gateway.js';
+import { startHttpApi } from './http.js';
+import { createLogger, type Logger } from './log.js';
+import { Metrics } from './metrics.js';
+import { watchRevocations } from './revocation-watch.js';
+import { connectServiceLink } from './service-link.js';
+import { SqliteStore } from './sqlite-store.js';
+import type { CloudStore } from './store.js';
+import type { MachineConfig } from './transaction.js';
+
+export { httpGateway } from './gateway-http.js';
+export { instantGateway } from './instant-gateway.js';
+export { SqliteStore } from './sqlite-store.js';
+export { loadConfig, parseConfig, CloudConfig } from './config.js';
+export { createPairingCode } from './pairing.js';
+export type { Gateway } from './gateway.js';
+export type { CloudStore, DeviceRow } from './store.js';
+export type { Attempt } from './transaction.js';
+export type { Clock, Scheduler } from './clock.js';
+
+export interface StartCloudOptions {
+  gateway: Gateway;
+  dbPath?: string;
+  mqttPort?: number;
+  httpPort?: number;
+  /** Any subset of the config; the rest takes defaults. */
+  config?: CloudConfigInput;
+  clock?: Clock;
+  scheduler?: Scheduler;
+  logger?: Logger;
+  random?: () => number;
+}
+
+export interface RunningCloud {
+  mqttUrl: string;
+  httpUrl: string;
+  mqttPort: number;
+  httpPort: number;
+  store: CloudStore;
+  metrics: Metrics;
+  config: CloudConfig;
+  /** Stop accepting, let queued store writes commit, then close everything. */
+  close(): Promise<void>;
+}
+
+export function machineConfig(c: CloudConfig): MachineConfig {
+  return {
+    queryFirstDelayMs: c.queryFirstDelayMs,
+    queryIntervalMs: c.queryIntervalMs,
+    pollDeadlineMs: c.pollDeadlineMs,
+    reverseMinDelayMs: c.reverseMinDelayMs,
+    reverseRetryMs: c.reverseRetryMs,
+    reverseRetryMaxMs: c.reverseRetryMaxMs,
+    reverseFastRetries: c.reverseFastRetries,
+    lateCheckDelayMs: c.lateCheckDelayMs,
+    lateCheckTries: c.lateCheckTries,
+  };
+}
+
+export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud> {
+  const overrides = Object.fromEntries(Object.entries({ dbPath: opts.dbPath, mqttPort: opts.mqttPort, httpPort: opts.httpPort }).filter(([, v]) => v !== undefined));
+  const config = parseConfig({ ...opts.config, ...overrides });
+  const logger = opts.logger ?? createLogger(config.logLevel);
+  const clock = opts.clock ?? systemClock;
+  const metrics = new Metrics();
+  const store = new SqliteStore(config.dbPath);
+  const cleanup: (() => Promise<void> | void)[] = [() => store.close()];
+  try {
+    const broker = await startBroker({ store, logger, metrics, host: config.host, port: config.mqttPort, tls: config.tls, drainTimeoutMs: config.drainTimeoutMs });
+    cleanup.unshift(() => broker.close());
+    const link = await connectServiceLink({ url: broker.url, ...broker.service, caPem: broker.caPem, logger });
+    cleanup.unshift(() => link.close());
+    const fleet = new Fleet({ store, clock, logger, heartbeatIntervalS: config.heartbeatIntervalS });
+    const attempts = new AttemptsService({
+      store,
+      gateway: opts.gateway,
+      logger,
+      metrics,
+      clock,
+      scheduler: opts.scheduler ?? systemScheduler,
+      random: opts.random ?? Math.random,
+      machine: machineConfig(config),
+      gatewayCallTimeoutMs: config.gatewayCallTimeoutMs,
+      publish: (topic, payload, qos) => link.publish(topic, payload, qos),
+      publisherOf: broker.publisherOf,
+      onHeartbeat: (deviceId, msg) => fleet.heartbeat(deviceId, msg),
+    });
+    cleanup.unshift(() => fleet.stop(), () => attempts.close());
+    link.onMessage((topic, payload) => void attempts.handleMessage(topic, payload));
+    broker.setEvents({
+      // Unacknowledged results go out again once the box can receive them: at once for a
+      // persistent session (its subscriptions survive), else when it subscribes.
+      onDeviceConnected: (id, persistent) => void fleet.connected(id).then(() => (persistent ? attempts.resendUnacked(id) : undefined)),
+      onDeviceSubscribed: (id) => void attempts.resendUnacked(id),
+      onDeviceDisconnected: (id) => void fleet.disconnected(id),
+    });
+    fleet.start();
+    await attempts.resumeAll();
+
+    const mqttUrl = config.publicMqttUrl ?? broker.url;
+    const http = await startHttpApi({
+      pairing: { store, clock, logger, metrics, codeTtlS: config.pairingCodeTtlS, mqttUrl: () => mqttUrl, onRevoked: (ids) => ids.forEach((id) => broker.disconnect(id)) },
+      clock,
+      logger,
+      metrics,
+      host: config.host,
+      port: config.httpPort,
+      rateLimit: config.pairRateLimit,
+    });
+    cleanup.unshift(() => http.stopAccepting());
+    const stopWatch = watchRevocations({ store, logger, pollMs: config.revocationPollMs, since: clock.now() - 1000, disconnect: broker.disconnect });
+    cleanup.unshift(stopWatch);
+    cleanup.unshift(() => broker.stopAccepting());
+
+    const running: RunningCloud = {
+      mqttUrl,
+      httpUrl: config.publicHttpUrl ?? http.url,
+      mqttPort: broker.port,
+      httpPort: http.port,
+      store,
+      metrics,
+      config,
+      close: () => runCleanup(cleanup),
+    };
+    logger.info({ mqttPort: running.mqttPort, httpPort: running.httpPort, mqttUrl: running.mqttUrl, httpUrl: running.httpUrl, db: config.dbPath }, 'ready');
+    return running;
+  } catch (err) {
+    await runCleanup(cleanup);
+    throw err;
+  }
+}
+
+/** In order, each step once, and every step even if an earlier one failed. */
+function runCleanup(steps: (() => Promise<void> | void)[]): Promise<void> {
+  const pending = steps.splice(0);
+  return pending.reduce<Promise<void>>((p, step) => p.then(() => Promise.resolve(step()).catch(() => undefined)), Promise.resolve());
+}

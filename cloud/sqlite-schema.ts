@@ -1,0 +1,103 @@
+/**
+ * The SQLite schema as numbered migrations. A database records the highest version applied in
+ * `schema_version`; a newer database than this code knows is refused rather than guessed at.
+ * Never edit a shipped migration: add the next one.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // 1: everything the cloud keeps
+  `
+  CREATE TABLE merchants (merchant_id TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
+  CREATE TABLE stores (
+    merchant_id TEXT NOT NULL REFERENCES merchants(merchant_id),
+    store_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (merchant_id, store_id)
+  );
+  CREATE TABLE devices (
+    device_id TEXT PRIMARY KEY,
+    hardware_id TEXT NOT NULL,
+    merchant_id TEXT NOT NULL,
+    store_id TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('active', 'revoked')),
+    connectivity TEXT NOT NULL DEFAULT 'never',
+    last_seen_at INTEGER,
+    firmware TEXT,
+    outbox_depth INTEGER,
+    pending_attempts INTEGER,
+    paired_at INTEGER NOT NULL,
+    revoked_at INTEGER,
+    FOREIGN KEY (merchant_id, store_id) REFERENCES stores(merchant_id, store_id)
+  );
+  CREATE INDEX devices_hardware ON devices(hardware_id);
+  CREATE INDEX devices_revoked ON devices(revoked_at) WHERE revoked_at IS NOT NULL;
+  CREATE TABLE pairing_codes (
+    code TEXT PRIMARY KEY,
+    merchant_id TEXT NOT NULL,
+    store_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at INTEGER,
+    used_by_hardware TEXT,
+    device_id TEXT
+  );
+  CREATE TABLE attempts (
+    out_trade_no TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    sale_id TEXT NOT NULL,
+    sale_ref TEXT,
+    amount INTEGER CHECK (amount IS NULL OR amount > 0),
+    currency TEXT,
+    wallet TEXT,
+    state TEXT NOT NULL,
+    reason TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    pay_at INTEGER,
+    deadline_at INTEGER,
+    next_at INTEGER,
+    step TEXT,
+    in_flight TEXT,
+    call_seq INTEGER NOT NULL,
+    tries INTEGER NOT NULL,
+    cancel_reason TEXT,
+    gateway_trade_no TEXT,
+    acked_state TEXT,
+    version INTEGER NOT NULL
+  );
+  CREATE INDEX attempts_state ON attempts(state);
+  CREATE INDEX attempts_device ON attempts(device_id, state);
+  CREATE INDEX attempts_work ON attempts(next_at) WHERE next_at IS NOT NULL;
+  CREATE TABLE sale_claims (
+    device_id TEXT NOT NULL,
+    sale_id TEXT NOT NULL,
+    out_trade_no TEXT NOT NULL,
+    claimed_at INTEGER NOT NULL,
+    PRIMARY KEY (device_id, sale_id)
+  );
+  CREATE TABLE attempt_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    out_trade_no TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    from_state TEXT,
+    to_state TEXT NOT NULL,
+    note TEXT NOT NULL
+  );
+  CREATE INDEX attempt_events_attempt ON attempt_events(out_trade_no, seq);
+  CREATE TRIGGER attempt_events_append_only_u BEFORE UPDATE ON attempt_events
+    BEGIN SELECT RAISE(ABORT, 'attempt_events is append-only'); END;
+  CREATE TRIGGER attempt_events_append_only_d BEFORE DELETE ON attempt_events
+    BEGIN SELECT RAISE(ABORT, 'attempt_events is append-only'); END;
+  CREATE TABLE refunds (
+    refund_no TEXT PRIMARY KEY,
+    out_trade_no TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    reason TEXT,
+    state TEXT NOT NULL CHECK (state IN ('PENDING', 'DONE')),
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+  `,
+];

@@ -1,0 +1,122 @@
+import type { AttemptState } from '../protocol/index.js';
+import type { Attempt } from './transaction.js';
+
+/**
+ * What the cloud keeps, behind an interface small enough for a PostgreSQL implementation to
+ * follow. Every method is async even though SQLite answers synchronously, so callers are already
+ * written for a networked store. Money state lives here and only here: the services keep nothing
+ * about an attempt in memory that a restart (or another worker) would need.
+ */
+
+export type DeviceStatus = 'active' | 'revoked';
+export type Connectivity = 'online' | 'offline' | 'stale' | 'never';
+
+export interface DeviceRow {
+  deviceId: string;
+  hardwareId: string;
+  merchantId: string;
+  storeId: string;
+  status: DeviceStatus;
+  connectivity: Connectivity;
+  lastSeenAt: number | null;
+  firmware: string | null;
+  outboxDepth: number | null;
+  /** Pending attempts as the box reported them in its last heartbeat. */
+  pendingAttempts: number | null;
+  pairedAt: number;
+  revokedAt: number | null;
+}
+
+export interface DeviceAuth {
+  secretHash: string;
+  status: DeviceStatus;
+}
+
+export interface PairingCodeRow {
+  code: string;
+  merchantId: string;
+  storeId: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+export interface NewDevice {
+  deviceId: string;
+  secretHash: string;
+  firmware: string | null;
+}
+
+export type RedeemResult =
+  | { ok: true; merchantId: string; storeId: string; revoked: string[] }
+  | { ok: false; why: 'unknown' | 'expired' | 'used' };
+
+export interface FleetUpdate {
+  deviceId: string;
+  at: number;
+  connectivity?: Connectivity;
+  firmware?: string;
+  outboxDepth?: number;
+  pendingAttempts?: number;
+}
+
+export interface AttemptEventRow {
+  seq: number;
+  outTradeNo: string;
+  at: number;
+  event: string;
+  fromState: AttemptState | null;
+  toState: AttemptState;
+  note: string;
+}
+
+/** One attempt's transition to write. `expectedVersion` 0 means "must not exist yet". */
+export interface AttemptWrite {
+  attempt: Attempt;
+  expectedVersion: number;
+  event: string;
+  fromState: AttemptState | null;
+  note: string;
+  /** Claim the attempt's sale (deviceId + saleId) for this attempt's success, atomically. */
+  claimSale: boolean;
+}
+
+export type WriteResult =
+  | { ok: true; version: number }
+  | { ok: false; why: 'version' }
+  | { ok: false; why: 'sale_taken'; winner: string };
+
+export interface AttemptFilter {
+  state?: AttemptState;
+  outTradeNo?: string;
+  deviceId?: string;
+  limit?: number;
+}
+
+export interface CloudStore {
+  // pairing and devices
+  createPairingCode(row: PairingCodeRow): Promise<void>;
+  /** Atomically: check the code, mark it used, revoke earlier devices of this hardware id, add the device. */
+  redeemPairingCode(code: string, hardwareId: string, now: number, device: NewDevice): Promise<RedeemResult>;
+  getDeviceAuth(deviceId: string): Promise<DeviceAuth | undefined>;
+  getDevice(deviceId: string): Promise<DeviceRow | undefined>;
+  listDevices(): Promise<DeviceRow[]>;
+  revokeDevice(deviceId: string, now: number): Promise<boolean>;
+  /** Devices revoked after `since` (ms), so a running cloud can disconnect them. */
+  revokedSince(since: number): Promise<{ deviceId: string; revokedAt: number }[]>;
+  updateFleet(updates: FleetUpdate[]): Promise<void>;
+  /** Mark online devices not heard from since `before` as stale; returns their ids. */
+  markStale(before: number): Promise<string[]>;
+
+  // attempts
+  getAttempt(outTradeNo: string): Promise<Attempt | undefined>;
+  /** All writes in one transaction (group commit); each succeeds or fails on its own. */
+  writeAttempts(writes: AttemptWrite[]): Promise<WriteResult[]>;
+  /** Attempts that still have work: not final, or a step still scheduled. */
+  listActiveAttempts(): Promise<Attempt[]>;
+  /** Final attempts whose result the device has not acknowledged yet. */
+  listUnackedFinal(deviceId: string): Promise<Attempt[]>;
+  listAttempts(filter: AttemptFilter): Promise<Attempt[]>;
+  attemptEvents(outTradeNo: string): Promise<AttemptEventRow[]>;
+
+  close(): Promise<void>;
+}

@@ -1,0 +1,136 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { downTopic, upTopic, type PairResponse } from '../../protocol/index.js';
+import type { RunningCloud } from '../../cloud/index.js';
+import { envelope, pairBox, payMsg, startTestCloud, TestBox, until } from './harness.js';
+import { ScriptedGateway } from './scripted-gateway.js';
+
+const run = promisify(execFile);
+
+/** Identity and authorisation: each box is itself, and only itself. */
+let cloud: RunningCloud & { dir: string };
+let gw: ScriptedGateway;
+let a: PairResponse;
+let b: PairResponse;
+const open: TestBox[] = [];
+
+beforeEach(async () => {
+  gw = new ScriptedGateway();
+  cloud = await startTestCloud(gw);
+  a = await pairBox(cloud, 'hw-a');
+  b = await pairBox(cloud, 'hw-b');
+});
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((x) => x.close()));
+  await cloud.close();
+});
+
+async function connect(creds: PairResponse): Promise<TestBox> {
+  const box = await TestBox.of(cloud, creds);
+  open.push(box);
+  return box;
+}
+
+/** The CONNACK return code of a refused connection. */
+async function refusedWith(deviceId: string, password: string): Promise<number> {
+  const err = await TestBox.connect(cloud.mqttUrl, deviceId, password).then(
+    (box) => {
+      open.push(box);
+      return undefined;
+    },
+    (e: Error & { code?: number }) => e,
+  );
+  if (!err) throw new Error('connection was accepted');
+  return err.code ?? -1;
+}
+
+describe('broker authentication', () => {
+  it('issues short device ids that keep outTradeNo within 32 characters', () => {
+    expect(a.deviceId).toMatch(/^sb[0-9A-HJKMNP-TV-Z]{10}$/);
+    expect(`${a.deviceId}-${'9'.repeat(19)}`.length).toBeLessThanOrEqual(32);
+  });
+
+  it('refuses a wrong password (bad username or password) and counts it', async () => {
+    expect(await refusedWith(a.deviceId, b.secret)).toBe(4);
+    expect(await refusedWith('sbUNKNOWN000', a.secret)).toBe(4);
+    expect(cloud.metrics.get('auth_refused_total')).toBe(2);
+  });
+
+  it('refuses a client id that differs from the username', async () => {
+    const err = await TestBox.connect(cloud.mqttUrl, a.deviceId, a.secret, { clientId: b.deviceId }).catch((e: Error & { code?: number }) => e);
+    expect((err as { code?: number }).code).toBe(4);
+  });
+
+  it('a revoked box is disconnected within a second and then refused (not authorized)', async () => {
+    const box = await connect(a);
+    const closedAt = new Promise<number>((resolve) => box.client.once('close', () => resolve(Date.now())));
+    await run(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../../cloud/cli.ts'), 'devices', 'revoke', a.deviceId, '--db', join(cloud.dir, 'cloud.db')], {
+      env: { ...process.env, SCANBOX_CLOUD_LOG_LEVEL: 'silent' },
+    });
+    const revokedAt = Date.now(); // the CLI has committed and exited
+    expect((await closedAt) - revokedAt).toBeLessThanOrEqual(1_000);
+    expect(await refusedWith(a.deviceId, a.secret)).toBe(5);
+  });
+
+  it('re-pairing a hardware id revokes its old credentials', async () => {
+    const again = await pairBox(cloud, 'hw-a');
+    expect(again.deviceId).not.toBe(a.deviceId);
+    expect(await refusedWith(a.deviceId, a.secret)).toBe(5);
+    await connect(again);
+  });
+});
+
+describe('topic access', () => {
+  it("a box cannot subscribe to another box's down/ topics, nor to up/ topics (granted 128, counted)", async () => {
+    const boxB = await connect(b);
+    const topics = [downTopic(a.deviceId, 'result'), `scanbox/v1/d/${a.deviceId}/down/+`, upTopic(a.deviceId, 'pay'), 'scanbox/#', downTopic(b.deviceId, 'result')];
+    const err = (await boxB.client.subscribeAsync(topics, { qos: 1 }).catch((e: unknown) => e)) as { packet?: { granted: number[] } };
+    expect(err.packet?.granted).toEqual([128, 128, 128, 128, 1]);
+    expect(cloud.metrics.get('subscribe_refused_total')).toBe(4);
+  });
+
+  it("a box cannot publish on another box's up/ topic: dropped, counted, connection closed, no attempt", async () => {
+    const boxB = await connect(b);
+    const closed = new Promise<void>((resolve) => boxB.client.once('close', () => resolve()));
+    boxB.client.publish(upTopic(a.deviceId, 'pay'), JSON.stringify(payMsg(a.deviceId, 1)), { qos: 1 });
+    await closed;
+    expect(cloud.metrics.get('publish_refused_total')).toBe(1);
+    expect(await cloud.store.listAttempts({})).toEqual([]);
+    expect(gw.count('pay')).toBe(0);
+  });
+
+  it("a box cannot publish on a down/ topic (impersonating the cloud)", async () => {
+    const boxA = await connect(a);
+    const boxB = await connect(b);
+    const closed = new Promise<void>((resolve) => boxB.client.once('close', () => resolve()));
+    boxB.client.publish(downTopic(a.deviceId, 'result'), '{}', { qos: 1 });
+    await closed;
+    await expect(boxA.next('result', () => true, 300)).rejects.toThrow(/no down\/result/);
+    expect(cloud.metrics.get('publish_refused_total')).toBe(1);
+  });
+
+  it("a box cannot spend another box's outTradeNo from its own topic", async () => {
+    const boxB = await connect(b);
+    await boxB.send('pay', { ...payMsg(a.deviceId, 1) });
+    expect(await boxB.next('error')).toMatchObject({ code: 'FORBIDDEN' });
+    expect(await cloud.store.listAttempts({})).toEqual([]);
+    expect(cloud.metrics.get('messages_forbidden_total')).toBe(1);
+  });
+
+  it('the service re-checks the device: a revoked box still connected cannot pay', async () => {
+    const boxA = await connect(a);
+    await cloud.store.revokeDevice(a.deviceId, Date.now() + 10_000_000); // revoked, not yet seen by the watcher
+    await boxA.send('pay', payMsg(a.deviceId, 1)).catch(() => undefined);
+    await until('refusal counted', () => cloud.metrics.get('messages_invalid_total') >= 1 || cloud.metrics.get('messages_forbidden_total') >= 1);
+    expect(gw.count('pay')).toBe(0);
+    expect(await cloud.store.listAttempts({})).toEqual([]);
+  });
+
+  it('a box can use its own topics', async () => {
+    const boxA = await connect(a);
+    await boxA.send('query', { ...envelope(), outTradeNo: `${a.deviceId}-77`, saleId: 's' });
+    expect(await boxA.next('result')).toMatchObject({ outTradeNo: `${a.deviceId}-77` });
+  });
+});

@@ -1,0 +1,165 @@
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  decodeDown,
+  deviceDownFilter,
+  parseTopic,
+  upTopic,
+  type DownKind,
+  type DownMessage,
+  type PairResponse,
+  type UpKind,
+  type UpMessage,
+} from '../../protocol/index.js';
+import { systemClock } from '../../cloud/clock.js';
+import type { CloudConfigInput } from '../../cloud/config.js';
+import type { Gateway } from '../../cloud/gateway.js';
+import { startCloud, type RunningCloud } from '../../cloud/index.js';
+import { createLogger } from '../../cloud/log.js';
+import { createPairingCode } from '../../cloud/pairing.js';
+
+/** Timings that make a 45-second wallet conversation take well under a second. */
+export const FAST: CloudConfigInput = {
+  gatewayCallTimeoutMs: 2_000,
+  queryFirstDelayMs: 50,
+  queryIntervalMs: 50,
+  pollDeadlineMs: { wechat: 600, alipay: 600, unionpay: 600 },
+  reverseMinDelayMs: 100,
+  reverseRetryMs: 50,
+  reverseRetryMaxMs: 200,
+  lateCheckDelayMs: 100,
+  heartbeatIntervalS: 0.2,
+  logLevel: 'silent',
+};
+
+export function tempDir(): { dir: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'scanbox-cloud-'));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export async function startTestCloud(gateway: Gateway, config: CloudConfigInput = {}): Promise<RunningCloud & { dir: string }> {
+  const { dir, remove } = tempDir();
+  const cloud = await startCloud({
+    gateway,
+    dbPath: join(dir, 'cloud.db'),
+    mqttPort: 0,
+    httpPort: 0,
+    config: { ...FAST, ...config },
+    logger: createLogger(config.logLevel ?? 'silent'),
+  });
+  return {
+    ...cloud,
+    dir,
+    close: async () => {
+      await cloud.close();
+      remove();
+    },
+  };
+}
+
+export async function postPair(httpUrl: string, body: unknown): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${httpUrl}/v1/pair`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: res.status, body: await res.json() };
+}
+
+export async function pairBox(cloud: RunningCloud, hardwareId = `hw-${Math.random().toString(36).slice(2)}`): Promise<PairResponse> {
+  const { code } = await createPairingCode({ store: cloud.store, clock: systemClock, codeTtlS: 600 }, 'M1', 'S1');
+  const res = await postPair(cloud.httpUrl, { v: 1, code, hardwareId, firmware: '0.1.0' });
+  if (res.status !== 200) throw new Error(`pairing failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body as PairResponse;
+}
+
+/** A box's MQTT side as the tests need it: publish up/, await down/ messages. */
+export class TestBox {
+  readonly received: { kind: DownKind; msg: DownMessage }[] = [];
+  private listeners: (() => void)[] = [];
+
+  private constructor(readonly client: MqttClient, readonly deviceId: string) {
+    client.on('message', (topic, payload) => {
+      const t = parseTopic(topic);
+      if (t.direction !== 'down') return;
+      this.received.push({ kind: t.kind, msg: decodeDown(t.kind, payload) });
+      const l = this.listeners;
+      this.listeners = [];
+      l.forEach((f) => f());
+    });
+  }
+
+  static async connect(url: string, deviceId: string, password: string, extra: IClientOptions = {}): Promise<TestBox> {
+    const client = mqtt.connect(url, { clientId: deviceId, username: deviceId, password, reconnectPeriod: 0, clean: true, ...extra });
+    await new Promise<void>((resolve, reject) => {
+      client.once('connect', () => resolve());
+      client.once('error', reject);
+      client.once('close', () => reject(new Error('connection closed before CONNACK')));
+    });
+    (client.stream as { setNoDelay?: (v: boolean) => void }).setNoDelay?.(true);
+    const box = new TestBox(client, deviceId);
+    await client.subscribeAsync(deviceDownFilter(deviceId), { qos: 1 });
+    return box;
+  }
+
+  static async of(cloud: RunningCloud, creds: PairResponse): Promise<TestBox> {
+    return TestBox.connect(cloud.mqttUrl, creds.deviceId, creds.secret);
+  }
+
+  async send<K extends UpKind>(kind: K, msg: UpMessage<K>): Promise<void> {
+    await this.client.publishAsync(upTopic(this.deviceId, kind), JSON.stringify(msg), { qos: 1 });
+  }
+
+  /** The first message of `kind` (already received or arriving) matching `match`. */
+  async next<K extends DownKind>(kind: K, match: (m: DownMessage<K>) => boolean = () => true, timeoutMs = 5_000): Promise<DownMessage<K>> {
+    const deadline = Date.now() + timeoutMs;
+    let seen = 0;
+    for (;;) {
+      for (; seen < this.received.length; seen++) {
+        const r = this.received[seen]!;
+        if (r.kind === kind && match(r.msg as DownMessage<K>)) {
+          this.received.splice(seen, 1);
+          return r.msg as DownMessage<K>;
+        }
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no down/${kind} within ${timeoutMs} ms; received ${JSON.stringify(this.received.map((r) => r.msg))}`);
+      await new Promise<void>((resolve) => {
+        this.listeners.push(resolve);
+        setTimeout(resolve, left);
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.client.endAsync(true);
+  }
+}
+
+let msgSeq = 0;
+export function envelope() {
+  return { v: 1 as const, id: `t-${++msgSeq}`, ts: Date.now() };
+}
+
+export function payMsg(deviceId: string, seq: number, extra: Partial<UpMessage<'pay'>> = {}): UpMessage<'pay'> {
+  return {
+    ...envelope(),
+    outTradeNo: `${deviceId}-${seq}`,
+    saleId: `${deviceId}-s${seq}`,
+    saleRef: `R${seq}`,
+    amount: 1234,
+    currency: 'CNY',
+    code: '134567890123456789',
+    wallet: 'wechat',
+    ...extra,
+  };
+}
+
+/** Wait until `check` holds, polling; for store state that has no event of its own. */
+export async function until<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 5_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

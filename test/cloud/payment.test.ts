@@ -1,0 +1,147 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { envelope, pairBox, payMsg, startTestCloud, TestBox, until } from './harness.js';
+import { ScriptedGateway } from './scripted-gateway.js';
+import type { RunningCloud } from '../../cloud/index.js';
+
+/** Over real TCP MQTT through the embedded broker, with the scripted gateway in process. */
+let gw: ScriptedGateway;
+let cloud: RunningCloud;
+let box: TestBox;
+
+beforeEach(async () => {
+  gw = new ScriptedGateway();
+  cloud = await startTestCloud(gw);
+  box = await TestBox.of(cloud, await pairBox(cloud));
+});
+afterEach(async () => {
+  await box?.close();
+  await cloud?.close();
+});
+
+const otn = (seq: number) => `${box.deviceId}-${seq}`;
+
+describe('payment over MQTT', () => {
+  it('pairing → connect with the issued secret → pay → SUCCESS result, recorded with its history', async () => {
+    await box.send('pay', payMsg(box.deviceId, 1));
+    const r = await box.next('result', (m) => m.outTradeNo === otn(1));
+    expect(r).toMatchObject({ state: 'SUCCESS', reason: 'PAID', amount: 1234, saleId: `${box.deviceId}-s1`, wallet: 'wechat' });
+    expect(gw.net(otn(1))).toBe(1234);
+    const events = await cloud.store.attemptEvents(otn(1));
+    expect(events.map((e) => e.toState)).toEqual(['PAYING', 'SUCCESS']);
+  });
+
+  it('USERPAYING: progress to the box, polling, then SUCCESS when the customer confirms', async () => {
+    gw.pays.push('userpaying');
+    await box.send('pay', payMsg(box.deviceId, 2));
+    await box.next('progress', (m) => m.stage === 'USERPAYING');
+    await gw.waitFor('query', 2);
+    gw.confirm(otn(2));
+    expect(await box.next('result', (m) => m.outTradeNo === otn(2))).toMatchObject({ state: 'SUCCESS' });
+    expect(gw.count('pay')).toBe(1);
+  });
+
+  it('the customer never confirms: reversed at the deadline, nothing charged', async () => {
+    gw.pays.push('userpaying');
+    await box.send('pay', payMsg(box.deviceId, 3));
+    const r = await box.next('result', (m) => m.outTradeNo === otn(3), 5_000);
+    expect(r).toMatchObject({ state: 'REVERSED', reason: 'DEADLINE' });
+    expect(gw.net(otn(3))).toBe(0);
+  });
+
+  it('a redelivered pay returns the recorded state and never charges twice', async () => {
+    const pay = payMsg(box.deviceId, 4);
+    await box.send('pay', pay);
+    await box.next('result', (m) => m.outTradeNo === otn(4));
+    await box.send('pay', { ...pay, id: 'redelivery-1' });
+    expect(await box.next('result', (m) => m.outTradeNo === otn(4))).toMatchObject({ state: 'SUCCESS' });
+    expect(gw.count('pay', otn(4))).toBe(1);
+  });
+
+  it('cancel before pay: CANCELLED tombstone; the late pay is refused and never reaches the gateway', async () => {
+    const pay = payMsg(box.deviceId, 5);
+    await box.send('cancel', { ...envelope(), outTradeNo: pay.outTradeNo, saleId: pay.saleId, amount: pay.amount, currency: 'CNY', reason: 'DEADLINE' });
+    expect(await box.next('result', (m) => m.outTradeNo === otn(5))).toMatchObject({ state: 'CANCELLED', reason: 'DEADLINE' });
+    await box.send('pay', pay);
+    expect(await box.next('error', (m) => m.outTradeNo === otn(5))).toMatchObject({ code: 'ATTEMPT_TOMBSTONED' });
+    expect(gw.count('pay')).toBe(0);
+  });
+
+  it('cashier cancel during USERPAYING: reversed, not charged', async () => {
+    gw.pays.push('userpaying');
+    const pay = payMsg(box.deviceId, 6);
+    await box.send('pay', pay);
+    await box.next('progress', (m) => m.stage === 'USERPAYING');
+    await box.send('cancel', { ...envelope(), outTradeNo: pay.outTradeNo, saleId: pay.saleId, amount: pay.amount, currency: 'CNY', reason: 'CASHIER_CANCEL' });
+    expect(await box.next('result', (m) => m.outTradeNo === otn(6))).toMatchObject({ state: 'REVERSED', reason: 'CASHIER_CANCEL' });
+    expect(gw.net(otn(6))).toBe(0);
+  });
+
+  it('the customer confirms while the reverse is being retried: the reverse undoes it', async () => {
+    gw.pays.push('userpaying');
+    gw.reverses.push('unknown', 'retry_later', 'unknown', 'retry_later');
+    await box.send('pay', payMsg(box.deviceId, 7));
+    await gw.waitFor('reverse', 1);
+    gw.confirm(otn(7));
+    expect(await box.next('result', (m) => m.outTradeNo === otn(7), 5_000)).toMatchObject({ state: 'REVERSED' });
+    expect(gw.net(otn(7))).toBe(0);
+    expect(gw.count('reverse', otn(7))).toBe(5);
+  });
+
+  it('late success after REVERSED: the verification query finds it and it is refunded (LATE_SUCCESS)', async () => {
+    gw.pays.push('userpaying');
+    gw.reverses.push('lands-late');
+    await box.send('pay', payMsg(box.deviceId, 13));
+    expect(await box.next('result', (m) => m.outTradeNo === otn(13), 5_000)).toMatchObject({ state: 'REVERSED' });
+    gw.confirm(otn(13)); // the payment lands after the gateway said "reversed"
+    expect(await box.next('result', (m) => m.outTradeNo === otn(13), 5_000)).toMatchObject({ state: 'REFUNDED', reason: 'LATE_SUCCESS' });
+    expect(gw.net(otn(13))).toBe(0);
+    expect(gw.ledger.filter((e) => e.outTradeNo === otn(13)).map((e) => e.kind)).toEqual(['charge', 'refund']);
+  });
+
+  it('a second success for one sale is refunded as DUPLICATE_PAYMENT; the sale stays paid once', async () => {
+    const first = payMsg(box.deviceId, 8);
+    const second = payMsg(box.deviceId, 9, { saleId: first.saleId });
+    await box.send('pay', first);
+    await box.send('pay', second);
+    expect(await box.next('result', (m) => m.outTradeNo === otn(8))).toMatchObject({ state: 'SUCCESS' });
+    expect(await box.next('result', (m) => m.outTradeNo === otn(9))).toMatchObject({ state: 'REFUNDED', reason: 'DUPLICATE_PAYMENT' });
+    expect(gw.net(otn(8)) + gw.net(otn(9))).toBe(1234);
+  });
+
+  it('query for an unknown attempt: CANCELLED/UNKNOWN_ATTEMPT, and the tombstone refuses a late pay', async () => {
+    await box.send('query', { ...envelope(), outTradeNo: otn(10), saleId: 's10' });
+    expect(await box.next('result', (m) => m.outTradeNo === otn(10))).toMatchObject({ state: 'CANCELLED', reason: 'UNKNOWN_ATTEMPT' });
+    await box.send('pay', payMsg(box.deviceId, 10, { saleId: 's10' }));
+    await box.next('error', (m) => m.code === 'ATTEMPT_TOMBSTONED');
+    expect(gw.count('pay')).toBe(0);
+  });
+
+  it('an unacknowledged final result is sent again on reconnect; an acked one is not', async () => {
+    await box.send('pay', payMsg(box.deviceId, 11));
+    await box.send('pay', payMsg(box.deviceId, 12));
+    await box.next('result', (m) => m.outTradeNo === otn(11));
+    await box.next('result', (m) => m.outTradeNo === otn(12));
+    await box.send('ack', { ...envelope(), outTradeNo: otn(11), state: 'SUCCESS' });
+    await until('ack recorded', async () => (await cloud.store.getAttempt(otn(11)))?.ackedState === 'SUCCESS');
+    const creds = { deviceId: box.deviceId, password: (box.client.options.password as string) ?? '' };
+    await box.close();
+    box = await TestBox.connect(cloud.mqttUrl, creds.deviceId, creds.password);
+    expect(await box.next('result', (m) => m.outTradeNo === otn(12))).toMatchObject({ state: 'SUCCESS' });
+    await expect(box.next('result', (m) => m.outTradeNo === otn(11), 300)).rejects.toThrow(/no down\/result/);
+  });
+
+  it('a heartbeat marks the box online with its status; a disconnect marks it offline at once', async () => {
+    await box.send('heartbeat', { ...envelope(), status: { firmware: '1.2.3', uptimeS: 5, outboxDepth: 2, pendingAttempts: 1, scanner: 'open', ecr: 'open' } });
+    const d = await until('heartbeat stored', async () => {
+      const row = await cloud.store.getDevice(box.deviceId);
+      return row?.firmware === '1.2.3' ? row : undefined;
+    });
+    expect(d).toMatchObject({ connectivity: 'online', outboxDepth: 2, pendingAttempts: 1 });
+    await box.close();
+    await until('offline', async () => (await cloud.store.getDevice(box.deviceId))?.connectivity === 'offline', 2_000);
+  });
+
+  it('a silent box is marked stale after three heartbeat intervals', async () => {
+    await until('stale', async () => (await cloud.store.getDevice(box.deviceId))?.connectivity === 'stale', 3_000);
+  });
+});

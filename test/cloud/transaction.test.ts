@@ -1,0 +1,396 @@
+import { describe, expect, it } from 'vitest';
+import type { PayOutcome, QueryOutcome, RefundOutcome, ReverseOutcome } from '../../cloud/gateway.js';
+import { needsWork, transition, type Attempt, type AttemptEvent, type Effect, type GatewayEffect, type MachineConfig, type Transition } from '../../cloud/transaction.js';
+
+const config: MachineConfig = {
+  queryFirstDelayMs: 5_000,
+  queryIntervalMs: 5_000,
+  pollDeadlineMs: { wechat: 45_000, alipay: 60_000, unionpay: 45_000 },
+  reverseMinDelayMs: 15_000,
+  reverseRetryMs: 1_000,
+  reverseRetryMaxMs: 60_000,
+  reverseFastRetries: 3,
+  lateCheckDelayMs: 60_000,
+  lateCheckTries: 3,
+};
+const T0 = 1_764_086_400_000;
+const OTN = 'sbAAAAAAAAAA-1';
+const WECHAT_CODE = '134567890123456789';
+const pay: AttemptEvent = { type: 'pay', outTradeNo: OTN, deviceId: 'sbAAAAAAAAAA', saleId: 's1', saleRef: 'R1', amount: 1234, currency: 'CNY', wallet: 'wechat', code: WECHAT_CODE };
+const cancel: AttemptEvent = { type: 'cancel', outTradeNo: OTN, deviceId: 'sbAAAAAAAAAA', saleId: 's1', amount: 1234, currency: 'CNY', reason: 'CASHIER_CANCEL' };
+const query: AttemptEvent = { type: 'query', outTradeNo: OTN, deviceId: 'sbAAAAAAAAAA', saleId: 's1' };
+
+/** Drives the pure machine like the shell does: applies each transition and remembers time. */
+class Driver {
+  a: Attempt | undefined;
+  now = T0;
+  last!: Transition;
+  /** The latest gateway call the machine asked for. */
+  call: GatewayEffect | undefined;
+
+  send(e: AttemptEvent): Transition {
+    this.last = transition(this.a, e, { now: this.now, config, random: () => 0.5 });
+    this.call = this.last.effects.find((x): x is GatewayEffect => x.type === 'gateway') ?? this.call;
+    if (this.last.changed) this.a = { ...this.last.attempt!, version: (this.a?.version ?? 0) + 1 };
+    return this.last;
+  }
+  at(ms: number): this {
+    this.now = T0 + ms;
+    return this;
+  }
+  gateway(): GatewayEffect {
+    if (!this.call) throw new Error('no gateway call was made');
+    return this.call;
+  }
+  answer(outcome: PayOutcome | QueryOutcome | ReverseOutcome | RefundOutcome, extra: { saleWinner?: string } = {}): Transition {
+    const g = this.gateway();
+    return this.send({ type: 'outcome', call: g.call, seq: g.seq, outcome, ...extra } as AttemptEvent);
+  }
+  /** Advance to the next scheduled step and fire it. */
+  tick(): Transition {
+    if (this.a?.nextAt == null) throw new Error('nothing scheduled');
+    this.now = this.a.nextAt;
+    return this.send({ type: 'tick' });
+  }
+  get state() {
+    return this.a?.state;
+  }
+}
+
+const kinds = (effects: Effect[]) => effects.map((e) => (e.type === 'gateway' ? `gateway:${e.call}` : e.type === 'progress' ? `progress:${e.stage}` : e.type === 'error' ? `error:${e.code}` : e.type));
+const ok = { kind: 'success', gatewayTradeNo: 'gw-1', amount: 1234 } as const;
+const unknown = (code: 'SYSTEMERROR' | 'BANKERROR' | 'TIMEOUT' | 'HTTP_5XX' | 'BAD_SIGNATURE' | 'OTHER' = 'TIMEOUT') => ({ kind: 'unknown', code, message: 'x' }) as const;
+
+function paying(): Driver {
+  const d = new Driver();
+  d.send(pay);
+  return d;
+}
+
+/** A driver whose attempt polled past its deadline and now waits to reverse. */
+function reversing(): Driver {
+  const d = paying();
+  d.answer({ kind: 'in_progress' });
+  while (d.state === 'PAYING') {
+    d.tick();
+    if (d.a!.inFlight === 'query') d.answer({ kind: 'in_progress' });
+  }
+  return d;
+}
+
+describe('pay', () => {
+  it('records the attempt and sends the pay with the code, before anything else', () => {
+    const d = new Driver();
+    const t = d.send(pay);
+    expect(t.changed).toBe(true);
+    expect(d.state).toBe('PAYING');
+    expect(kinds(t.effects)).toEqual(['gateway:pay']);
+    expect(d.gateway().req).toMatchObject({ outTradeNo: OTN, amount: 1234, code: WECHAT_CODE, wallet: 'wechat' });
+    expect(d.a!.deadlineAt).toBe(T0 + 45_000);
+  });
+
+  it('success is final, charged and claims the sale', () => {
+    const d = paying();
+    const t = d.answer(ok);
+    expect([d.state, d.a!.reason, t.claimSale]).toEqual(['SUCCESS', 'PAID', true]);
+    expect(kinds(t.effects)).toEqual(['result']);
+    expect(needsWork(d.a!)).toBe(false);
+  });
+
+  it.each(['INSUFFICIENT_FUNDS', 'CODE_EXPIRED', 'CODE_INVALID', 'DECLINED'] as const)('definitive failure %s is final FAILED', (reason) => {
+    const d = paying();
+    const t = d.answer({ kind: 'failed', reason, message: 'no' });
+    expect([d.state, d.a!.reason, t.claimSale]).toEqual(['FAILED', reason, false]);
+    expect(kinds(t.effects)).toEqual(['result']);
+  });
+
+  it('USERPAYING: tells the box, first query after queryFirstDelayMs', () => {
+    const d = paying();
+    const t = d.answer({ kind: 'in_progress' });
+    expect(kinds(t.effects)).toEqual(['progress:USERPAYING']);
+    expect(d.a!.nextAt).toBe(T0 + 5_000);
+    expect(kinds(d.tick().effects)).toEqual(['gateway:query']);
+  });
+
+  it.each(['SYSTEMERROR', 'TIMEOUT', 'HTTP_5XX', 'BAD_SIGNATURE', 'OTHER'] as const)('unknown %s: query after the first delay, never failed', (code) => {
+    const d = paying();
+    const t = d.answer(unknown(code));
+    expect(d.state).toBe('PAYING');
+    expect(kinds(t.effects)).toEqual(['progress:QUERYING']);
+    expect(d.a!.nextAt).toBe(T0 + 5_000);
+  });
+
+  it('BANKERROR: query at once', () => {
+    const d = paying();
+    const t = d.answer(unknown('BANKERROR'));
+    expect(kinds(t.effects)).toEqual(['progress:QUERYING', 'gateway:query']);
+  });
+
+  it('a payment code that is not the wallet it claims never reaches the gateway', () => {
+    const d = new Driver();
+    const t = d.send({ ...pay, code: '284567890123456789' } as AttemptEvent);
+    expect([d.state, d.a!.reason]).toEqual(['FAILED', 'CODE_INVALID']);
+    expect(kinds(t.effects)).toEqual(['result']);
+  });
+});
+
+describe('query polling', () => {
+  function polling(): Driver {
+    const d = paying();
+    d.answer(unknown());
+    d.tick();
+    return d;
+  }
+
+  it('success while polling: SUCCESS', () => {
+    const d = polling();
+    d.answer(ok);
+    expect(d.state).toBe('SUCCESS');
+  });
+
+  it('failed while polling: FAILED with the reason', () => {
+    const d = polling();
+    d.answer({ kind: 'failed', reason: 'INSUFFICIENT_FUNDS', message: 'no' });
+    expect([d.state, d.a!.reason]).toEqual(['FAILED', 'INSUFFICIENT_FUNDS']);
+  });
+
+  it.each([{ kind: 'not_found' }, { kind: 'in_progress' }, unknown('SYSTEMERROR')] as QueryOutcome[])('$kind: poll again after queryIntervalMs', (o) => {
+    const d = polling();
+    const now = d.now;
+    d.answer(o);
+    expect(d.state).toBe('PAYING');
+    expect(d.a!.nextAt).toBe(now + 5_000);
+  });
+
+  it('closed at the gateway: FAILED, not charged', () => {
+    const d = polling();
+    d.answer({ kind: 'closed' });
+    expect([d.state, d.a!.reason]).toEqual(['FAILED', 'USER_GAVE_UP']);
+  });
+
+  it('refunded at the gateway: REFUNDED', () => {
+    const d = polling();
+    d.answer({ kind: 'refunded' });
+    expect(d.state).toBe('REFUNDED');
+  });
+
+  it('deadline: reverse, not earlier than reverseMinDelayMs after the pay', () => {
+    const d = reversing();
+    expect(d.state).toBe('CANCELLING');
+    expect(d.a!.reason).toBe('DEADLINE');
+    expect(d.now).toBeGreaterThanOrEqual(T0 + 45_000);
+    const g = d.gateway();
+    expect(g.call).toBe('reverse');
+  });
+});
+
+describe('reverse', () => {
+  it('reversed: final REVERSED, then a verification query after lateCheckDelayMs', () => {
+    const d = reversing();
+    const t = d.answer({ kind: 'reversed' });
+    expect([d.state, d.a!.reason]).toEqual(['REVERSED', 'DEADLINE']);
+    expect(kinds(t.effects)).toEqual(['result']);
+    expect(d.a!.nextAt).toBe(d.now + 60_000);
+    expect(needsWork(d.a!)).toBe(true);
+    expect(kinds(d.tick().effects)).toEqual(['gateway:query']);
+    d.answer({ kind: 'closed' });
+    expect([d.state, d.a!.nextAt, needsWork(d.a!)]).toEqual(['REVERSED', null, false]);
+  });
+
+  it('late success after REVERSED is refunded (LATE_SUCCESS)', () => {
+    const d = reversing();
+    d.answer({ kind: 'reversed' });
+    d.tick();
+    const t = d.answer(ok);
+    expect([d.state, d.a!.reason]).toEqual(['REFUND_PENDING', 'LATE_SUCCESS']);
+    expect(kinds(t.effects)).toEqual(['progress:REFUNDING', 'gateway:refund']);
+    expect(d.gateway().req).toMatchObject({ refundNo: `${OTN}-R`, amount: 1234 });
+    const done = d.answer({ kind: 'refunded', refundNo: `${OTN}-R` });
+    expect([d.state, d.a!.reason]).toEqual(['REFUNDED', 'LATE_SUCCESS']);
+    expect(kinds(done.effects)).toEqual(['result']);
+  });
+
+  it('retry_later and unknown: retry with backoff, then REVERSE_PENDING in the background, forever', () => {
+    const d = reversing();
+    const answers: ReverseOutcome[] = [{ kind: 'retry_later', message: 'recall' }, unknown(), { kind: 'retry_later', message: 'recall' }, unknown()];
+    const states = answers.map((o) => {
+      d.answer(o);
+      const s = d.state;
+      expect(d.a!.nextAt).toBeGreaterThan(d.now);
+      d.tick();
+      return s;
+    });
+    expect(states).toEqual(['CANCELLING', 'CANCELLING', 'REVERSE_PENDING', 'REVERSE_PENDING']);
+    d.answer({ kind: 'reversed' });
+    expect(d.state).toBe('REVERSED');
+  });
+
+  it('window passed: verify, refund only if charged', () => {
+    const d = reversing();
+    const t = d.answer({ kind: 'window_passed' });
+    expect(d.state).toBe('REFUND_PENDING');
+    expect(kinds(t.effects)).toContain('gateway:query');
+    d.answer(ok);
+    expect(kinds(d.last.effects)).toEqual(['gateway:refund']);
+    d.answer({ kind: 'refunded', refundNo: 'x' });
+    expect(d.state).toBe('REFUNDED');
+  });
+
+  it('window passed and never charged: REVERSED without a refund', () => {
+    const d = reversing();
+    d.answer({ kind: 'window_passed' });
+    d.answer({ kind: 'not_found' });
+    expect([d.state, d.a!.nextAt]).toEqual(['REVERSED', null]);
+  });
+});
+
+describe('refund', () => {
+  function refunding(): Driver {
+    const d = paying();
+    d.answer(ok, { saleWinner: 'sbAAAAAAAAAA-0' });
+    return d;
+  }
+
+  it('second success for one sale is refunded as DUPLICATE_PAYMENT', () => {
+    const d = refunding();
+    expect([d.state, d.a!.reason, d.last.claimSale]).toEqual(['REFUND_PENDING', 'DUPLICATE_PAYMENT', false]);
+    d.answer({ kind: 'refunded', refundNo: 'x' });
+    expect([d.state, d.a!.reason]).toEqual(['REFUNDED', 'DUPLICATE_PAYMENT']);
+  });
+
+  it.each([{ kind: 'retry_later', message: 'later' }, unknown(), { kind: 'failed', reason: 'DECLINED', message: 'no' }] as RefundOutcome[])('refund $kind: stays REFUND_PENDING and retries', (o) => {
+    const d = refunding();
+    d.answer(o);
+    expect(d.state).toBe('REFUND_PENDING');
+    expect(kinds(d.tick().effects)).toEqual(['gateway:refund']);
+    expect(d.gateway().req).toMatchObject({ refundNo: `${OTN}-R` });
+  });
+});
+
+describe('cancel from the device', () => {
+  it('before any pay: a tombstone, and a later pay is refused without reaching the gateway', () => {
+    const d = new Driver();
+    d.send(cancel);
+    expect([d.state, d.a!.reason]).toEqual(['CANCELLED', 'CASHIER_CANCEL']);
+    const t = d.send(pay);
+    expect(kinds(t.effects)).toEqual(['error:ATTEMPT_TOMBSTONED', 'result']);
+    expect(t.changed).toBe(false);
+  });
+
+  it('while the pay is in flight: no second call, reverse once the pay answers, never SUCCESS', () => {
+    const d = paying();
+    d.at(2_000);
+    const t = d.send(cancel);
+    expect(d.state).toBe('CANCELLING');
+    expect(kinds(t.effects)).toEqual(['progress:REVERSING']);
+    d.at(3_000);
+    const payAnswered = transition(d.a, { type: 'outcome', call: 'pay', seq: 1, outcome: ok }, { now: d.now, config, random: () => 0.5 });
+    d.a = payAnswered.attempt;
+    expect(d.state).toBe('CANCELLING');
+    expect(d.a!.nextAt).toBe(T0 + 15_000);
+    expect(kinds(d.tick().effects)).toEqual(['gateway:reverse']);
+    d.answer({ kind: 'reversed' });
+    expect([d.state, d.a!.reason]).toEqual(['REVERSED', 'CASHIER_CANCEL']);
+  });
+
+  it('while polling: reverse waits for reverseMinDelayMs after the pay', () => {
+    const d = paying();
+    d.answer({ kind: 'in_progress' });
+    d.at(1_000).send(cancel);
+    expect(d.a!.nextAt).toBe(T0 + 15_000);
+    expect(kinds(d.tick().effects)).toEqual(['gateway:reverse']);
+  });
+
+  it('after a final state: the recorded result, nothing else', () => {
+    const d = paying();
+    d.answer({ kind: 'failed', reason: 'DECLINED', message: 'no' });
+    const t = d.send(cancel);
+    expect([t.changed, kinds(t.effects), d.state]).toEqual([false, ['result'], 'FAILED']);
+  });
+
+  it('a query in flight when the cancel arrives: its not-final answer leads to the reverse', () => {
+    const d = paying();
+    d.answer(unknown());
+    d.tick();
+    const q = d.gateway();
+    d.at(20_000).send(cancel);
+    d.send({ type: 'outcome', call: 'query', seq: q.seq, outcome: { kind: 'in_progress' } });
+    expect(kinds(d.last.effects)).toEqual(['gateway:reverse']);
+  });
+});
+
+describe('duplicate and out-of-order messages', () => {
+  it('a redelivered pay returns the recorded state and never pays twice', () => {
+    const d = paying();
+    const t = d.send(pay);
+    expect([t.changed, kinds(t.effects)]).toEqual([false, ['result']]);
+    d.answer(ok);
+    expect(kinds(d.send(pay).effects)).toEqual(['result']);
+  });
+
+  it('the same outTradeNo with another amount is a conflict, not a payment', () => {
+    const d = paying();
+    const t = d.send({ ...pay, amount: 999 } as AttemptEvent);
+    expect([t.changed, kinds(t.effects)]).toEqual([false, ['error:ATTEMPT_CONFLICT']]);
+  });
+
+  it('a duplicated or stale gateway outcome is ignored', () => {
+    const d = paying();
+    const g = d.gateway();
+    d.answer({ kind: 'in_progress' });
+    const dup = d.send({ type: 'outcome', call: 'pay', seq: g.seq, outcome: ok });
+    expect([dup.changed, d.state]).toEqual([false, 'PAYING']);
+  });
+
+  it('query for an unknown attempt: CANCELLED UNKNOWN_ATTEMPT and a tombstone that refuses a late pay', () => {
+    const d = new Driver();
+    d.send(query);
+    expect([d.state, d.a!.reason, d.a!.amount]).toEqual(['CANCELLED', 'UNKNOWN_ATTEMPT', null]);
+    expect(kinds(d.send(pay).effects)).toEqual(['error:ATTEMPT_TOMBSTONED', 'result']);
+  });
+
+  it('query for a known attempt returns its state; ack only for the final state it carries', () => {
+    const d = paying();
+    expect(kinds(d.send(query).effects)).toEqual(['result']);
+    expect(d.send({ type: 'ack', state: 'SUCCESS' }).changed).toBe(false);
+    d.answer(ok);
+    expect(d.send({ type: 'ack', state: 'FAILED' }).changed).toBe(false);
+    d.send({ type: 'ack', state: 'SUCCESS' });
+    expect(d.a!.ackedState).toBe('SUCCESS');
+    expect(d.send({ type: 'ack', state: 'SUCCESS' }).changed).toBe(false);
+  });
+
+  it('a tick with nothing due, or while a call is in flight, does nothing', () => {
+    const d = paying();
+    expect(d.send({ type: 'tick' }).changed).toBe(false);
+    d.answer({ kind: 'in_progress' });
+    expect(d.send({ type: 'tick' }).changed).toBe(false);
+  });
+});
+
+describe('resume after a restart', () => {
+  it('a pay in flight: query (never a second pay), and stale outcomes of the old call are ignored', () => {
+    const d = paying();
+    const old = d.gateway();
+    d.at(60_000);
+    const t = d.send({ type: 'resume' });
+    expect(kinds(t.effects)).toEqual(['gateway:query']);
+    expect(d.send({ type: 'outcome', call: 'pay', seq: old.seq, outcome: ok }).changed).toBe(false);
+    d.answer({ kind: 'not_found' });
+    expect(d.state).toBe('CANCELLING');
+  });
+
+  it('reversing: reverse again; refunding: refund again with the same refundNo', () => {
+    const r = reversing();
+    expect(kinds(r.send({ type: 'resume' }).effects)).toEqual(['gateway:reverse']);
+    const f = paying();
+    f.answer(ok, { saleWinner: 'other-1' });
+    expect(kinds(f.send({ type: 'resume' }).effects)).toEqual(['gateway:refund']);
+  });
+
+  it('final attempts have nothing to resume', () => {
+    const d = paying();
+    d.answer(ok);
+    expect(d.send({ type: 'resume' }).effects).toEqual([]);
+  });
+});
