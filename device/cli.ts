@@ -1,5 +1,100 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
+import mqtt from 'mqtt';
+import { pino } from 'pino';
+import { ErrorCode, formatAmount, isProtocolError } from '../protocol/index.js';
+import { startAgent } from './agent.js';
+import { systemClock } from './clock.js';
+import { loadConfig } from './config.js';
+import { ConsoleDisplay } from './display.js';
+import { awaitPairingScan } from './pairing-scan.js';
+import { Journal } from './journal.js';
+import { pairBox } from './pairing.js';
+import { openRealSerial } from './serial-port.js';
+import { readStatus } from './status.js';
 
-const program = new Command('scanbox-device').description('the scanbox box agent: scanner and cash-register serial links, durable journal, MQTT link');
+/**
+ * `scanbox-device`: start the box agent, pair it, and look into its journal. A known failure prints
+ * `scanbox-device: CODE: message` on stderr and exits 1 (2 for a bad config); it never prints a stack
+ * to a field engineer, nor a secret to anyone.
+ */
+const program = new Command('scanbox-device')
+  .description('the scanbox box agent: scanner and cash-register serial links, durable journal, MQTT link')
+  .showHelpAfterError();
 
-await program.parseAsync(process.argv);
+program
+  .command('start')
+  .description('run the box: open the journal, the scanner and cash-register ports, and the cloud link')
+  .requiredOption('--scanner <path>', 'serial port of the payment-code scanner (e.g. /dev/serial/by-id/…)')
+  .requiredOption('--ecr <path>', 'serial port of the cash register (JSON lines, see device/README.md)')
+  .requiredOption('--data <dir>', 'data directory holding journal.db')
+  .option('--config <file>', 'JSON config file (also SCANBOX_DEVICE_* environment variables)')
+  .addOption(new Option('--baud-rate <n>', 'scanner baud rate').argParser(Number))
+  .option('--wait-for-pairing', 'when not paired yet, wait for a pairing QR scanned with the box scanner instead of exiting')
+  .action(async (o: { scanner: string; ecr: string; data: string; config?: string; baudRate?: number; waitForPairing?: boolean }) => {
+    const config = loadConfig({ file: o.config, env: process.env, flags: { scannerPath: o.scanner, ecrPath: o.ecr, dataDir: o.data, baudRate: o.baudRate } });
+    const logger = pino({ level: config.logLevel, base: { pid: process.pid } });
+    const io = { clock: systemClock, random: Math.random, openSerial: openRealSerial, logger };
+    if (o.waitForPairing && !readStatus(config.dataDir).paired) {
+      logger.info('not paired: waiting for a pairing QR on the scanner');
+      await awaitPairingScan(config, { ...io, display: new ConsoleDisplay(logger) });
+    }
+    const agent = await startAgent(config, { ...io, connectMqtt: mqtt.connect });
+    const shutdown = (signal: string) => {
+      logger.info({ signal }, 'shutting down');
+      void agent.stop().then(() => process.exit(0));
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+
+program
+  .command('pair')
+  .description("exchange a one-time pairing code for this box's device id and secret (POST /v1/pair)")
+  .requiredOption('--code <code>', 'pairing code from `scanbox-cloud pair create`')
+  .requiredOption('--cloud <url>', 'cloud HTTP address, e.g. http://127.0.0.1:8080')
+  .requiredOption('--data <dir>', 'data directory holding journal.db')
+  .option('--reset', 'pair again although the box is already paired (its old credentials stop working)')
+  .option('--hardware-id <id>', 'hardware id to report (default: one made once and kept in the journal)')
+  .option('--json', 'print the result as JSON')
+  .action(async (o: { code: string; cloud: string; data: string; reset?: boolean; hardwareId?: string; json?: boolean }) => {
+    const res = await pairBox({ code: o.code, cloudUrl: o.cloud, dataDir: o.data, reset: o.reset ?? false, ...(o.hardwareId ? { hardwareId: o.hardwareId } : {}) });
+    if (o.json) console.log(JSON.stringify(res));
+    else console.log(`paired as ${res.deviceId} (merchant ${res.merchantId}, store ${res.storeId}); broker ${res.mqttUrl}`);
+  });
+
+program
+  .command('status')
+  .description('paired or not, payments in flight, outbox depth, last contact with the cloud (never the secret)')
+  .requiredOption('--data <dir>', 'data directory holding journal.db')
+  .option('--json', 'print JSON')
+  .action((o: { data: string; json?: boolean }) => {
+    const s = readStatus(o.data);
+    if (o.json) return console.log(JSON.stringify(s));
+    console.log(s.paired ? `paired as ${s.deviceId} (merchant ${s.merchantId}, store ${s.storeId}), broker ${s.mqttUrl}` : 'not paired');
+    console.log(`payments in flight: ${s.pendingAttempts}; outbox: ${s.outboxDepth}`);
+    console.log(`last contact: ${s.lastContact === null ? 'never' : new Date(s.lastContact).toISOString()}`);
+  });
+
+program
+  .command('attempts')
+  .description('payment attempts in the journal (works while the agent runs)')
+  .requiredOption('--data <dir>', 'data directory holding journal.db')
+  .option('--json', 'print a JSON array of DeviceAttemptRecord (protocol/records.ts)')
+  .action((o: { data: string; json?: boolean }) => {
+    const journal = Journal.open(o.data, { readonly: true });
+    try {
+      const records = journal.attemptRecords();
+      if (o.json) return console.log(JSON.stringify(records));
+      for (const r of records) console.log(`${r.outTradeNo}  ${r.state.padEnd(15)} ${formatAmount(r.amount).padStart(12)}  sale ${r.saleRef}  ${r.reason ?? ''}`);
+    } finally {
+      journal.close();
+    }
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (!isProtocolError(err)) throw err;
+  console.error(`scanbox-device: ${err.code}: ${err.message}`);
+  process.exit(err.code === ErrorCode.CONFIG_INVALID ? 2 : 1);
+}

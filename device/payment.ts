@@ -1,0 +1,601 @@
+import {
+  ErrorCode,
+  PROTOCOL_VERSION,
+  isCharged,
+  isFinal,
+  makeOutTradeNo,
+  maskPaymentCode,
+  type AttemptState,
+  type CancelMessage,
+  type Currency,
+  type EcrOutbound,
+  type EcrStage,
+  type ErrorMessage,
+  type PaymentCode,
+  type ProgressMessage,
+  type ResultMessage,
+  type ResultReason,
+  type UpKind,
+  type UpMessage,
+  type Wallet,
+} from '../protocol/index.js';
+import type { Screen } from './display.js';
+import { screens } from './screens.js';
+
+/**
+ * The box's payment rules as one pure function: (book, event, now) → (book, effects). No I/O, no
+ * clock, no randomness, so every abnormal path is a table row in a unit test. The agent shell
+ * commits the journal effects of one step in one transaction, and only then performs the outward
+ * ones (publish, cash-register line, screen).
+ */
+
+export type SaleState = 'OPEN' | 'CANCELLING' | 'PAID' | 'NOT_PAID';
+export const SALE_STATES = ['OPEN', 'CANCELLING', 'PAID', 'NOT_PAID'] as const satisfies readonly SaleState[];
+export type SaleEndReason = 'CASHIER_CANCEL' | 'DEADLINE';
+type CancelReason = CancelMessage['reason'];
+
+export interface Sale {
+  saleId: string;
+  ref: string;
+  amount: number;
+  currency: Currency;
+  state: SaleState;
+  /** Why the sale is being closed without payment; null while nobody gave up. */
+  endReason: SaleEndReason | null;
+  /** The attempt whose SUCCESS paid the sale. */
+  paidBy: string | null;
+  createdAt: number;
+  updatedAt: number;
+  deadline: number;
+  /** The cash register has been sent this sale's final result line. */
+  reported: boolean;
+}
+
+export interface Attempt {
+  outTradeNo: string;
+  saleId: string;
+  saleRef: string;
+  amount: number;
+  currency: Currency;
+  wallet: Wallet;
+  state: AttemptState;
+  reason: ResultReason | null;
+  createdAt: number;
+  updatedAt: number;
+  /** Past this the box gives up and cancels (DESIGN device rule 3). */
+  deadline: number;
+  /** When to ask the cloud again in case a result was lost. Not journaled: a restart queries all. */
+  nextCheckAt: number;
+}
+
+export interface PaymentRules {
+  paymentDeadlineMs: number;
+  saleDeadlineMs: number;
+  recheckMs: number;
+}
+
+export interface Book {
+  deviceId: string;
+  rules: PaymentRules;
+  online: boolean;
+  nextAttemptSeq: number;
+  nextSaleSeq: number;
+  sales: Record<string, Sale>;
+  attempts: Record<string, Attempt>;
+}
+
+export type PaymentEvent =
+  | { type: 'ecrSale'; ref: string; amount: number; currency: Currency }
+  | { type: 'ecrCancel'; ref: string }
+  | { type: 'ecrDelivered'; saleId: string }
+  | { type: 'ecrReady' }
+  | { type: 'scan'; code: PaymentCode }
+  | { type: 'scanRejected'; code: ErrorCode; message: string }
+  | { type: 'paySent'; outTradeNo: string }
+  | { type: 'result'; message: ResultMessage }
+  | { type: 'progress'; message: ProgressMessage }
+  | { type: 'cloudError'; message: ErrorMessage }
+  | { type: 'linkUp' }
+  | { type: 'linkDown' }
+  | { type: 'resync' }
+  | { type: 'restart' }
+  | { type: 'tick' };
+export type PaymentEventType = PaymentEvent['type'];
+
+export type SendKind = Extract<UpKind, 'pay' | 'cancel' | 'query' | 'ack'>;
+export type LogLevel = 'info' | 'warn' | 'error';
+
+export type Effect =
+  | { kind: 'saveSale'; sale: Sale; from: SaleState | null; cause: string }
+  | { kind: 'saveAttempt'; attempt: Attempt; from: AttemptState | null; cause: string }
+  | { kind: 'saveSeq'; nextAttemptSeq: number; nextSaleSeq: number }
+  /** Into the durable outbox, in order. */
+  | { kind: 'send'; up: SendKind; outTradeNo: string; message: UpMessage<SendKind> }
+  /** Take a not-yet-delivered pay back out of the outbox: it must never leave after a cancel or restart. */
+  | { kind: 'withdrawPay'; outTradeNo: string }
+  /** A line to the cash register; `finalFor` marks a sale's one result line. */
+  | { kind: 'ecr'; line: EcrOutbound; finalFor?: string }
+  | { kind: 'display'; screen: Screen }
+  | { kind: 'log'; level: LogLevel; msg: string; fields: Record<string, unknown> };
+
+export interface StepResult {
+  book: Book;
+  effects: Effect[];
+}
+
+export const OPEN_ATTEMPT_STATES: readonly AttemptState[] = ['CREATED', 'PAYING'];
+const INTERIM_RANK: Partial<Record<AttemptState, number>> = { CREATED: 0, PAYING: 1, CANCELLING: 2, REVERSE_PENDING: 3, REFUND_PENDING: 4 };
+
+/** How many finished sales stay in memory (for repeated refs and late results); older ones live only in the journal. */
+export const KEPT_FINISHED_SALES = 32;
+
+export function emptyBook(deviceId: string, rules: PaymentRules): Book {
+  return { deviceId, rules, online: false, nextAttemptSeq: 1, nextSaleSeq: 1, sales: {}, attempts: {} };
+}
+
+export function isOpenAttempt(a: Attempt): boolean {
+  return OPEN_ATTEMPT_STATES.includes(a.state);
+}
+
+/** One step's working copy: the book is copied on write, effects collected in order. */
+class Step {
+  readonly book: Book;
+  readonly effects: Effect[] = [];
+
+  constructor(
+    book: Book,
+    readonly now: number,
+  ) {
+    this.book = { ...book, sales: { ...book.sales }, attempts: { ...book.attempts } };
+  }
+
+  attemptsOf(sale: Sale): Attempt[] {
+    return Object.values(this.book.attempts).filter((a) => a.saleId === sale.saleId);
+  }
+
+  saleByRef(ref: string): Sale | undefined {
+    let found: Sale | undefined;
+    for (const s of Object.values(this.book.sales)) if (s.ref === ref && (!found || s.createdAt >= found.createdAt)) found = s;
+    return found;
+  }
+
+  openSale(): Sale | undefined {
+    return Object.values(this.book.sales).find((s) => s.state === 'OPEN');
+  }
+
+  setSale(sale: Sale, patch: Partial<Sale>, cause: string): Sale {
+    const next = { ...sale, ...patch, updatedAt: this.now };
+    this.book.sales[sale.saleId] = next;
+    this.effects.push({ kind: 'saveSale', sale: next, from: sale.state, cause });
+    return next;
+  }
+
+  setAttempt(a: Attempt, patch: Partial<Attempt>, cause: string): Attempt {
+    const next = { ...a, ...patch, updatedAt: this.now };
+    this.book.attempts[a.outTradeNo] = next;
+    this.effects.push({ kind: 'saveAttempt', attempt: next, from: a.state, cause });
+    return next;
+  }
+
+  send(up: SendKind, outTradeNo: string, body: Record<string, unknown>, id: string): void {
+    const message = { v: PROTOCOL_VERSION, id, ts: this.now, ...body } as UpMessage<SendKind>;
+    this.effects.push({ kind: 'send', up, outTradeNo, message });
+  }
+
+  ecr(line: EcrOutbound, finalFor?: string): void {
+    this.effects.push(finalFor === undefined ? { kind: 'ecr', line } : { kind: 'ecr', line, finalFor });
+  }
+
+  progress(sale: Sale, stage: EcrStage, message: string, outTradeNo?: string): void {
+    const line: EcrOutbound = { type: 'progress', ref: sale.ref, stage, message };
+    this.ecr(outTradeNo === undefined ? line : { ...line, outTradeNo });
+  }
+
+  ecrError(code: ErrorCode, message: string, ref: string): void {
+    this.ecr({ type: 'error', ref, code, message });
+  }
+
+  show(screen: Screen, about?: { outTradeNo?: string; saleRef?: string }): void {
+    this.effects.push({ kind: 'display', screen: { ...screen, ...about } });
+  }
+
+  log(level: LogLevel, msg: string, fields: Record<string, unknown> = {}): void {
+    this.effects.push({ kind: 'log', level, msg, fields });
+  }
+}
+
+// ── outgoing messages ────────────────────────────────────────────────────────────────────────────
+
+function cancelAttempt(t: Step, a: Attempt, reason: CancelReason): Attempt {
+  if (a.state === 'CREATED') t.effects.push({ kind: 'withdrawPay', outTradeNo: a.outTradeNo });
+  const next = t.setAttempt(a, { state: 'CANCELLING', nextCheckAt: t.now + t.book.rules.recheckMs }, `cancel: ${reason}`);
+  const { outTradeNo, saleId, amount, currency } = a;
+  t.send('cancel', outTradeNo, { outTradeNo, saleId, amount, currency, reason }, `cancel-${outTradeNo}`);
+  t.log('info', 'attempt cancelling', { outTradeNo, reason });
+  return next;
+}
+
+/**
+ * Re-asking gets sparser with age (a quarter of the attempt's age, at least `recheckMs`, at most 10
+ * minutes): an attempt stuck in REVERSE_PENDING for days must not cost a write every few seconds.
+ */
+export const MAX_RECHECK_MS = 600_000;
+function recheckDelay(t: Step, a: Attempt): number {
+  return Math.max(t.book.rules.recheckMs, Math.min(MAX_RECHECK_MS, (t.now - a.createdAt) / 4));
+}
+
+function query(t: Step, a: Attempt): void {
+  t.book.attempts[a.outTradeNo] = { ...a, nextCheckAt: t.now + recheckDelay(t, a) };
+  t.send('query', a.outTradeNo, { outTradeNo: a.outTradeNo, saleId: a.saleId }, `query-${a.outTradeNo}-${t.now}`);
+}
+
+function ack(t: Step, a: Attempt): void {
+  if (!isFinal(a.state)) return;
+  t.send('ack', a.outTradeNo, { outTradeNo: a.outTradeNo, state: a.state }, `ack-${a.outTradeNo}-${a.state}`);
+}
+
+// ── sale outcome ─────────────────────────────────────────────────────────────────────────────────
+
+/** Decide whether the sale is now final, and tell the cash register exactly once when it is. */
+function settle(t: Step, saleId: string): void {
+  const sale = t.book.sales[saleId];
+  if (!sale) return;
+  const attempts = t.attemptsOf(sale);
+  const paid = attempts.find((a) => a.state === 'SUCCESS');
+  if (sale.state === 'PAID') return repointPaidBy(t, sale, paid);
+  if (sale.state === 'NOT_PAID') {
+    // Unreachable by the rules (NOT_PAID needs every attempt final and uncharged), so say so loudly.
+    if (paid) t.log('error', 'a sale reported NOT_PAID has a charged attempt; support must refund it', { outTradeNo: paid.outTradeNo, saleRef: sale.ref, code: ErrorCode.ATTEMPT_CONFLICT });
+    return;
+  }
+  if (paid) return markPaid(t, sale, paid);
+  if (sale.state === 'CANCELLING' && attempts.every((a) => isFinal(a.state))) markNotPaid(t, sale, attempts);
+}
+
+function markPaid(t: Step, sale: Sale, paid: Attempt): void {
+  const next = t.setSale(sale, { state: 'PAID', paidBy: paid.outTradeNo, reported: false }, `attempt ${paid.outTradeNo} SUCCESS`);
+  reportFinal(t, next);
+  t.log('info', 'sale paid', { outTradeNo: paid.outTradeNo, saleRef: sale.ref, amount: sale.amount });
+}
+
+function markNotPaid(t: Step, sale: Sale, attempts: Attempt[]): void {
+  const next = t.setSale(sale, { state: 'NOT_PAID', reported: false }, `closed: ${sale.endReason ?? 'CASHIER_CANCEL'}`);
+  const last = attempts.at(-1)?.outTradeNo;
+  reportFinal(t, next, last);
+  t.log('info', 'sale not paid', { saleRef: sale.ref, reason: sale.endReason, ...(last ? { outTradeNo: last } : {}) });
+}
+
+/** The one `result` line per sale (repeated after a restart only if it was never written). */
+function reportFinal(t: Step, sale: Sale, lastAttempt?: string): void {
+  const base = { type: 'result' as const, ref: sale.ref, amount: sale.amount, currency: sale.currency };
+  if (sale.state === 'PAID') {
+    const a = sale.paidBy ? t.book.attempts[sale.paidBy] : undefined;
+    const wallet = a ? { wallet: a.wallet } : {};
+    t.ecr({ ...base, outcome: 'PAID', ...(sale.paidBy ? { outTradeNo: sale.paidBy } : {}), ...wallet }, sale.saleId);
+    t.show(screens.success(sale.amount), { saleRef: sale.ref, ...(sale.paidBy ? { outTradeNo: sale.paidBy } : {}) });
+    return;
+  }
+  const reason = sale.endReason ?? 'CASHIER_CANCEL';
+  t.ecr({ ...base, outcome: 'NOT_PAID', reason, ...(lastAttempt ? { outTradeNo: lastAttempt } : {}) }, sale.saleId);
+  t.show(screens.notPaid(), { saleRef: sale.ref });
+}
+
+/** A refunded duplicate may have been the attempt we called the payer; the other success is. */
+function repointPaidBy(t: Step, sale: Sale, paid: Attempt | undefined): void {
+  const current = sale.paidBy ? t.book.attempts[sale.paidBy] : undefined;
+  if (current?.state === 'SUCCESS' || !current) return;
+  if (paid) {
+    t.setSale(sale, { paidBy: paid.outTradeNo }, `payer is ${paid.outTradeNo}; ${current.outTradeNo} was refunded`);
+    return;
+  }
+  t.log('error', 'sale was reported PAID but no attempt of it is charged any more', { outTradeNo: current.outTradeNo, saleRef: sale.ref, code: ErrorCode.ATTEMPT_CONFLICT });
+}
+
+/** Cashier cancel or sale deadline: cancel what is in flight; final once every attempt is. */
+function endSale(t: Step, sale: Sale, reason: SaleEndReason): void {
+  const closing = t.setSale(sale, { state: 'CANCELLING', endReason: reason }, reason);
+  for (const a of t.attemptsOf(closing)) if (isOpenAttempt(a)) cancelAttempt(t, a, reason);
+  settle(t, closing.saleId);
+  const now = t.book.sales[closing.saleId];
+  if (now?.state !== 'CANCELLING') return;
+  t.progress(now, 'CANCELLING', reason === 'DEADLINE' ? 'sale deadline passed; cancelling' : 'cancelling; waiting for the cloud to confirm');
+  t.show(screens.cancelling(), { saleRef: now.ref });
+}
+
+// ── event handlers ───────────────────────────────────────────────────────────────────────────────
+
+type Handler<T extends PaymentEventType> = (t: Step, e: Extract<PaymentEvent, { type: T }>) => void;
+
+const onEcrSale: Handler<'ecrSale'> = (t, e) => {
+  const existing = t.saleByRef(e.ref);
+  if (existing?.state === 'OPEN' && existing.amount === e.amount) return t.progress(existing, stageOf(t, existing), 'sale already in progress');
+  if (existing?.state === 'OPEN' || existing?.state === 'CANCELLING') {
+    return t.ecrError(ErrorCode.SALE_BUSY, `sale ${e.ref} is already ${existing.state === 'OPEN' ? 'open with another amount' : 'being cancelled'}`, e.ref);
+  }
+  if (existing?.state === 'PAID') return t.ecrError(ErrorCode.SALE_ALREADY_PAID, `sale ${e.ref} is already paid`, e.ref);
+  const open = t.openSale();
+  if (open) return t.ecrError(ErrorCode.SALE_BUSY, `sale ${open.ref} is still waiting for payment; cancel it first`, e.ref);
+  if (!t.book.online) {
+    t.ecrError(ErrorCode.OFFLINE, 'box is offline: payment refused; take another payment method or retry when online', e.ref);
+    return t.show(screens.offline(), { saleRef: e.ref });
+  }
+  createSale(t, e);
+};
+
+function createSale(t: Step, e: Extract<PaymentEvent, { type: 'ecrSale' }>): void {
+  const saleId = `${t.book.deviceId}-s${t.book.nextSaleSeq}`;
+  t.book.nextSaleSeq += 1;
+  t.effects.push({ kind: 'saveSeq', nextAttemptSeq: t.book.nextAttemptSeq, nextSaleSeq: t.book.nextSaleSeq });
+  const sale: Sale = {
+    saleId,
+    ref: e.ref,
+    amount: e.amount,
+    currency: e.currency,
+    state: 'OPEN',
+    endReason: null,
+    paidBy: null,
+    createdAt: t.now,
+    updatedAt: t.now,
+    deadline: t.now + t.book.rules.saleDeadlineMs,
+    reported: false,
+  };
+  t.book.sales[saleId] = sale;
+  t.effects.push({ kind: 'saveSale', sale, from: null, cause: 'ecr sale' });
+  t.progress(sale, 'WAITING_CODE', 'show your payment code');
+  t.show(screens.waitingCode(sale.amount), { saleRef: sale.ref });
+  t.log('info', 'sale opened', { saleRef: sale.ref, saleId, amount: sale.amount });
+}
+
+function stageOf(t: Step, sale: Sale): EcrStage {
+  return t.attemptsOf(sale).some(isOpenAttempt) ? 'PAYING' : 'WAITING_CODE';
+}
+
+const onEcrCancel: Handler<'ecrCancel'> = (t, e) => {
+  const sale = t.saleByRef(e.ref);
+  if (!sale) return t.ecrError(ErrorCode.SALE_UNKNOWN, `no sale with ref ${e.ref}`, e.ref);
+  if (sale.state === 'PAID') return t.ecrError(ErrorCode.SALE_ALREADY_PAID, `sale ${e.ref} is already paid; refund it instead`, e.ref);
+  if (sale.state === 'NOT_PAID') return t.ecrError(ErrorCode.SALE_UNKNOWN, `sale ${e.ref} is already closed as NOT_PAID`, e.ref);
+  if (sale.state === 'CANCELLING') return t.progress(sale, 'CANCELLING', 'already cancelling');
+  endSale(t, sale, 'CASHIER_CANCEL');
+};
+
+const onEcrDelivered: Handler<'ecrDelivered'> = (t, e) => {
+  const sale = t.book.sales[e.saleId];
+  if (sale && !sale.reported) t.setSale(sale, { reported: true }, 'result line written to the cash register');
+};
+
+const onScan: Handler<'scan'> = (t, e) => {
+  const masked = maskPaymentCode(e.code.code);
+  const sale = t.openSale();
+  if (!sale) {
+    t.log('warn', 'code scanned but no sale is waiting', { code: ErrorCode.NO_SALE_WAITING, masked });
+    return t.show(screens.noSale());
+  }
+  if (t.attemptsOf(sale).some(isOpenAttempt)) {
+    t.log('warn', 'code scanned while a payment of this sale is in flight', { code: ErrorCode.SALE_BUSY, masked, saleRef: sale.ref });
+    return t.show(screens.busy(), { saleRef: sale.ref });
+  }
+  if (!t.book.online) {
+    t.log('warn', 'payment refused: box offline', { code: ErrorCode.OFFLINE, saleRef: sale.ref });
+    t.ecrError(ErrorCode.OFFLINE, 'box is offline: payment refused; take another payment method or retry when online', sale.ref);
+    return t.show(screens.offline(), { saleRef: sale.ref });
+  }
+  createAttempt(t, sale, e.code);
+};
+
+function createAttempt(t: Step, sale: Sale, code: PaymentCode): void {
+  const outTradeNo = makeOutTradeNo(t.book.deviceId, t.book.nextAttemptSeq);
+  t.book.nextAttemptSeq += 1;
+  t.effects.push({ kind: 'saveSeq', nextAttemptSeq: t.book.nextAttemptSeq, nextSaleSeq: t.book.nextSaleSeq });
+  const { saleId, amount, currency, ref: saleRef } = sale;
+  const rules = t.book.rules;
+  const attempt: Attempt = {
+    ...{ outTradeNo, saleId, saleRef, amount, currency, wallet: code.wallet, state: 'CREATED', reason: null },
+    ...{ createdAt: t.now, updatedAt: t.now, deadline: t.now + rules.paymentDeadlineMs, nextCheckAt: t.now + rules.recheckMs },
+  };
+  t.book.attempts[outTradeNo] = attempt;
+  t.effects.push({ kind: 'saveAttempt', attempt, from: null, cause: 'code scanned' });
+  t.send('pay', outTradeNo, { outTradeNo, saleId, amount, currency, saleRef, code: code.code, wallet: code.wallet }, `pay-${outTradeNo}`);
+  t.progress(sale, 'PAYING', 'code accepted; asking the wallet', outTradeNo);
+  t.show(screens.paying(amount), { saleRef, outTradeNo });
+  t.log('info', 'attempt created', { outTradeNo, saleRef, wallet: code.wallet, masked: maskPaymentCode(code.code), amount });
+}
+
+const onPaySent: Handler<'paySent'> = (t, e) => {
+  const a = t.book.attempts[e.outTradeNo];
+  if (a?.state === 'CREATED') t.setAttempt(a, { state: 'PAYING' }, 'pay delivered to the broker');
+};
+
+const onProgress: Handler<'progress'> = (t, e) => {
+  const m = e.message;
+  const a = t.book.attempts[m.outTradeNo];
+  if (!a || isFinal(a.state)) return t.log('info', 'progress for an attempt that is not in flight; ignored', { outTradeNo: m.outTradeNo, stage: m.stage });
+  t.log('info', 'cloud progress', { outTradeNo: a.outTradeNo, stage: m.stage });
+  if (m.stage !== 'USERPAYING' || !isOpenAttempt(a)) return;
+  const cur = a.state === 'CREATED' ? t.setAttempt(a, { state: 'PAYING' }, 'cloud reports USERPAYING') : a;
+  const sale = t.book.sales[cur.saleId];
+  if (sale?.state !== 'OPEN') return;
+  t.progress(sale, 'WAITING_PASSWORD', "waiting for the customer's password", cur.outTradeNo);
+  t.show(screens.waitingPassword(), { saleRef: sale.ref, outTradeNo: cur.outTradeNo });
+};
+
+const onResult: Handler<'result'> = (t, e) => {
+  const m = e.message;
+  const a = t.book.attempts[m.outTradeNo];
+  if (!a) return t.log('warn', 'result for an attempt this box does not know; ignored', { outTradeNo: m.outTradeNo, code: ErrorCode.ATTEMPT_UNKNOWN });
+  // A charge must match the journaled amount. A not-charged answer to a query for an attempt the cloud
+  // never saw cannot know the amount (a query carries none), so only the sale is checked there.
+  const amountWrong = m.amount !== a.amount || m.currency !== a.currency;
+  if (m.saleId !== a.saleId || (amountWrong && m.state === 'SUCCESS')) {
+    return t.log('error', 'result does not match the journaled attempt; ignored', { outTradeNo: a.outTradeNo, code: ErrorCode.ATTEMPT_CONFLICT, got: { saleId: m.saleId, amount: m.amount } });
+  }
+  if (!isFinal(m.state)) return applyInterim(t, a, m.state);
+  if (!isFinal(a.state)) return applyFinal(t, a, m);
+  if (a.state === m.state) return ack(t, a); // a re-sent result: the earlier ack may have been lost
+  applyChangedFinal(t, a, m);
+};
+
+function applyInterim(t: Step, a: Attempt, state: AttemptState): void {
+  const from = INTERIM_RANK[a.state];
+  const to = INTERIM_RANK[state];
+  if (from === undefined || to === undefined || to <= from) return; // stale or out of order
+  t.setAttempt(a, { state }, `cloud reports ${state}`);
+}
+
+function applyFinal(t: Step, a: Attempt, m: ResultMessage): void {
+  const wasOpen = isOpenAttempt(a);
+  const next = t.setAttempt(a, { state: m.state, reason: m.reason ?? null }, `cloud result ${m.state}`);
+  ack(t, next);
+  t.log(m.state === 'SUCCESS' ? 'info' : 'warn', 'attempt final', { outTradeNo: a.outTradeNo, state: m.state, reason: m.reason });
+  const sale = t.book.sales[a.saleId];
+  if (!sale) return;
+  if (m.state === 'SUCCESS' && sale.state === 'PAID') {
+    t.log('warn', 'second success for one sale; the cloud refunds it', { outTradeNo: a.outTradeNo, saleRef: sale.ref, code: ErrorCode.DUPLICATE_PAYMENT });
+  }
+  settle(t, sale.saleId);
+  if (wasOpen && m.state !== 'SUCCESS' && t.book.sales[sale.saleId]?.state === 'OPEN') {
+    t.progress(sale, 'ATTEMPT_FAILED', `payment failed (${m.reason ?? m.state}); another code may be scanned`, a.outTradeNo);
+    t.show(screens.attemptFailed(sale.amount, m.reason ?? null), { saleRef: sale.ref, outTradeNo: a.outTradeNo });
+  }
+}
+
+/**
+ * A final result that differs from the one applied. Not-charged ↔ not-charged (REVERSED → REFUNDED)
+ * and SUCCESS → REFUNDED (a refunded duplicate) are real; anything that would turn a not-charged
+ * attempt into a charged one, or undo a success otherwise, contradicts what the cashier was told
+ * and is refused loudly for support to reconcile.
+ */
+function applyChangedFinal(t: Step, a: Attempt, m: ResultMessage): void {
+  const from = a.state as Parameters<typeof isCharged>[0];
+  const to = m.state as Parameters<typeof isCharged>[0];
+  const allowed = (!isCharged(from) && !isCharged(to)) || (from === 'SUCCESS' && to === 'REFUNDED');
+  if (!allowed) {
+    return t.log('error', 'cloud result contradicts a final state; ignored', { outTradeNo: a.outTradeNo, code: ErrorCode.ATTEMPT_CONFLICT, have: from, got: to });
+  }
+  const next = t.setAttempt(a, { state: to, reason: m.reason ?? a.reason }, `cloud result changed ${from} → ${to}`);
+  ack(t, next);
+  t.log(from === 'SUCCESS' ? 'warn' : 'info', 'final result changed', { outTradeNo: a.outTradeNo, from, to, reason: m.reason });
+  settle(t, a.saleId);
+}
+
+const onCloudError: Handler<'cloudError'> = (t, e) => {
+  const m = e.message;
+  t.log('warn', 'cloud reported an error', { code: m.code, message: m.message, refId: m.refId, outTradeNo: m.outTradeNo });
+  const a = m.outTradeNo ? t.book.attempts[m.outTradeNo] : undefined;
+  if (!a || isFinal(a.state)) return;
+  // The cloud never saw this attempt: a tombstone via cancel makes any late copy of the pay harmless.
+  if (m.code === ErrorCode.ATTEMPT_UNKNOWN && isOpenAttempt(a)) cancelAttempt(t, a, 'RECOVERY_CANCEL');
+  else if (m.code === ErrorCode.ATTEMPT_TOMBSTONED || m.code === ErrorCode.ATTEMPT_UNKNOWN) query(t, a);
+};
+
+const onTick: Handler<'tick'> = (t) => {
+  for (const a of Object.values(t.book.attempts)) {
+    if (isOpenAttempt(a) && t.now >= a.deadline) attemptTimedOut(t, a);
+  }
+  for (const sale of Object.values(t.book.sales)) {
+    if (sale.state === 'OPEN' && t.now >= sale.deadline) endSale(t, sale, 'DEADLINE');
+  }
+  if (!t.book.online) return;
+  for (const a of Object.values(t.book.attempts)) if (!isFinal(a.state) && t.now >= a.nextCheckAt) query(t, a);
+};
+
+function attemptTimedOut(t: Step, a: Attempt): void {
+  cancelAttempt(t, a, 'DEADLINE');
+  const sale = t.book.sales[a.saleId];
+  if (sale?.state !== 'OPEN') return;
+  t.progress(sale, 'CANCELLING', 'payment timed out; cancelling it; the customer may scan again', a.outTradeNo);
+  t.show(screens.timedOut(sale.amount), { saleRef: sale.ref, outTradeNo: a.outTradeNo });
+}
+
+const queryAll: Handler<'resync'> = (t) => {
+  for (const a of Object.values(t.book.attempts)) if (!isFinal(a.state)) query(t, a);
+};
+
+const onLinkUp: Handler<'linkUp'> = (t) => {
+  t.book.online = true;
+  queryAll(t, { type: 'resync' });
+  t.log('info', 'cloud link up; querying every attempt in flight');
+};
+
+const onLinkDown: Handler<'linkDown'> = (t) => {
+  t.book.online = false;
+  t.log('warn', 'cloud link down; new payments are refused until it is back');
+};
+
+/**
+ * After a restart a pay still in the outbox is withdrawn: the code may have been used and lives only
+ * about a minute, so the reconnect query decides the attempt's fate, never a second pay.
+ */
+const onRestart: Handler<'restart'> = (t) => {
+  for (const a of Object.values(t.book.attempts)) {
+    if (a.state !== 'CREATED') continue;
+    t.effects.push({ kind: 'withdrawPay', outTradeNo: a.outTradeNo });
+    t.log('info', 'restart: pay is never re-sent; the attempt will be queried', { outTradeNo: a.outTradeNo });
+  }
+};
+
+/** The cash-register port is (back) up: write every final result it has not been sent. */
+const onEcrReady: Handler<'ecrReady'> = (t) => {
+  for (const sale of Object.values(t.book.sales)) {
+    const final = sale.state === 'PAID' || sale.state === 'NOT_PAID';
+    if (final && !sale.reported) reportFinal(t, sale, t.attemptsOf(sale).at(-1)?.outTradeNo);
+  }
+};
+
+/** Noise from the scanner: told to the cashier only when the box is waiting for a code, never over a payment in progress. */
+const onScanRejected: Handler<'scanRejected'> = (t, e) => {
+  t.log('warn', 'scan rejected', { code: e.code, reason: e.message });
+  if (e.code === ErrorCode.DUPLICATE_SCAN || e.code === ErrorCode.CODE_EMPTY) return;
+  const sale = t.openSale();
+  if (sale && !t.attemptsOf(sale).some(isOpenAttempt)) t.show(screens.badScan(), { saleRef: sale.ref });
+};
+
+const HANDLERS: { [T in PaymentEventType]: Handler<T> } = {
+  ecrSale: onEcrSale,
+  ecrCancel: onEcrCancel,
+  ecrDelivered: onEcrDelivered,
+  ecrReady: onEcrReady,
+  scan: onScan,
+  scanRejected: onScanRejected,
+  paySent: onPaySent,
+  result: onResult,
+  progress: onProgress,
+  cloudError: onCloudError,
+  linkUp: onLinkUp,
+  linkDown: onLinkDown,
+  resync: queryAll,
+  restart: onRestart,
+  tick: onTick,
+};
+
+export function step(book: Book, event: PaymentEvent, now: number): StepResult {
+  const t = new Step(book, now);
+  (HANDLERS[event.type] as Handler<PaymentEventType>)(t, event);
+  return { book: prune(t.book), effects: t.effects };
+}
+
+/** The earliest moment a `tick` can change something, so the shell arms one timer instead of polling. */
+export function nextWakeAt(book: Book): number | null {
+  let next = Number.POSITIVE_INFINITY;
+  for (const a of Object.values(book.attempts)) {
+    if (isOpenAttempt(a)) next = Math.min(next, a.deadline);
+    if (book.online && !isFinal(a.state)) next = Math.min(next, a.nextCheckAt);
+  }
+  for (const s of Object.values(book.sales)) if (s.state === 'OPEN') next = Math.min(next, s.deadline);
+  return Number.isFinite(next) ? next : null;
+}
+
+/** Memory stays flat over thousands of sales: finished ones beyond the newest few live only in the journal. */
+export function prune(book: Book): Book {
+  const sales = Object.values(book.sales);
+  if (sales.length <= KEPT_FINISHED_SALES * 2) return book;
+  const busy = new Set<string>();
+  for (const a of Object.values(book.attempts)) if (!isFinal(a.state)) busy.add(a.saleId);
+  const finished = sales.filter((s) => (s.state === 'PAID' || s.state === 'NOT_PAID') && s.reported && !busy.has(s.saleId));
+  if (finished.length <= KEPT_FINISHED_SALES * 2) return book;
+  finished.sort((x, y) => y.updatedAt - x.updatedAt);
+  const drop = new Set(finished.slice(KEPT_FINISHED_SALES).map((s) => s.saleId));
+  const keptSales = Object.fromEntries(Object.entries(book.sales).filter(([id]) => !drop.has(id)));
+  const attempts = Object.fromEntries(Object.entries(book.attempts).filter(([, a]) => !drop.has(a.saleId)));
+  return { ...book, sales: keptSales, attempts };
+}
