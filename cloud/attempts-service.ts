@@ -42,7 +42,7 @@ export interface AttemptsServiceDeps {
   publish: (topic: string, payload: string, qos: 0 | 1) => Promise<void>;
   /** The client that really published a message, when known (embedded broker); see broker.ts. */
   publisherOf?: (topic: string, payload: Buffer) => string | undefined;
-  onHeartbeat?: (deviceId: string, msg: UpMessage<'heartbeat'>) => void;
+  onHeartbeat?: (deviceId: string, msg: UpMessage<'heartbeat'>) => Promise<void> | void;
 }
 
 /** How many times a write that lost an optimistic-concurrency race is re-run on fresh state. */
@@ -109,7 +109,7 @@ export class AttemptsService {
       }
       case 'query': {
         const m = msg as UpMessage<'query'>;
-        return this.dispatch(m.outTradeNo, { type: 'query', outTradeNo: m.outTradeNo, deviceId, saleId: m.saleId });
+        return this.dispatch(m.outTradeNo, { type: 'query', outTradeNo: m.outTradeNo, deviceId, saleId: m.saleId, amount: m.amount, currency: m.currency });
       }
       case 'ack': {
         const m = msg as UpMessage<'ack'>;
@@ -220,13 +220,11 @@ export class AttemptsService {
       ...this.envelope(),
       outTradeNo: a.outTradeNo,
       saleId: a.saleId,
-      // A tombstone made from a query never learnt the amount; the schema needs a positive one.
-      amount: a.amount ?? 1,
-      currency: a.currency ?? 'CNY',
+      amount: a.amount,
+      currency: a.currency,
       state: a.state,
       ...(a.reason ? { reason: a.reason } : {}),
       ...(a.wallet ? { wallet: a.wallet } : {}),
-      ...(a.amount === null ? { message: 'attempt unknown to the cloud; amount not known' } : {}),
     };
   }
 

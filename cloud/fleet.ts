@@ -1,4 +1,4 @@
-import type { UpMessage } from '../protocol/index.js';
+import { OFFLINE_WILL_ID, type UpMessage } from '../protocol/index.js';
 import type { Clock } from './clock.js';
 import type { Logger } from './log.js';
 import type { CloudStore, FleetUpdate } from './store.js';
@@ -39,7 +39,9 @@ export class Fleet {
     this.deps.logger.info({ deviceId }, 'device offline');
   }
 
-  heartbeat(deviceId: string, msg: UpMessage<'heartbeat'>): void {
+  /** The box's last will is a heartbeat too (protocol OFFLINE_WILL_ID): it means the box is gone. */
+  heartbeat(deviceId: string, msg: UpMessage<'heartbeat'>): Promise<void> | void {
+    if (msg.id === OFFLINE_WILL_ID) return this.disconnected(deviceId);
     const s = msg.status;
     this.pending.set(deviceId, { deviceId, at: this.deps.clock.now(), connectivity: 'online', firmware: s.firmware, outboxDepth: s.outboxDepth, pendingAttempts: s.pendingAttempts });
   }

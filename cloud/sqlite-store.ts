@@ -246,7 +246,7 @@ export class SqliteStore implements CloudStore {
 
   private recordRefund(a: Attempt, from: AttemptState | null): void {
     const refunding = a.state === 'REFUND_PENDING' || (a.state === 'REFUNDED' && from === 'REFUND_PENDING');
-    if (!refunding || a.amount === null) return;
+    if (!refunding) return;
     this.stmt.upsertRefund.run({
       refundNo: refundNoOf(a.outTradeNo),
       outTradeNo: a.outTradeNo,

@@ -32,9 +32,8 @@ export interface Attempt {
   deviceId: string;
   saleId: string;
   saleRef: string | null;
-  /** Null only for a tombstone made from a query: the query does not carry the amount. */
-  amount: number | null;
-  currency: Currency | null;
+  amount: number;
+  currency: Currency;
   wallet: Wallet | null;
   state: AttemptState;
   reason: ResultReason | null;
@@ -96,7 +95,7 @@ export type AttemptEvent =
       code: string;
     }
   | { type: 'cancel'; outTradeNo: string; deviceId: string; saleId: string; amount: number; currency: Currency; reason: CancelReason }
-  | { type: 'query'; outTradeNo: string; deviceId: string; saleId: string }
+  | { type: 'query'; outTradeNo: string; deviceId: string; saleId: string; amount: number; currency: Currency }
   | { type: 'ack'; state: FinalState }
   /** `saleWinner` is set by the shell when the store refused this attempt's claim on its sale. */
   | (Outcome<'pay', PayOutcome> & { saleWinner?: string })
@@ -142,7 +141,7 @@ export function transition(a: Attempt | undefined, e: AttemptEvent, ctx: Machine
     case 'cancel':
       return onCancel(a, e, ctx);
     case 'query':
-      return a ? onKnownQuery(a, e) : tombstone({ ...e, amount: null, currency: null }, 'UNKNOWN_ATTEMPT', ctx);
+      return a ? onKnownQuery(a, e) : tombstone(e, 'UNKNOWN_ATTEMPT', ctx);
     case 'ack':
       return a ? onAck(a, e.state, ctx) : same(a, 'ack for an unknown attempt ignored');
     case 'outcome':
@@ -211,7 +210,7 @@ function startRefund(a: Attempt, reason: ResultReason, ctx: MachineContext, note
 
 function conflicts(a: Attempt, e: { saleId: string; amount?: number; currency?: Currency }): boolean {
   if (a.saleId !== e.saleId) return true;
-  if (e.amount === undefined || a.amount === null) return false;
+  if (e.amount === undefined) return false;
   return a.amount !== e.amount || a.currency !== e.currency;
 }
 
@@ -223,7 +222,7 @@ function conflict(a: Attempt): Transition {
 
 // ── device messages ─────────────────────────────────────────────────────────────────────────────
 
-type NewFields = { outTradeNo: string; deviceId: string; saleId: string; amount: number | null; currency: Currency | null };
+type NewFields = { outTradeNo: string; deviceId: string; saleId: string; amount: number; currency: Currency };
 
 function newAttempt(e: NewFields, ctx: MachineContext): Attempt {
   return {

@@ -3,7 +3,7 @@ export { startAgent, type Agent, type AgentDeps } from './agent.js';
 export { loadConfig, DeviceConfig, envName, type DeviceConfigInput } from './config.js';
 export { ConsoleDisplay, type Display, type Screen } from './display.js';
 export { Journal, JOURNAL_FILE, SCHEMA_VERSION, type Credentials } from './journal.js';
-export { OFFLINE_WILL_ID, type MqttConnect } from './link.js';
+export { type MqttConnect } from './link.js';
 export { pairBox, type PairOptions, type PairOutcome } from './pairing.js';
 export { awaitPairingScan, type PairingScanDeps } from './pairing-scan.js';
 export { openRealSerial, type SerialFactory, type SerialLike } from './serial-port.js';

@@ -11,18 +11,14 @@ import {
   type DownKind,
   type DownMessage,
   type HeartbeatMessage,
+  OFFLINE_WILL_ID,
 } from '../protocol/index.js';
 import type { Logger } from 'pino';
 import type { Clock } from './clock.js';
 import type { Publisher } from './outbox.js';
 
-/**
- * The last will: published by the broker on `up/heartbeat` when the box vanishes without a clean
- * DISCONNECT. It is a schema-valid HeartbeatMessage whose id is this constant and whose scanner and
- * ECR are `closed`, so a cloud that knows the convention marks the box offline at once, and one
- * that does not still gets a valid message. See device/README.md.
- */
-export const OFFLINE_WILL_ID = 'offline-will';
+// The last will is a heartbeat with protocol's OFFLINE_WILL_ID and scanner/ECR `closed`: schema-valid
+// for any cloud, and marked offline at once by one that knows the id.
 
 const STOP_GRACE_MS = 2_000;
 

@@ -226,7 +226,7 @@ function recheckDelay(t: Step, a: Attempt): number {
 
 function query(t: Step, a: Attempt): void {
   t.book.attempts[a.outTradeNo] = { ...a, nextCheckAt: t.now + recheckDelay(t, a) };
-  t.send('query', a.outTradeNo, { outTradeNo: a.outTradeNo, saleId: a.saleId }, `query-${a.outTradeNo}-${t.now}`);
+  t.send('query', a.outTradeNo, { outTradeNo: a.outTradeNo, saleId: a.saleId, amount: a.amount, currency: a.currency }, `query-${a.outTradeNo}-${t.now}`);
 }
 
 function ack(t: Step, a: Attempt): void {

@@ -13,7 +13,7 @@ const money = { outTradeNo: 'sb7K2M9QX4TA-42', saleId: 'sb7K2M9QX4TA-s17', amoun
 export const UP_EXAMPLES: { [K in UpKind]: UpMessage<K> } = {
   pay: { v: 1, id: 'm-1001', ts, ...money, saleRef: 'R20261125-0042', code: '134567890123456789', wallet: 'wechat' },
   cancel: { v: 1, id: 'm-1002', ts, ...money, reason: 'CASHIER_CANCEL' },
-  query: { v: 1, id: 'm-1003', ts, outTradeNo: money.outTradeNo, saleId: money.saleId },
+  query: { v: 1, id: 'm-1003', ts, ...money },
   ack: { v: 1, id: 'm-1004', ts, outTradeNo: money.outTradeNo, state: 'SUCCESS' },
   heartbeat: {
     v: 1,

@@ -20,7 +20,8 @@ export const CancelMessage = z.strictObject({
   ...money,
   reason: z.enum(['CASHIER_CANCEL', 'DEADLINE', 'RECOVERY_CANCEL']),
 });
-export const QueryMessage = z.strictObject({ ...envelope, outTradeNo: f.outTradeNo, saleId: f.saleId });
+/** Carries the money fields so a query for an attempt the cloud never saw can still record a full tombstone. */
+export const QueryMessage = z.strictObject({ ...envelope, ...money });
 /** The box confirms it has durably applied a final result; the cloud stops re-sending it. */
 export const AckMessage = z.strictObject({ ...envelope, outTradeNo: f.outTradeNo, state: f.finalState });
 export const PortState = z.enum(['open', 'reopening', 'closed', 'absent']);
@@ -33,6 +34,11 @@ export const DeviceStatus = z.strictObject({
   ecr: PortState,
 });
 export const HeartbeatMessage = z.strictObject({ ...envelope, status: DeviceStatus });
+/**
+ * The box's MQTT last will is a HeartbeatMessage with this id, published by the broker on
+ * `up/heartbeat` when the box vanishes without a clean DISCONNECT: the cloud marks it offline.
+ */
+export const OFFLINE_WILL_ID = 'offline-will';
 
 // ── cloud → device ──────────────────────────────────────────────────────────────────────────────
 export const ResultMessage = z.strictObject({

@@ -130,7 +130,7 @@ describe('topic access', () => {
 
   it('a box can use its own topics', async () => {
     const boxA = await connect(a);
-    await boxA.send('query', { ...envelope(), outTradeNo: `${a.deviceId}-77`, saleId: 's' });
+    await boxA.send('query', { ...envelope(), outTradeNo: `${a.deviceId}-77`, saleId: 's', amount: 100, currency: 'CNY' });
     expect(await boxA.next('result')).toMatchObject({ outTradeNo: `${a.deviceId}-77` });
   });
 });

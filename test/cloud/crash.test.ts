@@ -57,7 +57,7 @@ async function finalResult(box: TestBox, outTradeNo: string, saleId: string, tim
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     // What a restarted box does: query every attempt that is not final.
-    await box.send('query', { ...envelope(), outTradeNo, saleId });
+    await box.send('query', { ...envelope(), outTradeNo, saleId, amount: 1234, currency: 'CNY' });
     const r = await box.next('result', (m) => m.outTradeNo === outTradeNo, 1_000).catch(() => undefined);
     if (r && isFinal(r.state)) return r;
     if (Date.now() > deadline) throw new Error(`no final result for ${outTradeNo}`);

@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { envelope, pairBox, payMsg, startTestCloud, TestBox, until } from './harness.js';
 import { ScriptedGateway } from './scripted-gateway.js';
 import type { RunningCloud } from '../../cloud/index.js';
+import { OFFLINE_WILL_ID } from '../../protocol/index.js';
 
 /** Over real TCP MQTT through the embedded broker, with the scripted gateway in process. */
 let gw: ScriptedGateway;
@@ -109,7 +110,7 @@ describe('payment over MQTT', () => {
   });
 
   it('query for an unknown attempt: CANCELLED/UNKNOWN_ATTEMPT, and the tombstone refuses a late pay', async () => {
-    await box.send('query', { ...envelope(), outTradeNo: otn(10), saleId: 's10' });
+    await box.send('query', { ...envelope(), outTradeNo: otn(10), saleId: 's10', amount: 1234, currency: 'CNY' });
     expect(await box.next('result', (m) => m.outTradeNo === otn(10))).toMatchObject({ state: 'CANCELLED', reason: 'UNKNOWN_ATTEMPT' });
     await box.send('pay', payMsg(box.deviceId, 10, { saleId: 's10' }));
     await box.next('error', (m) => m.code === 'ATTEMPT_TOMBSTONED');
@@ -138,6 +139,14 @@ describe('payment over MQTT', () => {
     });
     expect(d).toMatchObject({ connectivity: 'online', outboxDepth: 2, pendingAttempts: 1 });
     await box.close();
+    await until('offline', async () => (await cloud.store.getDevice(box.deviceId))?.connectivity === 'offline', 2_000);
+  });
+
+  it("the box's last will (a heartbeat with OFFLINE_WILL_ID) marks it offline, not online", async () => {
+    const status = { firmware: '1.2.3', uptimeS: 5, outboxDepth: 0, pendingAttempts: 0, scanner: 'open', ecr: 'open' } as const;
+    await box.send('heartbeat', { ...envelope(), status });
+    await until('online', async () => (await cloud.store.getDevice(box.deviceId))?.connectivity === 'online');
+    await box.send('heartbeat', { ...envelope(), id: OFFLINE_WILL_ID, status: { ...status, scanner: 'closed', ecr: 'closed' } });
     await until('offline', async () => (await cloud.store.getDevice(box.deviceId))?.connectivity === 'offline', 2_000);
   });
 

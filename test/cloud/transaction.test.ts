@@ -18,7 +18,7 @@ const OTN = 'sbAAAAAAAAAA-1';
 const WECHAT_CODE = '134567890123456789';
 const pay: AttemptEvent = { type: 'pay', outTradeNo: OTN, deviceId: 'sbAAAAAAAAAA', saleId: 's1', saleRef: 'R1', amount: 1234, currency: 'CNY', wallet: 'wechat', code: WECHAT_CODE };
 const cancel: AttemptEvent = { type: 'cancel', outTradeNo: OTN, deviceId: 'sbAAAAAAAAAA', saleId: 's1', amount: 1234, currency: 'CNY', reason: 'CASHIER_CANCEL' };
-const query: AttemptEvent = { type: 'query', outTradeNo: OTN, deviceId: 'sbAAAAAAAAAA', saleId: 's1' };
+const query: AttemptEvent = { type: 'query', outTradeNo: OTN, deviceId: 'sbAAAAAAAAAA', saleId: 's1', amount: 1234, currency: 'CNY' };
 
 /** Drives the pure machine like the shell does: applies each transition and remembers time. */
 class Driver {
@@ -345,7 +345,7 @@ describe('duplicate and out-of-order messages', () => {
   it('query for an unknown attempt: CANCELLED UNKNOWN_ATTEMPT and a tombstone that refuses a late pay', () => {
     const d = new Driver();
     d.send(query);
-    expect([d.state, d.a!.reason, d.a!.amount]).toEqual(['CANCELLED', 'UNKNOWN_ATTEMPT', null]);
+    expect([d.state, d.a!.reason, d.a!.amount]).toEqual(['CANCELLED', 'UNKNOWN_ATTEMPT', 1234]);
     expect(kinds(d.send(pay).effects)).toEqual(['error:ATTEMPT_TOMBSTONED', 'result']);
   });
 

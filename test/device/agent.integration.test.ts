@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SerialPortMock } from 'serialport';
 import { Journal } from '../../device/journal.js';
-import { OFFLINE_WILL_ID } from '../../device/link.js';
+import { OFFLINE_WILL_ID } from '../../protocol/index.js';
 import { waitUntil } from './wait-until.js';
 import { AgentHarness, SECRET, writeCredentials } from './agent-harness.js';
 import { TestBroker } from './broker.js';

@@ -5,7 +5,7 @@ import { ManualClock } from './manual-clock.js';
 import { useTempDirs } from './temp-dir.js';
 
 const tempDir = useTempDirs();
-const q = (n: number) => ({ v: 1, id: `q${n}`, ts: 1_700_000_000_000 + n, outTradeNo: `box1-${n}`, saleId: 'box1-s1' });
+const q = (n: number) => ({ v: 1, id: `q${n}`, ts: 1_700_000_000_000 + n, outTradeNo: `box1-${n}`, saleId: 'box1-s1', amount: 100, currency: 'CNY' });
 
 /** A publisher whose PUBACKs the test releases by hand. */
 class ManualPublisher implements Publisher {
