@@ -294,7 +294,10 @@ class AgentShell implements Agent {
       logger: this.log,
       status: () => this.deviceStatus(),
       handlers: {
-        onConnect: () => this.dispatch({ type: 'linkUp' }),
+        onConnect: () => {
+          this.pump.restart();
+          this.dispatch({ type: 'linkUp' });
+        },
         onClose: () => this.dispatch({ type: 'linkDown' }),
         onDown: (kind, msg) => this.fromCloud(kind, msg),
         onContact: () => this.contact(),

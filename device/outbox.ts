@@ -82,6 +82,8 @@ export class OutboxPump {
   private inFlight: number | null = null;
   private stallTimer: unknown = null;
   private stopped = false;
+  /** Bumped on every new connection, so a callback from a publish on an old one is ignored. */
+  private generation = 0;
 
   constructor(private readonly opts: OutboxPumpOptions) {}
 
@@ -91,7 +93,22 @@ export class OutboxPump {
     if (!row) return;
     this.inFlight = row.id;
     this.armStall(row);
-    this.opts.publisher.publish(upTopic(this.opts.deviceId, row.kind), row.payload, (err) => this.settled(row, err));
+    const generation = this.generation;
+    this.opts.publisher.publish(upTopic(this.opts.deviceId, row.kind), row.payload, (err) => {
+      if (generation === this.generation) this.settled(row, err);
+    });
+  }
+
+  /**
+   * A new connection: the row in flight on the old one may never be acknowledged (mqtt.js does not
+   * re-send it when the link died mid-PUBACK; seen in the demo's Wi-Fi drop), so start again from
+   * the head. A duplicate is harmless: the cloud is idempotent on every message it receives.
+   */
+  restart(): void {
+    this.generation++;
+    this.inFlight = null;
+    this.opts.clock.clearTimeout(this.stallTimer);
+    this.kick();
   }
 
   stop(): void {

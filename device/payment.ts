@@ -443,7 +443,9 @@ function applyInterim(t: Step, a: Attempt, state: AttemptState): void {
 }
 
 function applyFinal(t: Step, a: Attempt, m: ResultMessage): void {
-  const wasOpen = isOpenAttempt(a);
+  // Also when the cloud gave up on its own (deadline → CANCELLING → REVERSED): the cashier must
+  // learn that this code is done and another may be scanned.
+  const firstFinal = !isFinal(a.state);
   const next = t.setAttempt(a, { state: m.state, reason: m.reason ?? null }, `cloud result ${m.state}`);
   ack(t, next);
   t.log(m.state === 'SUCCESS' ? 'info' : 'warn', 'attempt final', { outTradeNo: a.outTradeNo, state: m.state, reason: m.reason });
@@ -453,7 +455,7 @@ function applyFinal(t: Step, a: Attempt, m: ResultMessage): void {
     t.log('warn', 'second success for one sale; the cloud refunds it', { outTradeNo: a.outTradeNo, saleRef: sale.ref, code: ErrorCode.DUPLICATE_PAYMENT });
   }
   settle(t, sale.saleId);
-  if (wasOpen && m.state !== 'SUCCESS' && t.book.sales[sale.saleId]?.state === 'OPEN') {
+  if (firstFinal && m.state !== 'SUCCESS' && t.book.sales[sale.saleId]?.state === 'OPEN') {
     t.progress(sale, 'ATTEMPT_FAILED', `payment failed (${m.reason ?? m.state}); another code may be scanned`, a.outTradeNo);
     t.show(screens.attemptFailed(sale.amount, m.reason ?? null), { saleRef: sale.ref, outTradeNo: a.outTradeNo });
   }

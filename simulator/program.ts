@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerDemoCommand } from './commands/demo.js';
 import { registerGatewayCommand } from './commands/gateway.js';
 import { registerReconcileCommand } from './commands/reconcile.js';
 
@@ -9,5 +10,6 @@ export function buildProgram(): Command {
   );
   registerGatewayCommand(program);
   registerReconcileCommand(program);
+  registerDemoCommand(program);
   return program;
 }

@@ -75,6 +75,21 @@ describe('outbox', () => {
     journal.close();
   });
 
+  it('a new connection re-sends the row whose PUBACK died with the old one, and ignores the old callback', () => {
+    const { journal, outbox, pub, pump, delivered } = setup();
+    journal.transaction(() => [1, 2].forEach((n) => outbox.add('query', `box1-${n}`, q(n), n)));
+    pump.kick();
+    const lost = pub.sent.shift()!;
+    pump.restart();
+    expect(pub.sent.map((s) => JSON.parse(s.payload).id)).toEqual(['q1']);
+    lost.done();
+    expect(delivered).toEqual([]);
+    pub.ackNext();
+    pub.ackNext();
+    expect(delivered.map((r) => r.outTradeNo)).toEqual(['box1-1', 'box1-2']);
+    journal.close();
+  });
+
   it('a PUBACK that never comes is reported as a stall (so the link reconnects), not waited on forever', () => {
     const { journal, outbox, pub, pump, stalls, clock } = setup();
     journal.transaction(() => outbox.add('query', 'box1-1', q(1), 1));

@@ -1,0 +1,207 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { formatAmount, isFinal, type EcrOutbound, type Wallet } from '../protocol/index.js';
+import { validCode } from './codes.js';
+import { createRandom } from './random.js';
+import { reconcile, type ReconcileReport } from './reconcile.js';
+import { formatReconcileReport } from './reconcile-table.js';
+import { Rig, type Box, type Snapshot } from './rig.js';
+import type { ScenarioInput } from './scenario.js';
+
+/**
+ * `npm run demo`: one cloud, one box, a short day at the counter with every abnormal flow the
+ * product exists for, then the reconciliation of gateway ledger, cloud and box. Timings are
+ * shortened (seconds instead of a minute) so the story fits in well under a minute.
+ */
+export const DEMO_CLOUD_CONFIG = {
+  gatewayCallTimeoutMs: 1_500,
+  queryFirstDelayMs: 300,
+  queryIntervalMs: 400,
+  pollDeadlineMs: { wechat: 3_000, alipay: 3_000, unionpay: 3_000 },
+  reverseMinDelayMs: 1_000,
+  reverseRetryMs: 300,
+  lateCheckDelayMs: 1_500,
+  heartbeatIntervalS: 2,
+  logLevel: 'info',
+};
+export const DEMO_DEVICE_CONFIG = {
+  paymentDeadlineMs: 10_000,
+  recheckMs: 1_500,
+  heartbeatIntervalS: 2,
+  reconnect: { baseMs: 200, maxMs: 1_000 },
+  keepaliveS: 5,
+};
+
+interface Chapter {
+  title: string;
+  /** The cash register's reference of this chapter's sale. */
+  ref: string;
+  run(ctx: Ctx): Promise<void>;
+}
+
+interface Ctx {
+  rig: Rig;
+  box: Box;
+  /** A fresh code for `wallet`, bound to `scenario` at the gateway. */
+  code(wallet: Wallet, scenario: ScenarioInput): string;
+}
+
+const SECOND = 1_000;
+
+const CHAPTERS: Chapter[] = [
+  {
+    ref: 'R-001',
+    title: 'A plain WeChat payment',
+    async run({ box, code }) {
+      await sale(box, 'R-001', 1234);
+      await box.scanner.scan(code('wechat', { name: 'success' }));
+      await box.ecr.resultFor('R-001', 10 * SECOND);
+    },
+  },
+  {
+    ref: 'R-002',
+    title: 'The customer must type the password (USERPAYING), then pays',
+    async run({ box, code }) {
+      await sale(box, 'R-002', 5600);
+      await box.scanner.scan(code('alipay', { name: 'user_paying', confirmAfterMs: 2_000 }));
+      await box.ecr.waitFor((m) => m.type === 'progress' && m.ref === 'R-002' && m.stage === 'WAITING_PASSWORD', 10 * SECOND);
+      await box.ecr.resultFor('R-002', 15 * SECOND);
+    },
+  },
+  {
+    ref: 'R-003',
+    title: 'The gateway never answers: the cloud reverses, the cashier closes the sale unpaid',
+    async run({ box, code }) {
+      await sale(box, 'R-003', 880);
+      const mark = box.ecr.mark();
+      await box.scanner.scan(code('wechat', { name: 'hang', charged: false }));
+      await box.ecr.waitFor((m) => m.type === 'progress' && m.ref === 'R-003' && m.stage === 'ATTEMPT_FAILED', 20 * SECOND, mark);
+      await box.ecr.cancel('R-003');
+      await box.ecr.resultFor('R-003', 15 * SECOND);
+    },
+  },
+  {
+    ref: 'R-004',
+    title: 'The first code is charged late, after its reverse; the customer pays again: one is refunded',
+    async run({ box, code }) {
+      await sale(box, 'R-004', 2300);
+      const mark = box.ecr.mark();
+      await box.scanner.scan(code('wechat', { name: 'late_success', landAfterMs: 200 }));
+      await box.ecr.waitFor((m) => m.type === 'progress' && m.ref === 'R-004' && m.stage === 'ATTEMPT_FAILED', 20 * SECOND, mark);
+      await box.scanner.scan(code('alipay', { name: 'success' }));
+      await box.ecr.resultFor('R-004', 10 * SECOND);
+    },
+  },
+  {
+    ref: 'R-005',
+    title: 'The cashier cancels while the customer is still deciding',
+    async run({ box, code }) {
+      await sale(box, 'R-005', 9900);
+      await box.scanner.scan(code('unionpay', { name: 'user_gives_up', giveUpAfterMs: 60_000 }));
+      await box.ecr.waitFor((m) => m.type === 'progress' && m.ref === 'R-005' && m.stage === 'WAITING_PASSWORD', 10 * SECOND);
+      await box.ecr.cancel('R-005');
+      await box.ecr.resultFor('R-005', 15 * SECOND);
+    },
+  },
+  {
+    ref: 'R-006',
+    title: 'The shop Wi-Fi drops: the box refuses the sale at once; back online the customer pays',
+    async run({ rig, box, code }) {
+      const offline = box.proc.mark();
+      rig.proxy.cut(box.deviceId, 2_500);
+      await box.proc.waitForMsg('cloud link closed; reconnecting', 10 * SECOND, offline);
+      const mark = box.ecr.mark();
+      await box.ecr.sale('R-006', 1500);
+      await box.ecr.waitFor((m) => m.type === 'error' && m.code === 'OFFLINE', 10 * SECOND, mark);
+      await box.waitOnline(15 * SECOND, offline);
+      await sale(box, 'R-006', 1500);
+      await box.scanner.scan(code('wechat', { name: 'success' }));
+      await box.ecr.resultFor('R-006', 10 * SECOND);
+    },
+  },
+];
+
+async function sale(box: Box, ref: string, amount: number): Promise<void> {
+  const mark = box.ecr.mark();
+  await box.ecr.sale(ref, amount);
+  await box.ecr.waitFor((m) => m.type === 'progress' && m.ref === ref && m.stage === 'WAITING_CODE', 10 * SECOND, mark);
+}
+
+function describeEcr(m: EcrOutbound): string {
+  switch (m.type) {
+    case 'progress':
+      return `progress ${m.stage}: ${m.message}`;
+    case 'result':
+      return `RESULT ${m.outcome} ${formatAmount(m.amount, m.currency)}${m.reason ? ` (${m.reason})` : ''}${m.outTradeNo ? ` ${m.outTradeNo}` : ''}`;
+    case 'error':
+      return `error ${m.code}: ${m.message}`;
+  }
+}
+
+/** Until every attempt is final on the cloud and on every box (bounded), then one snapshot. */
+export async function settle(rig: Rig, timeoutMs: number): Promise<Snapshot> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const snap = await rig.snapshot();
+    const open = [...snap.cloud, ...snap.devices.flat()].filter((a) => !isFinal(a.state));
+    if (open.length === 0 || Date.now() > deadline) return snap;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+export interface DemoOptions {
+  seed: number | string;
+  keep?: boolean;
+  out?: (line: string) => void;
+}
+
+export async function runDemo(opts: DemoOptions): Promise<ReconcileReport> {
+  const out = opts.out ?? ((l: string) => console.log(l));
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'scanbox-demo-'));
+  const random = createRandom(opts.seed);
+  out(`scanbox demo — working in ${dir}`);
+  const rig = await Rig.start({ dir, seed: opts.seed, cloudConfig: DEMO_CLOUD_CONFIG, deviceConfig: DEMO_DEVICE_CONFIG });
+  try {
+    out(`cloud up: ${rig.httpUrl} (MQTT through the fault proxy on port ${rig.proxy.port}); gateway simulator at ${rig.gatewayUrl}`);
+    const box = await rig.addBox('box-1');
+    out(`box paired through POST /v1/pair as ${box.deviceId}, connected\n`);
+    const ctx: Ctx = {
+      rig,
+      box,
+      code: (wallet, scenario) => {
+        const c = validCode(random, wallet);
+        rig.gateway.bind(c, scenario);
+        return c;
+      },
+    };
+    const marks: Array<{ screens: number; ecr: number; seconds: number }> = [];
+    for (const chapter of CHAPTERS) {
+      const started = Date.now();
+      marks.push({ screens: box.proc.mark(), ecr: box.ecr.mark(), seconds: 0 });
+      await chapter.run(ctx);
+      marks[marks.length - 1]!.seconds = (Date.now() - started) / 1000;
+    }
+    out('letting every attempt settle…\n');
+    const snapshot = await settle(rig, 30 * SECOND);
+    // Printed after the fact, so each chapter shows its screens even when one lands after the ECR line.
+    for (const [i, chapter] of CHAPTERS.entries()) {
+      const { screens, ecr, seconds } = marks[i]!;
+      const next = marks[i + 1];
+      out(`${i + 1}. ${chapter.title}  (${seconds.toFixed(1)} s)`);
+      for (const sc of dedupe(box.screens(chapter.ref, screens, next?.screens))) out(`     screen: ${sc}`);
+      for (const m of box.ecr.received.slice(ecr, next?.ecr)) out(`     ECR ← ${describeEcr(m)}`);
+    }
+    const report = reconcile(snapshot);
+    out('');
+    out(formatReconcileReport(report, { maxRows: 50 }));
+    return report;
+  } finally {
+    await rig.stop();
+    if (!opts.keep) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function dedupe(lines: string[]): string[] {
+  return lines.filter((l, i) => l !== lines[i - 1]);
+}

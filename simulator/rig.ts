@@ -1,0 +1,214 @@
+import { mkdirSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { pino, type Logger } from 'pino';
+import type { CloudAttemptRecord, DeviceAttemptRecord } from '../protocol/index.js';
+import { FaultProxy } from './fault-proxy.js';
+import { ScriptedGateway } from './gateway.js';
+import { startGatewayServer, type GatewayServer } from './gateway-server.js';
+import { PartProcess, runPartJson } from './processes.js';
+import { PtyPair } from './pty.js';
+import type { SerialEnd } from './serial-end.js';
+import type { ScenarioMixInput } from './scenario.js';
+import { VirtualEcr } from './virtual-ecr.js';
+import { VirtualScanner } from './virtual-scanner.js';
+import type { LedgerEntry } from './ledger.js';
+
+/**
+ * Everything a shop and its cloud consist of, on one machine: the scripted gateway (in this
+ * process, over HTTP), the cloud as its own process, a fault proxy between boxes and broker, and
+ * boxes as their own processes on pseudo-terminal scanners and cash registers, each paired through
+ * the real pairing API. The demo, the fleet generator and the chaos runner are all stories on it.
+ */
+export interface RigOptions {
+  dir: string;
+  seed: number | string;
+  mix?: ScenarioMixInput;
+  cloudConfig?: Record<string, unknown>;
+  deviceConfig?: Record<string, unknown>;
+  logger?: Logger;
+}
+
+export interface PairingCode {
+  code: string;
+  expiresAt: number;
+  cloudUrl: string;
+  qrText: string;
+}
+
+export interface Snapshot {
+  ledger: LedgerEntry[];
+  cloud: CloudAttemptRecord[];
+  devices: DeviceAttemptRecord[][];
+}
+
+export class Rig {
+  readonly boxes: Box[] = [];
+  cloud!: PartProcess;
+  httpUrl = '';
+  private mqttPort = 0;
+  private httpPort = 0;
+  private readonly log: Logger;
+  readonly gateway: ScriptedGateway;
+  private gatewayServer!: GatewayServer;
+  proxy!: FaultProxy;
+
+  private constructor(readonly opts: RigOptions) {
+    this.log = opts.logger ?? pino({ level: 'silent' });
+    this.gateway = new ScriptedGateway({ seed: opts.seed, ...(opts.mix ? { mix: opts.mix } : {}), logger: this.log });
+  }
+
+  static async start(opts: RigOptions): Promise<Rig> {
+    mkdirSync(opts.dir, { recursive: true });
+    const rig = new Rig(opts);
+    rig.gatewayServer = await startGatewayServer({ gateway: rig.gateway });
+    [rig.mqttPort, rig.httpPort] = await Promise.all([freePort(), freePort()]);
+    rig.proxy = new FaultProxy({ targetPort: rig.mqttPort });
+    await rig.proxy.start();
+    await rig.startCloud();
+    return rig;
+  }
+
+  get cloudDb(): string {
+    return path.join(this.opts.dir, 'cloud.db');
+  }
+
+  get gatewayUrl(): string {
+    return this.gatewayServer.url;
+  }
+
+  /** (Re)start the cloud on the same ports and store: boxes reach it through the proxy. */
+  async startCloud(): Promise<void> {
+    const configFile = path.join(this.opts.dir, 'cloud.json');
+    const config = { publicMqttUrl: `mqtt://127.0.0.1:${this.proxy.port}`, ...this.opts.cloudConfig };
+    await writeJson(configFile, config);
+    this.cloud = PartProcess.start('cloud', [
+      'start',
+      '--config', configFile,
+      '--db', this.cloudDb,
+      '--mqtt-port', String(this.mqttPort),
+      '--http-port', String(this.httpPort),
+      '--gateway-url', this.gatewayUrl,
+    ], path.join(this.opts.dir, 'cloud.log'));
+    const ready = await this.cloud.waitForMsg('ready', 20_000);
+    this.httpUrl = String(ready.httpUrl);
+  }
+
+  async createPairingCode(merchant: string, store: string): Promise<PairingCode> {
+    return runPartJson<PairingCode>('cloud', ['pair', 'create', '--merchant', merchant, '--store', store, '--db', this.cloudDb, '--cloud-url', this.httpUrl, '--json']);
+  }
+
+  /** A new box: its own pseudo-terminals, paired with a fresh code through POST /v1/pair, started. */
+  async addBox(name: string, merchant = 'M-DEMO', store = 'S-1'): Promise<Box> {
+    const pairing = await this.createPairingCode(merchant, store);
+    const box = await Box.create(this, name, pairing);
+    this.boxes.push(box);
+    return box;
+  }
+
+  async snapshot(): Promise<Snapshot> {
+    const [cloud, devices] = await Promise.all([
+      runPartJson<CloudAttemptRecord[]>('cloud', ['attempts', '--db', this.cloudDb, '--json']),
+      Promise.all(this.boxes.map((b) => b.attempts())),
+    ]);
+    return { ledger: [...this.gateway.ledger.entries()], cloud, devices };
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.boxes.map((b) => b.close()));
+    await this.cloud?.stop();
+    await this.proxy?.stop();
+    await this.gatewayServer?.close();
+    this.gateway.stop();
+  }
+}
+
+export class Box {
+  proc!: PartProcess;
+  scanner!: VirtualScanner;
+  ecr!: VirtualEcr;
+  deviceId = '';
+  private ends: SerialEnd[] = [];
+
+  private constructor(
+    readonly rig: Rig,
+    readonly name: string,
+    readonly dir: string,
+    readonly scannerPty: PtyPair,
+    readonly ecrPty: PtyPair,
+  ) {}
+
+  static async create(rig: Rig, name: string, pairing: PairingCode): Promise<Box> {
+    const dir = path.join(rig.opts.dir, name);
+    mkdirSync(dir, { recursive: true });
+    const [scannerPty, ecrPty] = await Promise.all([
+      PtyPair.create({ dir, names: ['scanner-box', 'scanner-sim'] }),
+      PtyPair.create({ dir, names: ['ecr-box', 'ecr-sim'] }),
+    ]);
+    const box = new Box(rig, name, dir, scannerPty, ecrPty);
+    const paired = await runPartJson<{ deviceId: string }>('device', ['pair', '--code', pairing.code, '--cloud', pairing.cloudUrl, '--data', box.dataDir, '--hardware-id', `sim-${name}`, '--json']);
+    box.deviceId = paired.deviceId;
+    const [scannerEnd, ecrEnd] = await Promise.all([scannerPty.openEnd('b'), ecrPty.openEnd('b')]);
+    box.ends = [scannerEnd, ecrEnd];
+    box.scanner = new VirtualScanner({ end: scannerEnd, terminator: 'CR' });
+    box.ecr = new VirtualEcr({ end: ecrEnd });
+    await box.start();
+    return box;
+  }
+
+  get dataDir(): string {
+    return path.join(this.dir, 'data');
+  }
+
+  /** Start (or restart after a kill) the agent process and wait until it is connected. */
+  async start(): Promise<void> {
+    const configFile = path.join(this.dir, 'device.json');
+    await writeJson(configFile, this.rig.opts.deviceConfig ?? {});
+    this.proc = PartProcess.start('device', ['start', '--scanner', this.scannerPty.a, '--ecr', this.ecrPty.a, '--data', this.dataDir, '--config', configFile], path.join(this.dir, 'device.log'));
+    await this.proc.waitForMsg('ready', 20_000);
+    await this.waitOnline();
+  }
+
+  waitOnline(timeoutMs = 20_000, since = 0): Promise<unknown> {
+    return this.proc.waitForMsg('cloud link up; querying every attempt in flight', timeoutMs, since);
+  }
+
+  /**
+   * Screens the box showed for sale `ref`: every screen tagged with it, and untagged ones (an
+   * offline notice) logged between `from` and `to`. By tag, because a sale's last screen may be
+   * logged after the next sale has begun.
+   */
+  screens(ref: string, from: number, to?: number): string[] {
+    return this.proc.lines
+      .map((l, i) => ({ l, i }))
+      .filter(({ l, i }) => l.msg === 'display' && (l.saleRef === ref || (l.saleRef === undefined && i >= from && (to === undefined || i < to))))
+      .map(({ l }) => String(l.screen));
+  }
+
+  attempts(): Promise<DeviceAttemptRecord[]> {
+    return runPartJson<DeviceAttemptRecord[]>('device', ['attempts', '--data', this.dataDir, '--json']);
+  }
+
+  async close(): Promise<void> {
+    await this.proc?.stop();
+    await Promise.all(this.ends.map((e) => e.close()));
+    await Promise.all([this.scannerPty.close(), this.ecrPty.close()]);
+  }
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function writeJson(file: string, value: unknown): Promise<void> {
+  await writeFile(file, `${JSON.stringify(value, null, 2)}\n`);
+}
+
