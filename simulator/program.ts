@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerDemoCommand } from './commands/demo.js';
+import { registerFleetCommand } from './commands/fleet.js';
 import { registerGatewayCommand } from './commands/gateway.js';
 import { registerReconcileCommand } from './commands/reconcile.js';
 
@@ -11,5 +12,6 @@ export function buildProgram(): Command {
   registerGatewayCommand(program);
   registerReconcileCommand(program);
   registerDemoCommand(program);
+  registerFleetCommand(program);
   return program;
 }

@@ -27,6 +27,8 @@ export interface RigOptions {
   mix?: ScenarioMixInput;
   cloudConfig?: Record<string, unknown>;
   deviceConfig?: Record<string, unknown>;
+  /** Extra environment for a box's agent process (e.g. libfaketime for the chaos runner's clock jumps). */
+  deviceEnv?: (boxName: string) => NodeJS.ProcessEnv | undefined;
   logger?: Logger;
 }
 
@@ -93,6 +95,17 @@ export class Rig {
     ], path.join(this.opts.dir, 'cloud.log'));
     const ready = await this.cloud.waitForMsg('ready', 20_000);
     this.httpUrl = String(ready.httpUrl);
+  }
+
+  /** Power cut of the cloud: SIGKILL, nothing flushed. */
+  async killCloud(): Promise<void> {
+    await this.cloud.kill();
+  }
+
+  /** Start the cloud again after `killCloud()`, on the same ports and store. */
+  async restartCloud(): Promise<void> {
+    if (this.cloud.running) throw new Error('the cloud is still running');
+    await this.startCloud();
   }
 
   async createPairingCode(merchant: string, store: string): Promise<PairingCode> {
@@ -163,11 +176,36 @@ export class Box {
 
   /** Start (or restart after a kill) the agent process and wait until it is connected. */
   async start(): Promise<void> {
+    await this.spawn();
+    await this.waitOnline();
+  }
+
+  /** Power cut of the box: SIGKILL the agent, nothing flushed. Its serial lines stay. */
+  async kill(): Promise<void> {
+    await this.proc.kill();
+  }
+
+  /**
+   * Start the agent again after `kill()`; waits for `ready` and, unless `waitOnline` is false (the
+   * cloud may be down right now), for the cloud link.
+   */
+  async restart(opts: { waitOnline?: boolean } = {}): Promise<void> {
+    if (this.proc.running) throw new Error(`${this.name} is still running`);
+    await this.spawn();
+    if (opts.waitOnline ?? true) await this.waitOnline();
+  }
+
+  private async spawn(): Promise<void> {
     const configFile = path.join(this.dir, 'device.json');
     await writeJson(configFile, this.rig.opts.deviceConfig ?? {});
-    this.proc = PartProcess.start('device', ['start', '--scanner', this.scannerPty.a, '--ecr', this.ecrPty.a, '--data', this.dataDir, '--config', configFile], path.join(this.dir, 'device.log'));
+    const extra = this.rig.opts.deviceEnv?.(this.name);
+    this.proc = PartProcess.start(
+      'device',
+      ['start', '--scanner', this.scannerPty.a, '--ecr', this.ecrPty.a, '--data', this.dataDir, '--config', configFile],
+      path.join(this.dir, 'device.log'),
+      extra ? { ...process.env, ...extra } : process.env,
+    );
     await this.proc.waitForMsg('ready', 20_000);
-    await this.waitOnline();
   }
 
   waitOnline(timeoutMs = 20_000, since = 0): Promise<unknown> {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpGateway } from '../../cloud/gateway-http.js';
 import { fetchLedger } from '../../simulator/gateway-control.js';
-import { runSim, startSim } from './sim-process.js';
+import { PartProcess, runPart } from '../../simulator/processes.js';
 
 /** `scanbox-sim gateway` as its own process: ready line, the mix file, and a clean stop on SIGTERM. */
 let dir: string;
@@ -18,7 +18,8 @@ describe('scanbox-sim gateway', () => {
   it('logs ready with its URL, uses the mix file, and stops on SIGTERM', async () => {
     const mix = join(dir, 'mix.json');
     writeFileSync(mix, JSON.stringify({ scenarios: [{ weight: 1, scenario: { name: 'failure', reason: 'CODE_EXPIRED' } }] }));
-    const { child, ready } = await startSim(['gateway', '--port', '0', '--seed', '3', '--mix', mix]);
+    const sim = PartProcess.start('sim', ['gateway', '--port', '0', '--seed', '3', '--mix', mix]);
+    const ready = await sim.waitForMsg('ready', 15_000);
     try {
       expect(ready.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
       const url = ready.url as string;
@@ -26,16 +27,14 @@ describe('scanbox-sim gateway', () => {
       expect(outcome).toMatchObject({ kind: 'failed', reason: 'CODE_EXPIRED' });
       expect(await fetchLedger(url)).toEqual([]);
     } finally {
-      child.kill('SIGTERM');
+      expect(await sim.stop()).toBe(0);
     }
-    const [code] = (await once(child, 'exit')) as [number | null];
-    expect(code).toBe(0);
   });
 
   it('refuses an invalid mix file with exit 2', async () => {
     const mix = join(dir, 'bad-mix.json');
     writeFileSync(mix, JSON.stringify({ scenarios: [{ weight: 1, scenario: { name: 'teleport' } }] }));
-    const res = await runSim(['gateway', '--mix', mix]);
+    const res = await runPart('sim', ['gateway', '--mix', mix]);
     expect(res.stderr).toMatch(/not a valid scenario mix/);
     expect(res.code).toBe(2);
   });

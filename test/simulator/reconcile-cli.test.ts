@@ -5,11 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ScriptedGateway } from '../../simulator/gateway.js';
 import { startGatewayServer, type GatewayServer } from '../../simulator/gateway-server.js';
 import { cleanWorld, type World } from './reconcile-fixtures.js';
-import { runSim } from './sim-process.js';
+import { runPart } from '../../simulator/processes.js';
 
 /** `scanbox-sim reconcile` as a separate process, on files shaped like the cloud's and boxes' exports. */
 let dir: string;
-const run = (args: string[]) => runSim(args);
+const run = (args: string[]) => runPart('sim', args);
 
 function files(name: string, w: World): string[] {
   const path = (f: string) => join(dir, `${name}-${f}.json`);

@@ -1,0 +1,69 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PairResponse } from '../../protocol/index.js';
+import { pairBox, payMsg, TestBox } from '../cloud/harness.js';
+import { closedWithin, cloudCli, money, scrape, startProbeCloud, upMsg, type ProbeCloud } from './support.js';
+
+/**
+ * A box revoked with `scanbox-cloud devices revoke ID --db PATH` (a separate process, as an operator
+ * runs it against a live cloud) is cut off within one second, every reconnect is refused and
+ * counted, and a paired neighbour is not affected.
+ */
+let cloud: ProbeCloud;
+let a: PairResponse;
+let b: PairResponse;
+
+beforeAll(async () => {
+  cloud = await startProbeCloud();
+  a = await pairBox(cloud, 'hw-rev-a');
+  b = await pairBox(cloud, 'hw-rev-b');
+});
+afterAll(async () => {
+  await cloud.close();
+});
+
+function refusal(deviceId: string, password: string): Promise<number> {
+  return TestBox.connect(cloud.mqttUrl, deviceId, password).then(
+    async (box) => {
+      await box.close();
+      throw new Error(`${deviceId} was let back in`);
+    },
+    (e: Error & { code?: number }) => e.code ?? -1,
+  );
+}
+
+describe('revocation', () => {
+  it('the revoked box is disconnected within 1 s of the CLI finishing, then refused (CONNACK 5) and counted', async () => {
+    const boxA = await TestBox.of(cloud, a);
+    const boxB = await TestBox.of(cloud, b);
+    await boxA.send('pay', payMsg(a.deviceId, 1));
+    expect(await boxA.next('result')).toMatchObject({ state: 'SUCCESS' });
+    const closed = closedWithin(boxA.client, 30_000); // armed before the CLI starts; the bound is checked below
+    const out = await cloudCli(['devices', 'revoke', a.deviceId, '--db', cloud.dbPath]);
+    const revokedAt = Date.now(); // the CLI has committed and exited
+    expect(out).toContain(`revoked ${a.deviceId}`);
+    expect((await closed) - revokedAt).toBeLessThanOrEqual(1_000);
+
+    const m0 = await scrape(cloud.httpUrl);
+    const before = await money(cloud);
+    expect(await refusal(a.deviceId, a.secret)).toBe(5);
+    expect(await refusal(a.deviceId, a.secret)).toBe(5);
+    const m1 = await scrape(cloud.httpUrl);
+    expect(m1('auth_refused_total')).toBe(m0('auth_refused_total') + 2);
+    expect(await money(cloud)).toEqual(before);
+
+    // The neighbour kept its session throughout and is still served.
+    expect(boxB.client.connected).toBe(true);
+    await boxB.send('query', upMsg('query', b.deviceId, 1));
+    expect(await boxB.next('result')).toMatchObject({ outTradeNo: `${b.deviceId}-1` });
+    await boxB.close();
+    await boxA.client.endAsync(true);
+  });
+
+  it("the revoked box's secret does not open another id, and `devices --json` shows it revoked", async () => {
+    // Its secret is bound to its id only: presenting it for the neighbour's id is a wrong secret (4).
+    expect(await refusal(b.deviceId, a.secret)).toBe(4);
+    const devices = JSON.parse(await cloudCli(['devices', '--db', cloud.dbPath, '--json'])) as { deviceId: string; status: string }[];
+    expect(devices.find((d) => d.deviceId === a.deviceId)?.status).toBe('revoked');
+    expect(devices.find((d) => d.deviceId === b.deviceId)?.status).toBe('active');
+  });
+});
