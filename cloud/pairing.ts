@@ -3,7 +3,7 @@ import type { Clock } from './clock.js';
 import { generateDeviceId, generatePairingCode, generateSecret, hashSecret } from './credentials.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
-import type { CloudStore } from './store.js';
+import type { CloudStore, RedeemRefusal } from './store.js';
 
 /**
  * Pairing by a trusted field engineer: a one-time code for a merchant's store is exchanged by a
@@ -48,17 +48,22 @@ const REFUSALS = {
 } as const;
 
 export async function redeemPairingCode(deps: PairingDeps, req: PairRequest): Promise<PairResponse> {
+  const now = deps.clock.now();
+  // A wrong guess must not cost a 16 MB scrypt run (shared with device logins): look first.
+  const early = await deps.store.checkPairingCode(req.code, now);
+  if (early) refuse(deps, early);
   const secret = generateSecret();
   const deviceId = generateDeviceId();
-  const now = deps.clock.now();
   const res = await deps.store.redeemPairingCode(req.code, req.hardwareId, now, { deviceId, secretHash: await hashSecret(secret), firmware: req.firmware ?? null });
-  if (!res.ok) {
-    deps.metrics.inc('pairing_refused_total', res.why);
-    const [code, message] = REFUSALS[res.why];
-    throw new ProtocolError(code, message);
-  }
+  if (!res.ok) refuse(deps, res.why);
   deps.metrics.inc('devices_paired_total');
   deps.logger.info({ deviceId, hardwareId: req.hardwareId, merchantId: res.merchantId, storeId: res.storeId, revoked: res.revoked }, 'device paired');
   if (res.revoked.length) deps.onRevoked?.(res.revoked);
   return { v: PROTOCOL_VERSION, deviceId, secret, mqttUrl: deps.mqttUrl(), merchantId: res.merchantId, storeId: res.storeId };
+}
+
+function refuse(deps: PairingDeps, why: RedeemRefusal): never {
+  deps.metrics.inc('pairing_refused_total', why);
+  const [code, message] = REFUSALS[why];
+  throw new ProtocolError(code, message);
 }

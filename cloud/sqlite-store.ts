@@ -12,6 +12,7 @@ import type {
   FleetUpdate,
   NewDevice,
   PairingCodeRow,
+  RedeemRefusal,
   RedeemResult,
   WriteResult,
 } from './store.js';
@@ -152,12 +153,15 @@ export class SqliteStore implements CloudStore {
     this.db.prepare('INSERT OR IGNORE INTO stores (merchant_id, store_id, created_at) VALUES (?,?,?)').run(merchantId, storeId, at);
   }
 
+  async checkPairingCode(code: string, now: number): Promise<RedeemRefusal | undefined> {
+    return refusalOf(this.db.prepare('SELECT * FROM pairing_codes WHERE code=?').get(code) as Row | undefined, now);
+  }
+
   async redeemPairingCode(code: string, hardwareId: string, now: number, device: NewDevice): Promise<RedeemResult> {
     return this.db.transaction((): RedeemResult => {
       const row = this.db.prepare('SELECT * FROM pairing_codes WHERE code=?').get(code) as Row | undefined;
-      if (!row) return { ok: false, why: 'unknown' };
-      if (row.used_at !== null) return { ok: false, why: 'used' };
-      if ((row.expires_at as number) <= now) return { ok: false, why: 'expired' };
+      const why = refusalOf(row, now);
+      if (why || !row) return { ok: false, why: why ?? 'unknown' };
       this.db.prepare('UPDATE pairing_codes SET used_at=?, used_by_hardware=?, device_id=? WHERE code=?').run(now, hardwareId, device.deviceId, code);
       const revoked = this.db.prepare(`SELECT device_id FROM devices WHERE hardware_id=? AND status='active'`).pluck().all(hardwareId) as string[];
       for (const id of revoked) this.revokeNow(id, now);
@@ -296,4 +300,11 @@ export class SqliteStore implements CloudStore {
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
+}
+
+function refusalOf(row: Row | undefined, now: number): RedeemRefusal | undefined {
+  if (!row) return 'unknown';
+  if (row.used_at !== null) return 'used';
+  if ((row.expires_at as number) <= now) return 'expired';
+  return undefined;
 }

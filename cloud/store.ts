@@ -46,9 +46,8 @@ export interface NewDevice {
   firmware: string | null;
 }
 
-export type RedeemResult =
-  | { ok: true; merchantId: string; storeId: string; revoked: string[] }
-  | { ok: false; why: 'unknown' | 'expired' | 'used' };
+export type RedeemRefusal = 'unknown' | 'expired' | 'used';
+export type RedeemResult = { ok: true; merchantId: string; storeId: string; revoked: string[] } | { ok: false; why: RedeemRefusal };
 
 export interface FleetUpdate {
   deviceId: string;
@@ -95,6 +94,8 @@ export interface AttemptFilter {
 export interface CloudStore {
   // pairing and devices
   createPairingCode(row: PairingCodeRow): Promise<void>;
+  /** A cheap look at a code before any secret is hashed for it; redeem checks again atomically. */
+  checkPairingCode(code: string, now: number): Promise<RedeemRefusal | undefined>;
   /** Atomically: check the code, mark it used, revoke earlier devices of this hardware id, add the device. */
   redeemPairingCode(code: string, hardwareId: string, now: number, device: NewDevice): Promise<RedeemResult>;
   getDeviceAuth(deviceId: string): Promise<DeviceAuth | undefined>;

@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PairErrorBody, PairResponse, PAIRING_CODE_PATTERN } from '../../protocol/index.js';
 import type { Clock } from '../../cloud/clock.js';
-import { createPairingCode } from '../../cloud/pairing.js';
+import { createPairingCode, redeemPairingCode } from '../../cloud/pairing.js';
+import { Metrics } from '../../cloud/metrics.js';
 import { startCloud, type RunningCloud } from '../../cloud/index.js';
 import { createLogger } from '../../cloud/log.js';
 import { FAST, postPair, tempDir } from './harness.js';
@@ -82,5 +83,24 @@ describe('POST /v1/pair', () => {
     expect(((await res.json()) as PairErrorBody).error.code).toBe('RATE_LIMITED');
     now += 61_000;
     expect((await postPair(cloud.httpUrl, body(issued.code))).status).toBe(200);
+  });
+});
+
+describe('redeemPairingCode', () => {
+  it('refuses an unknown, used or expired code before hashing a secret or opening a redeem transaction', async () => {
+    const issued = await code();
+    let redeems = 0;
+    const store = Object.create(cloud.store) as RunningCloud['store'];
+    store.redeemPairingCode = async (...args) => {
+      redeems++;
+      return cloud.store.redeemPairingCode(...args);
+    };
+    const deps = { store, clock, logger: createLogger('silent'), metrics: new Metrics(), codeTtlS: 600, mqttUrl: () => 'mqtt://x:1' };
+    await expect(redeemPairingCode(deps, { v: 1, code: '0000000000', hardwareId: 'hw-x' })).rejects.toMatchObject({ code: 'PAIRING_CODE_INVALID' });
+    expect(redeems).toBe(0);
+    await redeemPairingCode(deps, { v: 1, code: issued.code, hardwareId: 'hw-x' });
+    expect(redeems).toBe(1);
+    await expect(redeemPairingCode(deps, { v: 1, code: issued.code, hardwareId: 'hw-y' })).rejects.toMatchObject({ code: 'PAIRING_CODE_USED' });
+    expect(redeems).toBe(1);
   });
 });
