@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isFinal } from '../../protocol/index.js';
 import type { PayOutcome, QueryOutcome, RefundOutcome, ReverseOutcome } from '../../cloud/gateway.js';
-import { needsWork, transition, type Attempt, type AttemptEvent, type GatewayEffect, type MachineConfig } from '../../cloud/transaction.js';
+import { needsWork, transition, type Attempt, type AttemptEvent, type GatewayEffect } from '../../cloud/transaction.js';
+import { MACHINE_CONFIG } from './machine-config.js';
 
 /**
  * The money property of the pure machine against a model of the gateway: whatever the gateway
@@ -10,17 +11,7 @@ import { needsWork, transition, type Attempt, type AttemptEvent, type GatewayEff
  * whenever the customer confirms and whenever the cashier cancels, the attempt ends final and the
  * customer is charged exactly when the final state is SUCCESS.
  */
-const config: MachineConfig = {
-  queryFirstDelayMs: 5_000,
-  queryIntervalMs: 5_000,
-  pollDeadlineMs: { wechat: 45_000, alipay: 60_000, unionpay: 45_000 },
-  reverseMinDelayMs: 15_000,
-  reverseRetryMs: 1_000,
-  reverseRetryMaxMs: 60_000,
-  reverseFastRetries: 3,
-  lateCheckDelayMs: 60_000,
-  lateCheckTries: 3,
-};
+const config = MACHINE_CONFIG;
 const AMOUNT = 500;
 type Status = 'none' | 'paying' | 'paid' | 'closed' | 'refunded';
 

@@ -1,18 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { PayOutcome, QueryOutcome, RefundOutcome, ReverseOutcome } from '../../cloud/gateway.js';
-import { needsWork, transition, type Attempt, type AttemptEvent, type Effect, type GatewayEffect, type MachineConfig, type Transition } from '../../cloud/transaction.js';
+import { needsWork, transition, type Attempt, type AttemptEvent, type Effect, type GatewayEffect, type Transition } from '../../cloud/transaction.js';
+import { MACHINE_CONFIG } from './machine-config.js';
 
-const config: MachineConfig = {
-  queryFirstDelayMs: 5_000,
-  queryIntervalMs: 5_000,
-  pollDeadlineMs: { wechat: 45_000, alipay: 60_000, unionpay: 45_000 },
-  reverseMinDelayMs: 15_000,
-  reverseRetryMs: 1_000,
-  reverseRetryMaxMs: 60_000,
-  reverseFastRetries: 3,
-  lateCheckDelayMs: 60_000,
-  lateCheckTries: 3,
-};
+const config = MACHINE_CONFIG;
 const T0 = 1_764_086_400_000;
 const OTN = 'sbAAAAAAAAAA-1';
 const WECHAT_CODE = '134567890123456789';
