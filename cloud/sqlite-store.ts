@@ -126,6 +126,8 @@ export class SqliteStore implements CloudStore {
       updateAttempt: db.prepare(`UPDATE attempts SET ${cols.filter((c) => c !== 'out_trade_no').map((c) => `${c}=@${c}`).join(',')} WHERE out_trade_no=@out_trade_no AND version=@expected`),
       attemptVersion: db.prepare('SELECT version FROM attempts WHERE out_trade_no=?').pluck(),
       getAttempt: db.prepare('SELECT * FROM attempts WHERE out_trade_no=?'),
+      // Read on every message from a box (the service's second check): prepared once, not per call.
+      deviceAuth: db.prepare('SELECT secret_hash, status FROM devices WHERE device_id=?'),
       claimSale: db.prepare('INSERT OR IGNORE INTO sale_claims (device_id, sale_id, out_trade_no, claimed_at) VALUES (?,?,?,?)'),
       saleWinner: db.prepare('SELECT out_trade_no FROM sale_claims WHERE device_id=? AND sale_id=?').pluck(),
       insertEvent: db.prepare('INSERT INTO attempt_events (out_trade_no, at, event, from_state, to_state, note) VALUES (?,?,?,?,?,?)'),
@@ -179,7 +181,7 @@ export class SqliteStore implements CloudStore {
   }
 
   async getDeviceAuth(deviceId: string): Promise<DeviceAuth | undefined> {
-    const r = this.db.prepare('SELECT secret_hash, status FROM devices WHERE device_id=?').get(deviceId) as Row | undefined;
+    const r = this.stmt.deviceAuth.get(deviceId) as Row | undefined;
     return r ? { secretHash: r.secret_hash as string, status: r.status as DeviceAuth['status'] } : undefined;
   }
 
@@ -262,8 +264,9 @@ export class SqliteStore implements CloudStore {
     });
   }
 
+  /** Same rule as transaction.ts `needsWork`: not final, or a late check due or in flight. */
   async listActiveAttempts(): Promise<Attempt[]> {
-    const rows = this.db.prepare(`SELECT * FROM attempts WHERE state NOT IN ${FINAL_SQL} OR next_at IS NOT NULL`).all() as Row[];
+    const rows = this.db.prepare(`SELECT * FROM attempts WHERE state NOT IN ${FINAL_SQL} OR next_at IS NOT NULL OR in_flight IS NOT NULL`).all() as Row[];
     return rows.map(toAttempt);
   }
 

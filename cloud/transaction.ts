@@ -477,7 +477,11 @@ function onResume(a: Attempt, ctx: MachineContext): Transition {
   }
 }
 
-/** Attempts with work left: not final, or a late check still due. The shell resumes these. */
+/**
+ * Attempts with work left: not final, or a late check still due or in flight. The shell resumes
+ * these. (A late-check query in flight has `nextAt` null: a crash then must not drop the check, or a
+ * late success after REVERSED is never refunded — found by `scanbox-sim chaos`.)
+ */
 export function needsWork(a: Attempt): boolean {
-  return !isFinal(a.state) || a.nextAt !== null;
+  return !isFinal(a.state) || a.nextAt !== null || a.inFlight !== null;
 }

@@ -61,6 +61,8 @@ class AgentShell implements Agent {
   private readonly scanner: ScannerReader;
   private readonly ecr: EcrLink;
   private readonly startedAt: number;
+  /** Start on the monotonic clock: uptime must not go negative when the wall clock is stepped back. */
+  private readonly startedMono: number;
   private wakeTimer: unknown = null;
   private lastContactSaved = 0;
   private stopped = false;
@@ -81,6 +83,7 @@ class AgentShell implements Agent {
     this.log = deps.logger.child({ deviceId: creds.deviceId });
     this.display = deps.display ?? new ConsoleDisplay(this.log);
     this.startedAt = deps.clock.now();
+    this.startedMono = this.monotonicNow();
     const rules: PaymentRules = { paymentDeadlineMs: config.paymentDeadlineMs, saleDeadlineMs: config.saleDeadlineMs, recheckMs: config.recheckMs };
     this.bookState = journal.loadBook(creds.deviceId, rules, this.startedAt);
     this.outbox = new Outbox(journal);
@@ -127,11 +130,16 @@ class AgentShell implements Agent {
     this.ecr.start();
     this.link.start();
     const s = this.status();
-    this.log.info({ pendingAttempts: s.pendingAttempts, outboxDepth: s.outboxDepth, startupMs: this.deps.clock.now() - this.startedAt }, 'ready');
+    this.log.info({ pendingAttempts: s.pendingAttempts, outboxDepth: s.outboxDepth, startupMs: Math.round(this.monotonicNow() - this.startedMono) }, 'ready');
   }
 
   book(): Book {
     return this.bookState;
+  }
+
+  private monotonicNow(): number {
+    const c = this.deps.clock;
+    return c.monotonic ? c.monotonic() : c.now();
   }
 
   status(): DeviceStatus & { deviceId: string; online: boolean } {
@@ -143,7 +151,7 @@ class AgentShell implements Agent {
     const pending = Object.values(this.bookState.attempts).filter((a) => !isFinal(a.state)).length;
     return {
       firmware: FIRMWARE_VERSION,
-      uptimeS: Math.floor((this.deps.clock.now() - this.startedAt) / 1000),
+      uptimeS: Math.max(0, Math.floor((this.monotonicNow() - this.startedMono) / 1000)),
       outboxDepth: this.outbox.depth(),
       pendingAttempts: pending,
       scanner: this.scanner.port.state,
@@ -273,7 +281,8 @@ class AgentShell implements Agent {
 
   private contact(): void {
     const now = this.deps.clock.now();
-    if (now - this.lastContactSaved < CONTACT_SAVE_EVERY_MS) return;
+    // (a wall clock stepped back since the last save must not hold the next one off for the step)
+    if (now >= this.lastContactSaved && now - this.lastContactSaved < CONTACT_SAVE_EVERY_MS) return;
     this.lastContactSaved = now;
     this.journal.setSetting('last_contact', String(now), 'relaxed');
   }

@@ -59,10 +59,12 @@ const MAX_GAP_MS = 9_000;
 
 const DURATION: Record<FaultKind, [number, number]> = {
   box_kill: [1_000, 6_000],
-  cloud_kill: [1_000, 5_000],
+  // Up to past the boxes' payment deadline in the chaos config (10 s): cancels pile up in outboxes.
+  cloud_kill: [1_000, 15_000],
   link_drop: [0, 0],
-  black_hole: [2_000, 12_000],
-  box_cut: [2_000, 15_000],
+  // Up to past the boxes' PUBACK stall (15 s) and keepalive.
+  black_hole: [2_000, 20_000],
+  box_cut: [2_000, 20_000],
   gateway_hang: [3_000, 12_000],
   gateway_errors: [3_000, 12_000],
   duplicates: [5_000, 20_000],

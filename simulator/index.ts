@@ -1,5 +1,6 @@
 /** The simulator's public API, for the demo, the fleet generator, the chaos runner and tests. */
 export * from './clock.js';
+export * from './chaos-schedule.js';
 export * from './codes.js';
 export * from './gateway.js';
 export * from './gateway-control.js';

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerChaosCommand } from './commands/chaos.js';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerFleetCommand } from './commands/fleet.js';
 import { registerGatewayCommand } from './commands/gateway.js';
@@ -12,6 +13,7 @@ export function buildProgram(): Command {
   registerGatewayCommand(program);
   registerReconcileCommand(program);
   registerDemoCommand(program);
+  registerChaosCommand(program);
   registerFleetCommand(program);
   return program;
 }

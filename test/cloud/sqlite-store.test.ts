@@ -67,6 +67,19 @@ describe('SqliteStore', () => {
     await s.close();
   });
 
+  it('lists as active: not final, a late check due, and a late check in flight (chaos: cloud killed mid late check)', async () => {
+    const s = new SqliteStore(join(dir, 'a.db'));
+    await s.writeAttempts([
+      write(attempt('sbA-1'), 0),
+      write(attempt('sbA-2', { state: 'REVERSED', step: 'late_check', inFlight: null, nextAt: 5 }), 0),
+      write(attempt('sbA-3', { state: 'REVERSED', step: 'late_check', inFlight: 'query', nextAt: null }), 0),
+      write(attempt('sbA-4', { state: 'REVERSED', step: null, inFlight: null, nextAt: null }), 0),
+      write(attempt('sbA-5', { state: 'SUCCESS', step: null, inFlight: null, nextAt: null }), 0),
+    ]);
+    expect((await s.listActiveAttempts()).map((a) => a.outTradeNo).sort()).toEqual(['sbA-1', 'sbA-2', 'sbA-3']);
+    await s.close();
+  });
+
   it('one sale can be claimed by one attempt only; a refused claim leaves no trace', async () => {
     const s = new SqliteStore(join(dir, 'c.db'));
     await s.writeAttempts([write(attempt('sbA-1'), 0), write(attempt('sbA-2'), 0)]);

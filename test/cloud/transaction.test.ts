@@ -188,6 +188,23 @@ describe('reverse', () => {
     expect([d.state, d.a!.nextAt, needsWork(d.a!)]).toEqual(['REVERSED', null, false]);
   });
 
+  it('a crash while the late-check query is in flight: still work left, and the resume checks again (a late success is refunded)', () => {
+    // Found by `scanbox-sim chaos` (10 boxes, 10 min, seed 1): the cloud was SIGKILLed right after
+    // committing "tick: late_check"; with nextAt null and REVERSED final the attempt was not resumed,
+    // the check was never made, and the late charge stayed on the customer's account.
+    const d = reversing();
+    d.answer({ kind: 'reversed' });
+    expect(kinds(d.tick().effects)).toEqual(['gateway:query']);
+    expect([d.state, d.a!.inFlight, d.a!.nextAt]).toEqual(['REVERSED', 'query', null]);
+    expect(needsWork(d.a!)).toBe(true);
+    const resumed = d.send({ type: 'resume' });
+    expect(kinds(resumed.effects)).toEqual(['gateway:query']);
+    d.answer(ok);
+    expect([d.state, d.a!.reason]).toEqual(['REFUND_PENDING', 'LATE_SUCCESS']);
+    d.answer({ kind: 'refunded', refundNo: `${OTN}-R` });
+    expect([d.state, needsWork(d.a!)]).toEqual(['REFUNDED', false]);
+  });
+
   it('late success after REVERSED is refunded (LATE_SUCCESS)', () => {
     const d = reversing();
     d.answer({ kind: 'reversed' });

@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { SerialPortMock } from 'serialport';
 import type { EcrOutbound } from '../../protocol/index.js';
 import { startAgent, type Agent } from '../../device/agent.js';
-import { systemClock } from '../../device/clock.js';
+import { systemClock, type Clock } from '../../device/clock.js';
 import { loadConfig, type DeviceConfigInput } from '../../device/config.js';
 import { Journal, type Credentials } from '../../device/journal.js';
 import type { SerialLike } from '../../device/serial-port.js';
@@ -33,6 +33,8 @@ export class AgentHarness {
   readonly scannerPath = `/dev/mock-scanner-${process.pid}-${++portSeq}`;
   readonly ecrPath = `/dev/mock-ecr-${process.pid}-${portSeq}`;
   agent!: Agent;
+  /** The agent's clock (set before `start`): a test may step its wall clock. */
+  clock: Clock = systemClock;
 
   constructor(
     readonly dataDir: string,
@@ -46,7 +48,7 @@ export class AgentHarness {
     const logger = pino({ level: 'info' }, { write: (s: string) => this.logs.push(JSON.parse(s) as LogLine) });
     const config = loadConfig({ flags: { scannerPath: this.scannerPath, ecrPath: this.ecrPath, dataDir: this.dataDir, ...this.config } as never });
     this.agent = await startAgent(config, {
-      clock: systemClock,
+      clock: this.clock,
       random: Math.random,
       openSerial: (o) => this.open(o.path, o.baudRate),
       connectMqtt: mqtt.connect,

@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SerialPortMock } from 'serialport';
+import { systemClock } from '../../device/clock.js';
 import { Journal } from '../../device/journal.js';
-import { OFFLINE_WILL_ID } from '../../protocol/index.js';
+import { OFFLINE_WILL_ID, type HeartbeatMessage } from '../../protocol/index.js';
 import { waitUntil } from './wait-until.js';
 import { AgentHarness, SECRET, writeCredentials } from './agent-harness.js';
 import { TestBroker } from './broker.js';
@@ -175,6 +176,28 @@ describe('agent against an in-process broker and a scripted cloud', () => {
     expect(broker.dropClient('box1')).toBe(true);
     const will = await cloud.up.find((u) => u.kind === 'heartbeat' && u.msg.id === OFFLINE_WILL_ID, 'last will');
     expect(will).toMatchObject({ deviceId: 'box1', msg: { status: { scanner: 'closed', ecr: 'closed' } } });
+  });
+
+  it('a wall clock stepped back (NTP, chaos clock_jump) keeps heartbeats valid: uptime is monotonic, never negative', async () => {
+    // Found by `scanbox-sim chaos`: a box whose clock jumped back behind its start time sent
+    // heartbeats with a negative uptimeS; the cloud refused every one (SCHEMA_INVALID) and showed
+    // a live box as stale for as long as the step.
+    let stepMs = 0;
+    const dir = tempDir();
+    writeCredentials(dir, 'box1', broker.url);
+    box = new AgentHarness(dir, { paymentDeadlineMs: 1500, recheckMs: 60_000, heartbeatIntervalS: 30 });
+    box.clock = { ...systemClock, now: () => Date.now() + stepMs };
+    await box.start();
+    await cloud.up.find((u) => u.kind === 'heartbeat', 'first heartbeat');
+    stepMs = -3_600_000;
+    const heartbeats = () => cloud.up.filter((u) => u.kind === 'heartbeat' && u.msg.id !== OFFLINE_WILL_ID);
+    expect(broker.dropClient('box1')).toBe(true);
+    // The heartbeat sent on the reconnect, with the clock an hour behind the box's start.
+    await waitUntil(() => heartbeats().length >= 2 || cloud.invalid.length > 0, 'heartbeat after the step');
+    expect(cloud.invalid).toEqual([]);
+    const hbs = heartbeats();
+    expect((hbs.at(-1)!.msg as HeartbeatMessage).status.uptimeS).toBeGreaterThanOrEqual(0);
+    // afterEach: the fake cloud validated every up/ message (cloud.invalid stays empty).
   });
 
   it('restart with a journaled, never-published pay: the pay is withdrawn, the query tombstones it, CANCELLED', async () => {

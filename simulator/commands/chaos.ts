@@ -1,0 +1,28 @@
+import type { Command } from 'commander';
+import { runChaos } from '../chaos.js';
+
+/** `scanbox-sim chaos --boxes N --minutes M --seed S [--keep] [--settle-s S]`: exit 0 only when the money holds. */
+export function registerChaosCommand(program: Command): void {
+  program
+    .command('chaos')
+    .description('cloud + scripted gateway + N boxes under continuous sales while seeded faults hit them; then settle and reconcile')
+    .option('--boxes <n>', 'boxes (each its own process on pseudo-terminals)', (v) => Number.parseInt(v, 10), 3)
+    .option('--minutes <m>', 'how long to sell and inject faults (fractions allowed)', (v) => Number.parseFloat(v), 1)
+    .option('--seed <seed>', 'seed of the fault schedule, the sales and the gateway scenarios', '1')
+    .option('--settle-s <s>', 'upper bound of the settle phase after injecting stops', (v) => Number.parseInt(v, 10), 90)
+    .option('--keep', 'keep the working directory (cloud.log, box-N/device.log, databases) even when the run passes')
+    .action(async (opts: { boxes: number; minutes: number; seed: string; settleS: number; keep?: boolean }) => {
+      if (!Number.isInteger(opts.boxes) || opts.boxes < 1 || opts.boxes > 200) {
+        console.error('scanbox-sim chaos: --boxes must be an integer from 1 to 200');
+        process.exitCode = 2;
+        return;
+      }
+      if (!(opts.minutes > 0) || opts.minutes > 24 * 60) {
+        console.error('scanbox-sim chaos: --minutes must be > 0 (and at most a day)');
+        process.exitCode = 2;
+        return;
+      }
+      const result = await runChaos({ boxes: opts.boxes, minutes: opts.minutes, seed: opts.seed, settleMs: opts.settleS * 1000, keep: opts.keep ?? false });
+      process.exitCode = result.ok ? 0 : 1;
+    });
+}

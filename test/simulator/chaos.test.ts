@@ -1,0 +1,24 @@
+import { describe, expect, it } from 'vitest';
+import { runPart } from '../../simulator/processes.js';
+
+/**
+ * A short chaos run as its own process, the way `npm run chaos` runs a long one: 3 boxes selling for
+ * a minute while the seeded schedule kills boxes and the cloud, drops, black-holes and cuts links,
+ * hangs and errs the gateway, duplicates MQTT deliveries and jumps a box's clock. Exit 0 means every
+ * attempt ended final everywhere and gateway, cloud, boxes and cash registers agree.
+ */
+describe('scanbox-sim chaos (3 boxes, 1 min, seed 1)', () => {
+  it('injects faults of several kinds and still reconciles', async () => {
+    const r = await runPart('sim', ['chaos', '--boxes', '3', '--minutes', '1', '--seed', '1', '--settle-s', '60'], 160_000);
+    const out = r.stdout;
+    expect(r.code, `${out}\n${r.stderr}`).toBe(0);
+    const injected = [...out.matchAll(/^ {2}([a-z_]+) +(\d+) +\(\d+\)$/gm)].filter((m) => m[1] !== 'total' && Number(m[2]) > 0).map((m) => m[1]);
+    expect(injected.length).toBeGreaterThanOrEqual(5);
+    expect(injected).toEqual(expect.arrayContaining(['box_kill', 'cloud_kill', 'link_drop']));
+    expect(out).toMatch(/attempts by final state — cloud: .*SUCCESS \d+/);
+    expect(out).toMatch(/attempts \d+, sales \d+ \(\d+ paid\), successful sales [\d.]+, gateway net charged [\d.]+/);
+    expect(out).toContain('RECONCILED: gateway, cloud and boxes agree');
+    expect(out).toContain('ECR: every result line matches the money');
+    expect(out).toContain('CHAOS PASSED');
+  }, 170_000);
+});
