@@ -1,4 +1,5 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { machineFacts } from './machine.js';
 
 export interface BenchResult {
@@ -11,10 +12,15 @@ export interface BenchResult {
   raw?: Record<string, unknown>;
 }
 
-const RESULTS = new URL('./results/', import.meta.url);
+/** bench/results/, or SCANBOX_BENCH_RESULTS (the CI smoke test writes its tiny runs elsewhere). */
+function resultsDir(): URL {
+  const dir = process.env.SCANBOX_BENCH_RESULTS;
+  return dir ? pathToFileURL(dir.endsWith('/') ? dir : `${dir}/`) : new URL('./results/', import.meta.url);
+}
 
 /** Write bench/results/NAME.json atomically and print a short table. */
 export function report(result: BenchResult): string {
+  const RESULTS = resultsDir();
   mkdirSync(RESULTS, { recursive: true });
   const file = new URL(`${result.name}.json`, RESULTS);
   const tmp = new URL(`${result.name}.json.tmp`, RESULTS);

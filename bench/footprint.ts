@@ -1,0 +1,215 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { createPairingCode, instantGateway, startCloud, type RunningCloud } from '../cloud/index.js';
+import { systemClock } from '../cloud/clock.js';
+import { createLogger } from '../cloud/log.js';
+import { pairBox } from '../device/index.js';
+import { validCode } from '../simulator/codes.js';
+import { PtyPair } from '../simulator/pty.js';
+import { createRandom, type Random } from '../simulator/random.js';
+import type { SerialEnd } from '../simulator/serial-end.js';
+import { median } from '../simulator/stats.js';
+import { VirtualEcr } from '../simulator/virtual-ecr.js';
+import { VirtualScanner } from '../simulator/virtual-scanner.js';
+import type { BenchResult } from './result.js';
+import { cpuShare, fmt, procSample, ROOT, scratch, sleep, type ProcSample } from './harness.js';
+
+/**
+ * 5. footprint — the box agent as shipped: compiled (`npm run build`), started as
+ * `node dist/device/cli.js start …` on socat ptys, against a cloud in this process (instant gateway).
+ *  - cold start: process spawn → its `ready` log line, `coldStarts` times (new process each time; the
+ *    OS page cache is warm, as on a box restarting its agent), median;
+ *  - idle RSS once connected and settled; CPU share while idle with heartbeats (every
+ *    `heartbeatS`, a shorter interval than the default 30 s, so the window holds several);
+ *  - RSS every 1,000 sales over `sales` sales (sale → WAITING_CODE → scan → PAID), then idle CPU again.
+ * "No growth" is judged from RSS after the first 1,000 sales (warm) to RSS after the last, settled.
+ */
+export interface FootprintParams {
+  coldStarts: number;
+  sales: number;
+  idleS: number;
+  heartbeatS: number;
+  seed: string;
+  /** Extra Node/V8 flags for the agent process only, e.g. "--max-semi-space-size=1" (space-separated). */
+  agentNodeFlags: string;
+  /** Extra environment for the agent process only, e.g. "MALLOC_ARENA_MAX=2" (space-separated K=V). */
+  agentEnv: string;
+}
+
+export const FOOTPRINT_DEFAULTS: FootprintParams = { coldStarts: 5, sales: 10_000, idleS: 20, heartbeatS: 10, seed: 'bench-footprint', agentNodeFlags: '', agentEnv: '' };
+export const FOOTPRINT_SMOKE: FootprintParams = { coldStarts: 1, sales: 30, idleS: 1, heartbeatS: 1, seed: 'bench-footprint', agentNodeFlags: '', agentEnv: '' };
+
+const CLI = path.join(ROOT, 'dist', 'device', 'cli.js');
+
+export async function footprint(p: FootprintParams): Promise<BenchResult> {
+  if (!existsSync(CLI)) {
+    const b = spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
+    if (b.status !== 0 || !existsSync(CLI)) throw new Error('npm run build failed; the footprint benchmark measures the compiled agent');
+  }
+  const tmp = scratch('footprint');
+  const random = createRandom(p.seed);
+  let cloud: RunningCloud | undefined;
+  let agent: Agent | undefined;
+  const ptys: PtyPair[] = [];
+  const ends: SerialEnd[] = [];
+  try {
+    cloud = await startCloud({ gateway: instantGateway(), dbPath: path.join(tmp.dir, 'cloud.db'), mqttPort: 0, httpPort: 0, config: { logLevel: 'warn' }, logger: createLogger('warn') });
+    const dataDir = path.join(tmp.dir, 'box');
+    const { code } = await createPairingCode({ store: cloud.store, clock: systemClock, codeTtlS: 600 }, 'M-BENCH', 'S-1');
+    await pairBox({ code, cloudUrl: cloud.httpUrl, dataDir, hardwareId: 'bench-footprint-box' });
+    const configFile = path.join(tmp.dir, 'device.json');
+    writeFileSync(configFile, JSON.stringify({ heartbeatIntervalS: p.heartbeatS }));
+    const scannerPty = await PtyPair.create({ dir: tmp.dir, names: ['scanner-box', 'scanner-sim'] });
+    const ecrPty = await PtyPair.create({ dir: tmp.dir, names: ['ecr-box', 'ecr-sim'] });
+    ptys.push(scannerPty, ecrPty);
+    const [scannerEnd, ecrEnd] = await Promise.all([scannerPty.openEnd('b'), ecrPty.openEnd('b')]);
+    ends.push(scannerEnd, ecrEnd);
+    const scanner = new VirtualScanner({ end: scannerEnd, terminator: 'CR' });
+    const ecr = new VirtualEcr({ end: ecrEnd });
+    const args = ['start', '--scanner', scannerPty.a, '--ecr', ecrPty.a, '--data', dataDir, '--config', configFile];
+
+    // Cold starts (the last one stays up).
+    const coldMs: number[] = [];
+    const startupMs: number[] = [];
+    for (let i = 0; i < p.coldStarts; i++) {
+      const t0 = performance.now();
+      const env = Object.fromEntries(p.agentEnv.split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+      agent = new Agent(args, p.agentNodeFlags.split(' ').filter(Boolean), env);
+      const ready = await agent.waitFor('ready', 30_000);
+      coldMs.push(performance.now() - t0);
+      startupMs.push(Number(ready.startupMs));
+      if (i < p.coldStarts - 1) await agent.stop();
+    }
+    await agent!.waitFor('cloud link up; querying every attempt in flight', 30_000);
+    const pid = agent!.pid;
+    await sleep(2_000);
+    const idle = await idleWindow(pid, p.idleS);
+
+    const rssEvery1000: number[] = [];
+    const t0 = performance.now();
+    for (let n = 1; n <= p.sales; n++) {
+      await oneSale(scanner, ecr, `F-${n}`, random);
+      if (n % 1000 === 0 || n === p.sales) rssEvery1000.push(procSample(pid).rssMiB);
+      if (n % 200 === 0) ecr.received.splice(0); // the bench's own memory stays flat too
+    }
+    const salesS = (performance.now() - t0) / 1000;
+    await sleep(3_000);
+    const after = await idleWindow(pid, p.idleS);
+
+    const warm = rssEvery1000[0] ?? after.rssMiB;
+    const growth = after.rssMiB - warm;
+    const allowed = Math.max(5, warm * 0.05);
+    const cold = median(coldMs);
+    return {
+      name: 'footprint',
+      params: { ...p, agent: `${p.agentEnv ? `${p.agentEnv} ` : ''}node ${p.agentNodeFlags ? `${p.agentNodeFlags} ` : ''}dist/device/cli.js start (compiled)`, logLevel: 'info (default)' },
+      figures: {
+        'cold start → ready ms (median)': Math.round(cold),
+        "agent's own startupMs (median)": Math.round(median(startupMs)),
+        'idle RSS MiB': round1(idle.rssMiB),
+        'idle RSS: anon / file-backed MiB': `${round1(idle.anonMiB)} / ${round1(idle.fileMiB)}`,
+        'idle CPU % (heartbeats)': round2(idle.cpu),
+        [`RSS after ${Math.min(1000, p.sales)} sales MiB (warm)`]: round1(warm),
+        [`RSS after ${p.sales} sales MiB`]: round1(after.rssMiB),
+        'RSS peak MiB': round1(after.hwmMiB),
+        'growth warm → end MiB': round1(growth),
+        'idle CPU % after sales': round2(after.cpu),
+        'sales/s (one box, sequential)': round1(p.sales / salesS),
+      },
+      targets: [
+        { what: 'cold start to ready', target: '< 1500 ms', actual: `${Math.round(cold)} ms`, met: cold < 1500 },
+        { what: 'idle RSS', target: '< 80 MiB', actual: `${fmt(idle.rssMiB, 1)} MiB`, met: idle.rssMiB < 80 },
+        { what: `no growth after ${p.sales} sales`, target: `<= +${fmt(allowed, 1)} MiB from warm`, actual: `${growth >= 0 ? '+' : ''}${fmt(growth, 1)} MiB`, met: growth <= allowed },
+      ],
+      raw: { coldMs: coldMs.map(Math.round), startupMs, rssEvery1000MiB: rssEvery1000.map(round1), idle, after, salesSeconds: round1(salesS) },
+    };
+  } finally {
+    await agent?.stop();
+    await Promise.all(ends.map((e) => e.close()));
+    await Promise.all(ptys.map((x) => x.close()));
+    await cloud?.close();
+    tmp.remove();
+  }
+}
+
+/** An idle window: CPU share over it, and the median of RSS samples every 500 ms (one sample is noisy: GC timing). */
+async function idleWindow(pid: number, seconds: number) {
+  const first: ProcSample = procSample(pid);
+  const samples: ProcSample[] = [first];
+  const end = performance.now() + seconds * 1000;
+  while (performance.now() < end) {
+    await sleep(Math.min(500, Math.max(0, end - performance.now())));
+    samples.push(procSample(pid));
+  }
+  const last = samples.at(-1)!;
+  const med = (f: (s: ProcSample) => number) => median(samples.map(f));
+  return { cpu: cpuShare(first, last), rssMiB: med((s) => s.rssMiB), anonMiB: med((s) => s.anonMiB), fileMiB: med((s) => s.fileMiB), hwmMiB: last.hwmMiB, samples: samples.length };
+}
+
+async function oneSale(scanner: VirtualScanner, ecr: VirtualEcr, ref: string, random: Random): Promise<void> {
+  const mark = ecr.mark();
+  await ecr.sale(ref, random.int(1, 99_999));
+  await ecr.waitFor((m) => m.ref === ref && m.type === 'progress' && m.stage === 'WAITING_CODE', 10_000, mark);
+  const result = ecr.waitFor((m) => m.ref === ref && m.type === 'result', 10_000, mark);
+  await scanner.scan(validCode(random, 'wechat'));
+  const r = await result;
+  if (r.type !== 'result' || r.outcome !== 'PAID') throw new Error(`sale ${ref} was not paid: ${JSON.stringify(r)}`);
+}
+
+/** The compiled agent as a child process; its JSON log lines can be awaited. */
+class Agent {
+  private readonly child: ChildProcess;
+  private readonly waiters: { msg: string; resolve: (l: Record<string, unknown>) => void }[] = [];
+  private pending = '';
+  private readonly exited: Promise<void>;
+
+  constructor(args: string[], nodeFlags: string[] = [], env: Record<string, string> = {}) {
+    this.child = spawn(process.execPath, [...nodeFlags, CLI, ...args], { stdio: ['ignore', 'pipe', 'inherit'], cwd: ROOT, env: { ...process.env, ...env } });
+    this.exited = new Promise((r) => this.child.once('exit', () => r()));
+    this.child.stdout!.on('data', (d: Buffer) => {
+      const parts = (this.pending + d.toString()).split('\n');
+      this.pending = parts.pop() ?? '';
+      for (const raw of parts) {
+        let line: Record<string, unknown>;
+        try {
+          line = JSON.parse(raw) as Record<string, unknown>;
+        } catch {
+          continue;
+        }
+        for (const w of [...this.waiters]) {
+          if (w.msg !== line.msg) continue;
+          this.waiters.splice(this.waiters.indexOf(w), 1);
+          w.resolve(line);
+        }
+      }
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  waitFor(msg: string, timeoutMs: number): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`agent: no "${msg}" within ${timeoutMs} ms`)), timeoutMs);
+      this.waiters.push({ msg, resolve: (l) => (clearTimeout(timer), resolve(l)) });
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5_000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+function round1(x: number): number {
+  return Math.round(x * 10) / 10;
+}
+
+function round2(x: number): number {
+  return Math.round(x * 100) / 100;
+}

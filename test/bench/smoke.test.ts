@@ -1,0 +1,82 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/**
+ * CI smoke of every benchmark at tiny sizes (`--smoke`), so they cannot rot. No assertion on any
+ * time or rate: only that each run finishes, writes its JSON with the expected fields, and that
+ * reconciliation passed where the benchmark reconciles. The results go to a scratch directory, not
+ * bench/results/.
+ */
+const ROOT = new URL('../../', import.meta.url).pathname;
+let out: string;
+
+beforeAll(() => {
+  out = mkdtempSync(path.join(os.tmpdir(), 'scanbox-bench-smoke-'));
+  // The footprint benchmark runs the compiled agent; the helpers prefer compiled code when current.
+  // Type errors are `npm run typecheck`'s to report; tsc emits regardless, and that is what runs here.
+  const b = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
+  expect(existsSync(path.join(ROOT, 'dist/device/cli.js')), b.stdout + b.stderr).toBe(true);
+}, 120_000);
+
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+function runBench(name: string): Record<string, any> {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench/run.ts'), name, '--smoke', '--no-build'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, SCANBOX_BENCH_RESULTS: out },
+    timeout: 170_000,
+  });
+  expect(r.status, `bench ${name} exited ${r.status}\n${r.stdout}\n${r.stderr}`).toBe(0);
+  const json = JSON.parse(readFileSync(path.join(out, `${name}.json`), 'utf8'));
+  expect(json.name).toBe(name);
+  expect(json.machine).toMatchObject({ node: expect.any(String), cpus: expect.any(Number), cpuModel: expect.any(String) });
+  expect(json.params.smoke).toBe(true);
+  expect(Array.isArray(json.targets)).toBe(true);
+  for (const t of json.targets) expect(t).toMatchObject({ what: expect.any(String), target: expect.any(String), actual: expect.any(String), met: expect.any(Boolean) });
+  return json;
+}
+
+function reconciled(json: Record<string, any>): void {
+  const t = json.targets.find((x: { what: string }) => x.what === 'reconciliation');
+  expect(t, 'a reconciliation target').toBeDefined();
+  expect(t.met, JSON.stringify(json.raw?.reconcile ?? json.raw, null, 1)).toBe(true);
+}
+
+describe('benchmarks (smoke: tiny sizes, figures not asserted)', () => {
+  it('latency', () => {
+    const j = runBench('latency');
+    expect(j.figures).toMatchObject({ 'e2e p50 ms': expect.any(Number), 'e2e p99 ms': expect.any(Number), 'floor ms (rtt + 4 commits)': expect.any(Number), 'e2e p50 / floor': expect.any(Number) });
+    expect(j.raw.e2eMs.n).toBeGreaterThan(0);
+    reconciled(j);
+  }, 180_000);
+
+  it('throughput', () => {
+    const j = runBench('throughput');
+    expect(j.figures).toMatchObject({ 'cloud payments/s (median)': expect.any(Number), 'raw QoS1 round trips/s (median)': expect.any(Number), 'cloud / raw': expect.any(Number) });
+    expect(j.figures['payments reconciled']).toBeGreaterThan(0);
+    reconciled(j);
+  }, 180_000);
+
+  it('fleet', () => {
+    const j = runBench('fleet');
+    expect(j.figures).toMatchObject({ boxes: 20, 'connected (all subscribed)': 20, 'online in registry': 20, 'cloud RSS MiB (steady)': expect.any(Number), 'connect all s': expect.any(Number) });
+    expect(j.raw.heartbeatSamplesMatched).toBeGreaterThan(0);
+    reconciled(j);
+  }, 180_000);
+
+  it('recovery', () => {
+    const j = runBench('recovery');
+    expect(j.figures).toMatchObject({ 'box: attempts': 20, 'box: ECR result lines': 20, 'cloud: attempts': 50, 'box: spawn → all final s': expect.any(Number), 'cloud: start → all final s': expect.any(Number) });
+    reconciled(j);
+  }, 180_000);
+
+  it('footprint', () => {
+    const j = runBench('footprint');
+    expect(j.figures).toMatchObject({ 'cold start → ready ms (median)': expect.any(Number), 'idle RSS MiB': expect.any(Number), 'idle CPU % (heartbeats)': expect.any(Number) });
+    expect(j.raw.rssEvery1000MiB.length).toBeGreaterThan(0);
+  }, 180_000);
+});
