@@ -62,10 +62,11 @@ program
     } else {
       throw new ProtocolError(ErrorCode.CONFIG_INVALID, '--gateway-url is required (or --gateway instant for benchmarks and smoke tests)');
     }
-    const cloud = await startCloud({ gateway, config, logger });
+    // Handlers first: a supervisor may send SIGTERM the moment it reads the ready line.
+    const starting = startCloud({ gateway, config, logger });
     const stop = (signal: string) => {
       logger.info({ signal }, 'stopping: no new connections; finishing store writes');
-      cloud.close().then(
+      starting.then((cloud) => cloud.close()).then(
         () => {
           logger.info('stopped');
           process.exit(0);
@@ -75,6 +76,7 @@ program
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    await starting;
   });
 
 const pair = program.command('pair').description('pairing codes for field engineers');

@@ -127,7 +127,8 @@ export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud>
       config,
       close: () => runCleanup(cleanup),
     };
-    logger.info({ mqttPort: running.mqttPort, httpPort: running.httpPort, mqttUrl: running.mqttUrl, httpUrl: running.httpUrl, db: config.dbPath }, 'ready');
+    // Supervisors and the simulator wait for this line: printed at any log level but silent.
+    (logger.level === 'silent' ? logger : logger.child({}, { level: 'info' })).info({ mqttPort: running.mqttPort, httpPort: running.httpPort, mqttUrl: running.mqttUrl, httpUrl: running.httpUrl, db: config.dbPath }, 'ready');
     return running;
   } catch (err) {
     await runCleanup(cleanup);

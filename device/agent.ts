@@ -130,7 +130,9 @@ class AgentShell implements Agent {
     this.ecr.start();
     this.link.start();
     const s = this.status();
-    this.log.info({ pendingAttempts: s.pendingAttempts, outboxDepth: s.outboxDepth, startupMs: Math.round(this.monotonicNow() - this.startedMono) }, 'ready');
+    // Supervisors and the simulator wait for this line: printed at any log level but silent.
+    const announce = this.log.level === 'silent' ? this.log : this.log.child({}, { level: 'info' });
+    announce.info({ pendingAttempts: s.pendingAttempts, outboxDepth: s.outboxDepth, startupMs: Math.round(this.monotonicNow() - this.startedMono) }, 'ready');
   }
 
   book(): Book {

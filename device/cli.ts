@@ -38,13 +38,15 @@ program
       logger.info('not paired: waiting for a pairing QR on the scanner');
       await awaitPairingScan(config, { ...io, display: new ConsoleDisplay(logger) });
     }
-    const agent = await startAgent(config, { ...io, connectMqtt: mqtt.connect });
+    // Handlers first: a supervisor may send SIGTERM the moment it reads the ready line.
+    const starting = startAgent(config, { ...io, connectMqtt: mqtt.connect });
     const shutdown = (signal: string) => {
       logger.info({ signal }, 'shutting down');
-      void agent.stop().then(() => process.exit(0));
+      void starting.then((agent) => agent.stop()).then(() => process.exit(0));
     };
     process.once('SIGTERM', () => shutdown('SIGTERM'));
     process.once('SIGINT', () => shutdown('SIGINT'));
+    await starting;
   });
 
 program
