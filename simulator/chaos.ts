@@ -4,11 +4,10 @@ import path from 'node:path';
 import { formatAmount, isCharged, isFinal, WALLETS, type EcrOutbound, type EcrResult } from '../protocol/index.js';
 import { chaosSchedule, countByKind, FAULT_KINDS, type FaultKind, type ScheduledFault } from './chaos-schedule.js';
 import { validCode } from './codes.js';
-import { DEMO_CLOUD_CONFIG, DEMO_DEVICE_CONFIG, settle } from './demo.js';
 import { createRandom, hashSeed, type Random } from './random.js';
 import { reconcile, type ReconcileReport } from './reconcile.js';
 import { formatReconcileReport } from './reconcile-table.js';
-import { Rig, type Box, type Snapshot } from './rig.js';
+import { FAST_CLOUD_CONFIG, FAST_DEVICE_CONFIG, Rig, type Box, type Snapshot } from './rig.js';
 import { DEFAULT_MIX, type ScenarioInput, type ScenarioMixInput } from './scenario.js';
 
 /**
@@ -42,9 +41,9 @@ export interface ChaosResult {
 
 /** The demo's short timings; a pairing rate limit that lets the whole fleet pair from 127.0.0.1. */
 export function chaosCloudConfig(boxes: number): Record<string, unknown> {
-  return { ...DEMO_CLOUD_CONFIG, pairRateLimit: { max: Math.max(10, boxes + 5), windowS: 60 } };
+  return { ...FAST_CLOUD_CONFIG, pairRateLimit: { max: Math.max(10, boxes + 5), windowS: 60 } };
 }
-export const CHAOS_DEVICE_CONFIG = { ...DEMO_DEVICE_CONFIG, saleDeadlineMs: 60_000, logLevel: 'info' };
+export const CHAOS_DEVICE_CONFIG = { ...FAST_DEVICE_CONFIG, saleDeadlineMs: 60_000, logLevel: 'info' };
 
 /** The default mix plus every abnormal flow the gateway can script. */
 export const CHAOS_MIX: ScenarioMixInput = {
@@ -414,7 +413,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     }
     const settleMs = opts.settleMs ?? 90 * SECOND;
     out(`[${runner.elapsed()}] settling (up to ${settleMs / 1000} s)…`);
-    const snapshot = await settle(rig, settleMs);
+    const snapshot = await rig.settle(settleMs);
     out(`[${runner.elapsed()}] settled`);
     report = reconcile(snapshot);
     // For the diagnosis of a failed run: the gateway's ledger lives only in this process.

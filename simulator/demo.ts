@@ -1,38 +1,19 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { formatAmount, isFinal, type EcrOutbound, type Wallet } from '../protocol/index.js';
+import { formatAmount, type EcrOutbound, type Wallet } from '../protocol/index.js';
 import { validCode } from './codes.js';
 import { createRandom } from './random.js';
 import { reconcile, type ReconcileReport } from './reconcile.js';
 import { formatReconcileReport } from './reconcile-table.js';
-import { Rig, type Box, type Snapshot } from './rig.js';
+import { FAST_CLOUD_CONFIG, FAST_DEVICE_CONFIG, Rig, type Box } from './rig.js';
 import type { ScenarioInput } from './scenario.js';
 
 /**
  * `npm run demo`: one cloud, one box, a short day at the counter with every abnormal flow the
- * product exists for, then the reconciliation of gateway ledger, cloud and box. Timings are
- * shortened (seconds instead of a minute) so the story fits in well under a minute.
+ * product exists for, then the reconciliation of gateway ledger, cloud and box. On the rig's
+ * shortened timings (seconds instead of a minute), so the story fits in well under a minute.
  */
-export const DEMO_CLOUD_CONFIG = {
-  gatewayCallTimeoutMs: 1_500,
-  queryFirstDelayMs: 300,
-  queryIntervalMs: 400,
-  pollDeadlineMs: { wechat: 3_000, alipay: 3_000, unionpay: 3_000 },
-  reverseMinDelayMs: 1_000,
-  reverseRetryMs: 300,
-  lateCheckDelayMs: 1_500,
-  heartbeatIntervalS: 2,
-  logLevel: 'info',
-};
-export const DEMO_DEVICE_CONFIG = {
-  paymentDeadlineMs: 10_000,
-  recheckMs: 1_500,
-  heartbeatIntervalS: 2,
-  reconnect: { baseMs: 200, maxMs: 1_000 },
-  keepaliveS: 5,
-};
-
 interface Chapter {
   title: string;
   /** The cash register's reference of this chapter's sale. */
@@ -139,17 +120,6 @@ function describeEcr(m: EcrOutbound): string {
   }
 }
 
-/** Until every attempt is final on the cloud and on every box (bounded), then one snapshot. */
-export async function settle(rig: Rig, timeoutMs: number): Promise<Snapshot> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const snap = await rig.snapshot();
-    const open = [...snap.cloud, ...snap.devices.flat()].filter((a) => !isFinal(a.state));
-    if (open.length === 0 || Date.now() > deadline) return snap;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
-
 export interface DemoOptions {
   seed: number | string;
   keep?: boolean;
@@ -161,7 +131,7 @@ export async function runDemo(opts: DemoOptions): Promise<ReconcileReport> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'scanbox-demo-'));
   const random = createRandom(opts.seed);
   out(`scanbox demo — working in ${dir}`);
-  const rig = await Rig.start({ dir, seed: opts.seed, cloudConfig: DEMO_CLOUD_CONFIG, deviceConfig: DEMO_DEVICE_CONFIG });
+  const rig = await Rig.start({ dir, seed: opts.seed, cloudConfig: FAST_CLOUD_CONFIG, deviceConfig: FAST_DEVICE_CONFIG });
   try {
     out(`cloud up: ${rig.httpUrl} (MQTT through the fault proxy on port ${rig.proxy.port}); gateway simulator at ${rig.gatewayUrl}`);
     const box = await rig.addBox('box-1');
@@ -183,7 +153,7 @@ export async function runDemo(opts: DemoOptions): Promise<ReconcileReport> {
       marks[marks.length - 1]!.seconds = (Date.now() - started) / 1000;
     }
     out('letting every attempt settle…\n');
-    const snapshot = await settle(rig, 30 * SECOND);
+    const snapshot = await rig.settle(30 * SECOND);
     // Printed after the fact, so each chapter shows its screens even when one lands after the ECR line.
     for (const [i, chapter] of CHAPTERS.entries()) {
       const { screens, ecr, seconds } = marks[i]!;

@@ -3,11 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { FINAL_STATES, WALLETS, type AttemptState, type EcrOutbound } from '../protocol/index.js';
 import { validCode } from './codes.js';
-import { DEMO_CLOUD_CONFIG, DEMO_DEVICE_CONFIG, settle } from './demo.js';
 import { createRandom, type Random } from './random.js';
 import { reconcile, type ReconcileReport } from './reconcile.js';
 import { formatReconcileReport } from './reconcile-table.js';
-import { Rig, type Box } from './rig.js';
+import { FAST_CLOUD_CONFIG, FAST_DEVICE_CONFIG, Rig, type Box } from './rig.js';
 import { ScenarioMix, type ScenarioMixInput } from './scenario.js';
 import { summarize, type Summary } from './stats.js';
 
@@ -50,7 +49,7 @@ export function loadMix(file: string): ScenarioMixInput {
 export async function runFleet(opts: FleetOptions): Promise<FleetSummary> {
   const out = opts.out ?? ((l: string) => console.log(l));
   const dir = mkdtempSync(path.join(os.tmpdir(), 'scanbox-fleet-'));
-  const rig = await Rig.start({ dir, seed: opts.seed, ...(opts.mix ? { mix: opts.mix } : {}), cloudConfig: fleetCloudConfig(opts.boxes), deviceConfig: DEMO_DEVICE_CONFIG });
+  const rig = await Rig.start({ dir, seed: opts.seed, ...(opts.mix ? { mix: opts.mix } : {}), cloudConfig: fleetCloudConfig(opts.boxes), deviceConfig: FAST_DEVICE_CONFIG });
   try {
     out(`fleet: cloud up at ${rig.httpUrl}; pairing ${opts.boxes} boxes…`);
     const boxes = await startBoxes(rig, opts.boxes, opts.startConcurrency ?? 4);
@@ -72,7 +71,7 @@ export async function runFleet(opts: FleetOptions): Promise<FleetSummary> {
       }),
     );
     const seconds = (Date.now() - started) / 1000;
-    const snapshot = await settle(rig, 60_000);
+    const snapshot = await rig.settle(60_000);
     const report = reconcile(snapshot);
     const attemptsByState: Partial<Record<AttemptState, number>> = {};
     for (const a of snapshot.cloud) attemptsByState[a.state] = (attemptsByState[a.state] ?? 0) + 1;
@@ -89,7 +88,7 @@ export async function runFleet(opts: FleetOptions): Promise<FleetSummary> {
 
 /** All boxes pair from 127.0.0.1: the per-address pairing limit must let the whole fleet through once. */
 function fleetCloudConfig(boxes: number): Record<string, unknown> {
-  return { ...DEMO_CLOUD_CONFIG, pairRateLimit: { max: Math.max(10, boxes + 5), windowS: 60 } };
+  return { ...FAST_CLOUD_CONFIG, pairRateLimit: { max: Math.max(10, boxes + 5), windowS: 60 } };
 }
 
 async function startBoxes(rig: Rig, n: number, concurrency: number): Promise<Box[]> {

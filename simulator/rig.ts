@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
-import type { CloudAttemptRecord, DeviceAttemptRecord } from '../protocol/index.js';
+import { isFinal, type CloudAttemptRecord, type DeviceAttemptRecord } from '../protocol/index.js';
 import { FaultProxy } from './fault-proxy.js';
 import { ScriptedGateway } from './gateway.js';
 import { startGatewayServer, type GatewayServer } from './gateway-server.js';
@@ -21,6 +21,29 @@ import type { LedgerEntry } from './ledger.js';
  * boxes as their own processes on pseudo-terminal scanners and cash registers, each paired through
  * the real pairing API. The demo, the fleet generator and the chaos runner are all stories on it.
  */
+/**
+ * Wallet timings shortened from about a minute to seconds (poll deadline 3 s, reverse after 1 s,
+ * box deadline 10 s), so the demo, the fleet and the chaos runs see every abnormal path quickly.
+ */
+export const FAST_CLOUD_CONFIG = {
+  gatewayCallTimeoutMs: 1_500,
+  queryFirstDelayMs: 300,
+  queryIntervalMs: 400,
+  pollDeadlineMs: { wechat: 3_000, alipay: 3_000, unionpay: 3_000 },
+  reverseMinDelayMs: 1_000,
+  reverseRetryMs: 300,
+  lateCheckDelayMs: 1_500,
+  heartbeatIntervalS: 2,
+  logLevel: 'info',
+};
+export const FAST_DEVICE_CONFIG = {
+  paymentDeadlineMs: 10_000,
+  recheckMs: 1_500,
+  heartbeatIntervalS: 2,
+  reconnect: { baseMs: 200, maxMs: 1_000 },
+  keepaliveS: 5,
+};
+
 export interface RigOptions {
   dir: string;
   seed: number | string;
@@ -126,6 +149,17 @@ export class Rig {
       Promise.all(this.boxes.map((b) => b.attempts())),
     ]);
     return { ledger: [...this.gateway.ledger.entries()], cloud, devices };
+  }
+
+  /** Until every attempt is final on the cloud and on every box (bounded), then one snapshot. */
+  async settle(timeoutMs: number): Promise<Snapshot> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const snap = await this.snapshot();
+      const open = [...snap.cloud, ...snap.devices.flat()].filter((a) => !isFinal(a.state));
+      if (open.length === 0 || Date.now() > deadline) return snap;
+      await new Promise((r) => setTimeout(r, 500));
+    }
   }
 
   async stop(): Promise<void> {
