@@ -40,8 +40,6 @@ export interface AttemptsServiceDeps {
   gatewayCallTimeoutMs: number;
   /** Publish on a device's down/ topic. */
   publish: (topic: string, payload: string, qos: 0 | 1) => Promise<void>;
-  /** The client that really published a message, when known (embedded broker); see broker.ts. */
-  publisherOf?: (topic: string, payload: Buffer) => string | undefined;
   onHeartbeat?: (deviceId: string, msg: UpMessage<'heartbeat'>) => Promise<void> | void;
 }
 
@@ -62,8 +60,11 @@ export class AttemptsService {
 
   // ── inbound ─────────────────────────────────────────────────────────────────────────────────
 
-  /** Entry point for every message on an up/ topic. Never throws: a bad message gets an error reply. */
-  async handleMessage(topic: string, payload: Buffer): Promise<void> {
+  /**
+   * Entry point for every message on an up/ topic, with the client that published it when the
+   * broker knows it. Never throws: a bad message gets an error reply.
+   */
+  async handleMessage(topic: string, payload: Buffer, publisher?: string): Promise<void> {
     if (this.closed) return;
     let deviceId: string | undefined;
     let kind: UpKind | undefined;
@@ -73,7 +74,7 @@ export class AttemptsService {
       deviceId = t.deviceId;
       kind = t.kind;
       this.deps.metrics.inc('messages_total', kind);
-      await this.checkPublisher(deviceId, topic, payload);
+      await this.checkPublisher(deviceId, publisher);
       await this.route(deviceId, kind, decodeUp(kind, payload));
     } catch (err) {
       await this.refuse(deviceId, kind, payload, err);
@@ -81,8 +82,7 @@ export class AttemptsService {
   }
 
   /** Second line behind the broker's ACL: the topic's device must be the publisher, and active. */
-  private async checkPublisher(deviceId: string, topic: string, payload: Buffer): Promise<void> {
-    const publisher = this.deps.publisherOf?.(topic, payload);
+  private async checkPublisher(deviceId: string, publisher: string | undefined): Promise<void> {
     if (publisher !== undefined && publisher !== deviceId) {
       throw new ProtocolError(ErrorCode.FORBIDDEN, `message on ${deviceId}'s topic was published by another client`, { publisher });
     }

@@ -8,7 +8,6 @@ import { startHttpApi } from './http.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { watchRevocations } from './revocation-watch.js';
-import { connectServiceLink } from './service-link.js';
 import { SqliteStore } from './sqlite-store.js';
 import type { CloudStore } from './store.js';
 import type { MachineConfig } from './transaction.js';
@@ -73,7 +72,7 @@ export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud>
   try {
     const broker = await startBroker({ store, logger, metrics, host: config.host, port: config.mqttPort, tls: config.tls, drainTimeoutMs: config.drainTimeoutMs });
     cleanup.unshift(() => broker.close());
-    const link = await connectServiceLink({ url: broker.url, ...broker.service, caPem: broker.caPem, logger });
+    const link = broker.serviceLink;
     cleanup.unshift(() => link.close());
     const fleet = new Fleet({ store, clock, logger, heartbeatIntervalS: config.heartbeatIntervalS });
     const attempts = new AttemptsService({
@@ -87,11 +86,10 @@ export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud>
       machine: machineConfig(config),
       gatewayCallTimeoutMs: config.gatewayCallTimeoutMs,
       publish: (topic, payload, qos) => link.publish(topic, payload, qos),
-      publisherOf: broker.publisherOf,
       onHeartbeat: (deviceId, msg) => fleet.heartbeat(deviceId, msg),
     });
     cleanup.unshift(() => fleet.stop(), () => attempts.close());
-    link.onMessage((topic, payload) => void attempts.handleMessage(topic, payload));
+    link.onMessage((topic, payload, publisher) => void attempts.handleMessage(topic, payload, publisher));
     broker.setEvents({
       // Unacknowledged results go out again once the box can receive them: at once for a
       // persistent session (its subscriptions survive), else when it subscribes.

@@ -1,22 +1,13 @@
-import mqtt, { type MqttClient } from 'mqtt';
+import type { Aedes, AedesPublishPacket } from 'aedes';
 import { ALL_UP_FILTER } from '../protocol/index.js';
-import type { Logger } from './log.js';
 
 /**
- * The cloud services' one MQTT connection: an ordinary client, so the same code runs against the
- * embedded aedes and an external broker. It subscribes to every box's up/ topics and publishes
- * replies on their down/ topics.
+ * How the cloud's services meet the boxes: every message on an `up/` topic, with the client that
+ * published it when the broker knows it, and publishing on `down/` topics. The embedded broker
+ * hands messages over in-process; an external broker (scale-out) is another implementation of the
+ * same three calls.
  */
-export interface ServiceLinkOptions {
-  url: string;
-  clientId: string;
-  username: string;
-  password: string;
-  caPem?: string | undefined;
-  logger: Logger;
-}
-
-export type MessageHandler = (topic: string, payload: Buffer) => void;
+export type MessageHandler = (topic: string, payload: Buffer, publisher: string | undefined) => void;
 
 export interface ServiceLink {
   onMessage(handler: MessageHandler): void;
@@ -24,38 +15,31 @@ export interface ServiceLink {
   close(): Promise<void>;
 }
 
-export async function connectServiceLink(opts: ServiceLinkOptions): Promise<ServiceLink> {
-  const client: MqttClient = mqtt.connect(opts.url, {
-    clientId: opts.clientId,
-    username: opts.username,
-    password: opts.password,
-    clean: true,
-    reconnectPeriod: 1000,
-    // The service pins the broker's own certificate; the host name is loopback, not the cert's CN.
-    ...(opts.caPem ? { ca: opts.caPem, checkServerIdentity: () => undefined } : {}),
-  });
+/**
+ * The service as an in-process subscriber of aedes: no loopback socket, no second encode/decode
+ * of each message, and the publisher's id comes from the broker itself (aedes stamps `clientId`
+ * on a packet published by a client) instead of being matched up afterwards.
+ *
+ * The box's PUBACK is sent once every subscriber has called back; the handler is answered at
+ * once, as a networked subscriber would PUBACK on receipt, so a slow payment never holds up the
+ * box's next message (its outbox is stop-and-wait).
+ */
+export async function embeddedServiceLink(aedes: Aedes): Promise<ServiceLink> {
   let handler: MessageHandler = () => undefined;
-  client.on('message', (topic, payload) => handler(topic, payload));
-  client.on('error', (err) => opts.logger.error({ err: err.message }, 'service MQTT link error'));
-  // Resolved once the first subscription is granted, so nothing a box sends right after start is missed.
-  await new Promise<void>((resolve, reject) => {
-    client.once('error', reject);
-    client.on('connect', () => {
-      // TCP_NODELAY on the client side too: a QoS 1 round trip drops from ~40 ms to well under 1 ms.
-      (client.stream as { setNoDelay?: (v: boolean) => void }).setNoDelay?.(true);
-      client.subscribe(ALL_UP_FILTER, { qos: 1 }, (err) => {
-        if (err) opts.logger.error({ err: err.message }, 'service subscription failed');
-        else resolve();
-      });
-    });
-  });
+  const deliver = (packet: AedesPublishPacket, done: () => void) => {
+    const publisher = (packet as { clientId?: string }).clientId;
+    handler(packet.topic, packet.payload as Buffer, publisher);
+    done();
+  };
+  await new Promise<void>((resolve) => aedes.subscribe(ALL_UP_FILTER, deliver, resolve));
   return {
     onMessage(h) {
       handler = h;
     },
-    publish(topic, payload, qos) {
-      return new Promise((resolve, reject) => client.publish(topic, payload, { qos }, (err) => (err ? reject(err) : resolve())));
-    },
-    close: () => new Promise<void>((resolve) => client.end(false, {}, () => resolve())),
+    publish: (topic, payload, qos) =>
+      new Promise((resolve, reject) =>
+        aedes.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos, retain: false, dup: false }, (err) => (err ? reject(err) : resolve())),
+      ),
+    close: () => new Promise<void>((resolve) => aedes.unsubscribe(ALL_UP_FILTER, deliver, resolve)),
   };
 }

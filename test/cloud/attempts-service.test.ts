@@ -55,7 +55,7 @@ let gw: ScriptedGateway;
 let sent: { deviceId: string; kind: DownKind; msg: any }[];
 let service: AttemptsService;
 
-function makeService(publisherOf?: (topic: string, payload: Buffer) => string | undefined): AttemptsService {
+function makeService(): AttemptsService {
   return new AttemptsService({
     store,
     gateway: gw,
@@ -70,7 +70,6 @@ function makeService(publisherOf?: (topic: string, payload: Buffer) => string | 
       const [, , , deviceId, , kind] = topic.split('/') as [string, string, string, string, string, DownKind];
       sent.push({ deviceId, kind, msg: decodeDown(kind, payload) });
     },
-    publisherOf,
   });
 }
 
@@ -149,9 +148,7 @@ describe('AttemptsService (the shell)', () => {
   });
 
   it('refuses a message whose real publisher is another client: error to the publisher, nothing recorded', async () => {
-    await service.close();
-    service = makeService(() => 'sbINTRUDER00');
-    await deliver('pay', payMsg(DEVICE, 1));
+    await service.handleMessage(upTopic(DEVICE, 'pay'), Buffer.from(JSON.stringify(payMsg(DEVICE, 1))), 'sbINTRUDER00');
     expect(sent).toEqual([{ deviceId: 'sbINTRUDER00', kind: 'error', msg: expect.objectContaining({ code: 'FORBIDDEN' }) }]);
     expect(await store.listAttempts({})).toEqual([]);
     expect(gw.count('pay')).toBe(0);
