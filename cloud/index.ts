@@ -67,9 +67,10 @@ export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud>
   const logger = opts.logger ?? createLogger(config.logLevel);
   const clock = opts.clock ?? systemClock;
   const metrics = new Metrics();
-  const store = new SqliteStore(config.dbPath);
+  const store = new SqliteStore(config.dbPath, { commitThread: true });
   const cleanup: (() => Promise<void> | void)[] = [() => store.close()];
   try {
+    await store.whenReady();
     const broker = await startBroker({ store, logger, metrics, host: config.host, port: config.mqttPort, tls: config.tls, drainTimeoutMs: config.drainTimeoutMs });
     cleanup.unshift(() => broker.close());
     const link = broker.serviceLink;

@@ -1,3 +1,6 @@
+import Database from 'better-sqlite3';
+import type { Attempt } from './transaction.js';
+
 /**
  * The SQLite schema as numbered migrations. A database records the highest version applied in
  * `schema_version`; a newer database than this code knows is refused rather than guessed at.
@@ -101,3 +104,38 @@ export const MIGRATIONS: readonly string[] = [
   );
   `,
 ];
+
+/** Attempt field ↔ column; one list so reading and writing cannot drift apart. */
+export const ATTEMPT_COLUMNS = [
+  ['outTradeNo', 'out_trade_no'],
+  ['deviceId', 'device_id'],
+  ['saleId', 'sale_id'],
+  ['saleRef', 'sale_ref'],
+  ['amount', 'amount'],
+  ['currency', 'currency'],
+  ['wallet', 'wallet'],
+  ['state', 'state'],
+  ['reason', 'reason'],
+  ['createdAt', 'created_at'],
+  ['updatedAt', 'updated_at'],
+  ['payAt', 'pay_at'],
+  ['deadlineAt', 'deadline_at'],
+  ['nextAt', 'next_at'],
+  ['step', 'step'],
+  ['inFlight', 'in_flight'],
+  ['callSeq', 'call_seq'],
+  ['tries', 'tries'],
+  ['cancelReason', 'cancel_reason'],
+  ['gatewayTradeNo', 'gateway_trade_no'],
+  ['ackedState', 'acked_state'],
+  ['version', 'version'],
+] as const satisfies readonly (readonly [keyof Attempt, string])[];
+
+/** A connection as every part of the cloud uses it: WAL, a commit is durable (FULL), keys enforced. */
+export function openConnection(path: string): Database.Database {
+  const db = new Database(path, { timeout: 5000 });
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  return db;
+}

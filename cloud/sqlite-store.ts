@@ -1,7 +1,9 @@
 import Database from 'better-sqlite3';
 import { closeSync, openSync } from 'node:fs';
 import { ErrorCode, ProtocolError, type AttemptState } from '../protocol/index.js';
-import { MIGRATIONS } from './sqlite-schema.js';
+import { ATTEMPT_COLUMNS, MIGRATIONS, openConnection } from './sqlite-schema.js';
+import { CommitThread } from './commit-thread.js';
+import { inlineWriter, SqliteWriter, type AsyncWriter } from './sqlite-writer.js';
 import type {
   AttemptEventRow,
   AttemptFilter,
@@ -16,36 +18,10 @@ import type {
   RedeemResult,
   WriteResult,
 } from './store.js';
-import { refundNoOf, type Attempt } from './transaction.js';
+import type { Attempt } from './transaction.js';
 
 type Db = Database.Database;
 type Row = Record<string, unknown>;
-
-/** Attempt field ↔ column; one list so reading and writing cannot drift apart. */
-const ATTEMPT_COLUMNS = [
-  ['outTradeNo', 'out_trade_no'],
-  ['deviceId', 'device_id'],
-  ['saleId', 'sale_id'],
-  ['saleRef', 'sale_ref'],
-  ['amount', 'amount'],
-  ['currency', 'currency'],
-  ['wallet', 'wallet'],
-  ['state', 'state'],
-  ['reason', 'reason'],
-  ['createdAt', 'created_at'],
-  ['updatedAt', 'updated_at'],
-  ['payAt', 'pay_at'],
-  ['deadlineAt', 'deadline_at'],
-  ['nextAt', 'next_at'],
-  ['step', 'step'],
-  ['inFlight', 'in_flight'],
-  ['callSeq', 'call_seq'],
-  ['tries', 'tries'],
-  ['cancelReason', 'cancel_reason'],
-  ['gatewayTradeNo', 'gateway_trade_no'],
-  ['ackedState', 'acked_state'],
-  ['version', 'version'],
-] as const satisfies readonly (readonly [keyof Attempt, string])[];
 
 const FINAL_SQL = `('SUCCESS','FAILED','CANCELLED','REVERSED','REFUNDED')`;
 
@@ -80,10 +56,7 @@ function openDatabase(path: string): Db {
   if (path !== ':memory:') closeSync(openSync(path, 'a', 0o600));
   let db: Db;
   try {
-    db = new Database(path, { timeout: 5000 });
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    db.pragma('foreign_keys = ON');
+    db = openConnection(path);
     const check = db.pragma('integrity_check', { simple: true });
     if (check !== 'ok') throw new Error(String(check));
   } catch (err) {
@@ -116,30 +89,21 @@ function migrate(db: Db, path: string): void {
 export class SqliteStore implements CloudStore {
   private readonly db: Db;
   private readonly stmt;
+  private readonly writer: AsyncWriter;
 
-  constructor(path: string) {
+  /**
+   * `commitThread`: run the writes (sqlite-writer.ts) on their own thread and connection, so the
+   * event loop keeps serving boxes while a group commit waits for the disk. The cloud does; tools
+   * and tests that only read or write a little keep everything inline.
+   */
+  constructor(path: string, opts: { commitThread?: boolean } = {}) {
     this.db = openDatabase(path);
-    const cols = ATTEMPT_COLUMNS.map(([, c]) => c);
+    this.writer = opts.commitThread && path !== ':memory:' ? CommitThread.start(path) : inlineWriter(new SqliteWriter(this.db));
     const db = this.db;
     this.stmt = {
-      insertAttempt: db.prepare(`INSERT OR IGNORE INTO attempts (${cols.join(',')}) VALUES (${cols.map((c) => `@${c}`).join(',')})`),
-      updateAttempt: db.prepare(`UPDATE attempts SET ${cols.filter((c) => c !== 'out_trade_no').map((c) => `${c}=@${c}`).join(',')} WHERE out_trade_no=@out_trade_no AND version=@expected`),
-      attemptVersion: db.prepare('SELECT version FROM attempts WHERE out_trade_no=?').pluck(),
       getAttempt: db.prepare('SELECT * FROM attempts WHERE out_trade_no=?'),
       // Read on every message from a box (the service's second check): prepared once, not per call.
       deviceAuth: db.prepare('SELECT secret_hash, status FROM devices WHERE device_id=?'),
-      claimSale: db.prepare('INSERT OR IGNORE INTO sale_claims (device_id, sale_id, out_trade_no, claimed_at) VALUES (?,?,?,?)'),
-      saleWinner: db.prepare('SELECT out_trade_no FROM sale_claims WHERE device_id=? AND sale_id=?').pluck(),
-      insertEvent: db.prepare('INSERT INTO attempt_events (out_trade_no, at, event, from_state, to_state, note) VALUES (?,?,?,?,?,?)'),
-      upsertRefund: db.prepare(
-        `INSERT INTO refunds (refund_no, out_trade_no, amount, currency, reason, state, created_at, updated_at) VALUES (@refundNo,@outTradeNo,@amount,@currency,@reason,@state,@at,@at)
-         ON CONFLICT(refund_no) DO UPDATE SET state=excluded.state, reason=excluded.reason, updated_at=excluded.updated_at`,
-      ),
-      fleet: db.prepare(
-        `UPDATE devices SET last_seen_at=MAX(COALESCE(last_seen_at,0), @at), connectivity=COALESCE(@connectivity, connectivity),
-         firmware=COALESCE(@firmware, firmware), outbox_depth=COALESCE(@outboxDepth, outbox_depth), pending_attempts=COALESCE(@pendingAttempts, pending_attempts)
-         WHERE device_id=@deviceId`,
-      ),
     };
   }
 
@@ -203,21 +167,17 @@ export class SqliteStore implements CloudStore {
     return rows.map((r) => ({ deviceId: r.device_id as string, revokedAt: r.revoked_at as number }));
   }
 
-  async updateFleet(updates: FleetUpdate[]): Promise<void> {
-    if (updates.length === 0) return;
-    this.db.transaction(() => {
-      for (const u of updates) {
-        this.stmt.fleet.run({ connectivity: null, firmware: null, outboxDepth: null, pendingAttempts: null, ...u });
-      }
-    }).immediate();
+  /** Resolved when the store can commit (the commit thread, if any, is up). */
+  whenReady(): Promise<void> {
+    return this.writer.ready;
   }
 
-  async markStale(before: number): Promise<string[]> {
-    return this.db.transaction(() => {
-      const ids = this.db.prepare(`SELECT device_id FROM devices WHERE connectivity='online' AND last_seen_at < ?`).pluck().all(before) as string[];
-      this.db.prepare(`UPDATE devices SET connectivity='stale' WHERE connectivity='online' AND last_seen_at < ?`).run(before);
-      return ids;
-    }).immediate();
+  updateFleet(updates: FleetUpdate[]): Promise<void> {
+    return this.writer.updateFleet(updates);
+  }
+
+  markStale(before: number): Promise<string[]> {
+    return this.writer.markStale(before);
   }
 
   async getAttempt(outTradeNo: string): Promise<Attempt | undefined> {
@@ -225,43 +185,8 @@ export class SqliteStore implements CloudStore {
     return r ? toAttempt(r) : undefined;
   }
 
-  async writeAttempts(writes: AttemptWrite[]): Promise<WriteResult[]> {
-    return this.db.transaction(() => writes.map((w) => this.writeOne(w))).immediate();
-  }
-
-  /** Version check, then the sale claim, then the write: a refused write leaves no claim behind. */
-  private writeOne(w: AttemptWrite): WriteResult {
-    const a = w.attempt;
-    const current = this.stmt.attemptVersion.get(a.outTradeNo) as number | undefined;
-    if ((current ?? 0) !== w.expectedVersion) return { ok: false, why: 'version' };
-    if (w.claimSale) {
-      this.stmt.claimSale.run(a.deviceId, a.saleId, a.outTradeNo, a.updatedAt);
-      const winner = this.stmt.saleWinner.get(a.deviceId, a.saleId) as string;
-      if (winner !== a.outTradeNo) return { ok: false, why: 'sale_taken', winner };
-    }
-    const version = w.expectedVersion + 1;
-    const params: Row = { expected: w.expectedVersion };
-    for (const [field, col] of ATTEMPT_COLUMNS) params[col] = a[field];
-    params.version = version;
-    if (w.expectedVersion === 0) this.stmt.insertAttempt.run(params);
-    else this.stmt.updateAttempt.run(params);
-    this.stmt.insertEvent.run(a.outTradeNo, a.updatedAt, w.event, w.fromState, a.state, w.note);
-    this.recordRefund(a, w.fromState);
-    return { ok: true, version };
-  }
-
-  private recordRefund(a: Attempt, from: AttemptState | null): void {
-    const refunding = a.state === 'REFUND_PENDING' || (a.state === 'REFUNDED' && from === 'REFUND_PENDING');
-    if (!refunding) return;
-    this.stmt.upsertRefund.run({
-      refundNo: refundNoOf(a.outTradeNo),
-      outTradeNo: a.outTradeNo,
-      amount: a.amount,
-      currency: a.currency,
-      reason: a.reason,
-      state: a.state === 'REFUNDED' ? 'DONE' : 'PENDING',
-      at: a.updatedAt,
-    });
+  writeAttempts(writes: AttemptWrite[]): Promise<WriteResult[]> {
+    return this.writer.writeAttempts(writes);
   }
 
   /** Same rule as transaction.ts `needsWork`: not final, or a late check due or in flight. */
@@ -300,7 +225,9 @@ export class SqliteStore implements CloudStore {
     }));
   }
 
+  /** Writes already asked for are committed first. */
   async close(): Promise<void> {
+    await this.writer.close();
     if (this.db.open) this.db.close();
   }
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isProtocolError } from '../../protocol/index.js';
 import { SqliteStore } from '../../cloud/sqlite-store.js';
+import { createPairingCode } from '../../cloud/pairing.js';
 import type { AttemptWrite } from '../../cloud/store.js';
 import type { Attempt } from '../../cloud/transaction.js';
 import { tempDir } from './harness.js';
@@ -56,9 +57,12 @@ describe('SqliteStore', () => {
     db.close();
     expect(() => new SqliteStore(path)).toThrow(/schema version 99/);
   });
+});
 
+// The same writes, inline and on the commit thread (cloud/commit-thread.ts): one behaviour.
+describe.each([{ commitThread: false }, { commitThread: true }])('SqliteStore writes %o', (opts) => {
   it('outTradeNo is unique and writes are versioned: a stale writer loses', async () => {
-    const s = new SqliteStore(join(dir, 'v.db'));
+    const s = new SqliteStore(join(dir, 'v.db'), opts);
     expect(await s.writeAttempts([write(attempt('sbA-1'), 0)])).toEqual([{ ok: true, version: 1 }]);
     expect(await s.writeAttempts([write(attempt('sbA-1'), 0)])).toEqual([{ ok: false, why: 'version' }]);
     const res = await s.writeAttempts([write(attempt('sbA-1', { state: 'SUCCESS' }), 1), write(attempt('sbA-1', { state: 'FAILED' }), 1)]);
@@ -68,7 +72,7 @@ describe('SqliteStore', () => {
   });
 
   it('lists as active: not final, a late check due, and a late check in flight (chaos: cloud killed mid late check)', async () => {
-    const s = new SqliteStore(join(dir, 'a.db'));
+    const s = new SqliteStore(join(dir, 'a.db'), opts);
     await s.writeAttempts([
       write(attempt('sbA-1'), 0),
       write(attempt('sbA-2', { state: 'REVERSED', step: 'late_check', inFlight: null, nextAt: 5 }), 0),
@@ -81,7 +85,7 @@ describe('SqliteStore', () => {
   });
 
   it('one sale can be claimed by one attempt only; a refused claim leaves no trace', async () => {
-    const s = new SqliteStore(join(dir, 'c.db'));
+    const s = new SqliteStore(join(dir, 'c.db'), opts);
     await s.writeAttempts([write(attempt('sbA-1'), 0), write(attempt('sbA-2'), 0)]);
     const res = await s.writeAttempts([write(attempt('sbA-1', { state: 'SUCCESS' }), 1, true), write(attempt('sbA-2', { state: 'SUCCESS' }), 1, true)]);
     expect(res).toEqual([{ ok: true, version: 2 }, { ok: false, why: 'sale_taken', winner: 'sbA-1' }]);
@@ -92,7 +96,7 @@ describe('SqliteStore', () => {
 
   it('keeps an append-only audit trail and a refund row', async () => {
     const path = join(dir, 'a.db');
-    const s = new SqliteStore(path);
+    const s = new SqliteStore(path, opts);
     await s.writeAttempts([write(attempt('sbA-1'), 0)]);
     await s.writeAttempts([{ ...write(attempt('sbA-1', { state: 'REFUND_PENDING', reason: 'DUPLICATE_PAYMENT' }), 1), fromState: 'PAYING' }]);
     expect((await s.attemptEvents('sbA-1')).map((e) => e.toState)).toEqual(['PAYING', 'REFUND_PENDING']);
@@ -101,5 +105,46 @@ describe('SqliteStore', () => {
     expect(db.prepare('SELECT state, amount FROM refunds').all()).toEqual([{ state: 'PENDING', amount: 100 }]);
     expect(() => db.prepare('DELETE FROM attempt_events').run()).toThrow(/append-only/);
     db.close();
+  });
+
+  it('updates the fleet and marks silent online boxes stale', async () => {
+    const path = join(dir, 'f.db');
+    const s = new SqliteStore(path, opts);
+    const { code } = await createPairingCode({ store: s, clock: { now: () => 1 }, codeTtlS: 60 }, 'M', 'S');
+    await s.redeemPairingCode(code, 'hw', 1, { deviceId: 'sbA', secretHash: 'scrypt$x', firmware: null });
+    await s.updateFleet([{ deviceId: 'sbA', at: 100, connectivity: 'online', outboxDepth: 3 }]);
+    expect(await s.getDevice('sbA')).toMatchObject({ connectivity: 'online', lastSeenAt: 100, outboxDepth: 3 });
+    expect(await s.markStale(50)).toEqual([]);
+    expect(await s.markStale(101)).toEqual(['sbA']);
+    expect((await s.getDevice('sbA'))?.connectivity).toBe('stale');
+    await s.close();
+  });
+});
+
+describe('commit thread', () => {
+  it('close() commits every write already asked for before it returns', async () => {
+    const path = join(dir, 't.db');
+    const s = new SqliteStore(path, { commitThread: true });
+    const writes = Array.from({ length: 50 }, (_, i) => s.writeAttempts([write(attempt(`sbA-${i}`, { saleId: `s${i}` }), 0)]));
+    await s.close();
+    expect(await Promise.all(writes)).toEqual(Array.from({ length: 50 }, () => [{ ok: true, version: 1 }]));
+    const again = new SqliteStore(path);
+    expect(await again.listAttempts({})).toHaveLength(50);
+    await again.close();
+  });
+
+  it('a dead commit thread fails pending and later writes with STORE_UNAVAILABLE, never reports them done', async () => {
+    const s = new SqliteStore(join(dir, 'd.db'), { commitThread: true });
+    await s.writeAttempts([write(attempt('sbA-1'), 0)]);
+    const worker = (s as unknown as { writer: { worker: { terminate(): Promise<number> } } }).writer.worker;
+    const pending = s.writeAttempts([write(attempt('sbA-2'), 0)]);
+    await worker.terminate();
+    // The thread may have committed it just before it died; then, and only then, it may say so.
+    const outcome = await pending.then(() => 'committed', (e: { code?: string }) => e.code);
+    if (outcome === 'committed') expect((await s.getAttempt('sbA-2'))?.state).toBe('PAYING');
+    else expect(outcome).toBe('STORE_UNAVAILABLE');
+    await expect(s.writeAttempts([write(attempt('sbA-3'), 0)])).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    expect((await s.getAttempt('sbA-1'))?.state).toBe('PAYING');
+    await s.close();
   });
 });
