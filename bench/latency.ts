@@ -1,10 +1,12 @@
+import type { ChildProcess } from 'node:child_process';
+import path from 'node:path';
 import type { MqttClient } from 'mqtt';
-import { httpGateway } from '../cloud/gateway-http.js';
+import type { CloudAttemptRecord } from '../protocol/index.js';
 import { validCode } from '../simulator/codes.js';
+import type { LedgerEntry } from '../simulator/ledger.js';
 import { reconcile } from '../simulator/reconcile.js';
 import { createRandom } from '../simulator/random.js';
-import { Rig, type Box } from '../simulator/rig.js';
-import { INSTANT } from '../simulator/scenario.js';
+import { Box, type BoxHost, type PairingCode } from '../simulator/rig.js';
 import { median } from '../simulator/stats.js';
 import { connectNoDelay, mqttRoundTrips, openCommitFloor, type CommitFloor } from './floors.js';
 import { pairProbe, type PayProbe } from './pay-round-trip.js';
@@ -12,17 +14,17 @@ import type { BenchResult } from './result.js';
 import { fmt, histogram, nextMessage, scratch, spawnHelper, stopHelper, summary } from './harness.js';
 
 /**
- * 1. latency — one box as a real process on socat pseudo-terminals, the cloud as its own process
- * (both started by the simulator's Rig, paired through POST /v1/pair), the scripted gateway with
- * only successful customers and no latency. One sale at a time: time from the scan line written on
- * the scanner pty to the `result` line read from the cash-register pty.
+ * 1. latency — one box as a real process on socat pseudo-terminals (the simulator's `Box`), paired
+ * through POST /v1/pair with the real device CLI, against the cloud as its own process
+ * (`children/cloud-proc.ts`: aedes + service + the scripted gateway in-process, only successful
+ * customers and no latency, keeping its ledger). One sale at a time: time from the scan line written
+ * on the scanner pty to the `result` line read from the cash-register pty.
  *
  * In the same run, interleaved in blocks (the order rotates each block), the floors:
  *  - a raw MQTT QoS 1 round trip (publish → echo service → receive) through aedes with TCP_NODELAY,
  *    the broker and its echo service in their own process like the cloud's broker and service;
  *  - one durable SQLite commit (WAL, synchronous=FULL) in the same directory as the journals;
- *  - for information only, one HTTP call to the scripted gateway (the cloud makes one per payment;
- *    the issue's floor leaves it out because an instant gateway is assumed to cost nothing).
+ *  - for information, the cloud's pay round trip without a box (bench/pay-round-trip.ts).
  *
  * Durable commits on the critical path, counted in the code (see bench/README.md): 4 —
  *  box: attempt CREATED + pay in the outbox, one transaction, before the pay is published
@@ -47,38 +49,40 @@ export const DURABLE_COMMITS_ON_PATH = 4;
 export async function latency(p: LatencyParams): Promise<BenchResult> {
   const tmp = scratch('latency');
   const random = createRandom(p.seed);
-  const rig = await Rig.start({ dir: tmp.dir, seed: p.seed, mix: { scenarios: [{ weight: 1, scenario: { name: 'success' } }], latency: INSTANT } });
+  // The cloud at the product's default log level (info), its pino lines to a file (as the rig's
+  // cloud wrote them to its log), not the terminal.
+  const cloud = spawnHelper('children/cloud-proc.ts', [JSON.stringify({ dbPath: path.join(tmp.dir, 'cloud.db'), config: { logLevel: 'info' } })], { stdoutFile: path.join(tmp.dir, 'cloud.log') });
   const echo = spawnHelper('children/echo-proc.ts');
+  let box: Box | undefined;
   let floorClient: MqttClient | undefined;
   let commits: CommitFloor | undefined;
   let probe: PayProbe | undefined;
   try {
-    // The rig puts a fault proxy between boxes and broker; this box connects to the broker directly
-    // so the hops match the floor's (box process → broker process → service → broker → box).
-    const ready = rig.cloud.lines.find((l) => l.msg === 'ready')!;
-    rig.opts.deviceConfig = { mqttUrl: `mqtt://127.0.0.1:${String(ready.mqttPort)}` };
-    const box = await rig.addBox('box-1');
+    const ready = await nextMessage<{ type: 'ready'; mqttUrl: string; httpUrl: string }>(cloud, 'ready', 30_000);
+    // The box connects to the cloud's broker directly (what pairing hands out here anyway), so the
+    // hops match the floor's (box process → broker → service → broker → box process).
+    const host: BoxHost = { dir: tmp.dir, deviceConfig: { mqttUrl: ready.mqttUrl } };
+    box = await Box.create(host, 'box-1', await pairingCode(cloud, 'M-BENCH', 'S-1'));
     // The cloud's share alone: a second paired client paying without a box (bench/pay-round-trip.ts).
-    const probeCode = await rig.createPairingCode('M-DEMO', 'S-1');
-    probe = await pairProbe(rig.httpUrl, probeCode.code, `mqtt://127.0.0.1:${String(ready.mqttPort)}`);
+    const probeCode = await pairingCode(cloud, 'M-BENCH', 'S-1');
+    probe = await pairProbe(probeCode.cloudUrl, probeCode.code, ready.mqttUrl);
     const { url } = await nextMessage<{ type: 'ready'; url: string }>(echo, 'ready', 30_000);
     floorClient = await connectNoDelay(url, 'floor-client');
     commits = openCommitFloor(tmp.dir);
-    const gw = httpGateway(rig.gatewayUrl);
 
     let saleNo = 0;
     const e2e: number[] = [];
     const mqtt: number[] = [];
     const commit: number[] = [];
-    const gateway: number[] = [];
     const cloudPay: number[] = [];
+    const theBox = box;
     const runProbe = async (n: number, into: number[] | null) => {
       const s = await probe!.roundTrips(n);
       into?.push(...s);
     };
     const runSales = async (n: number, into: number[] | null) => {
       for (let i = 0; i < n; i++) {
-        const ms = await oneSale(box, `L-${++saleNo}`, random.int(1, 99_999), validCode(random, 'wechat'));
+        const ms = await oneSale(theBox, `L-${++saleNo}`, random.int(1, 99_999), validCode(random, 'wechat'));
         into?.push(ms);
       }
     };
@@ -92,19 +96,11 @@ export async function latency(p: LatencyParams): Promise<BenchResult> {
         into?.push(ms);
       }
     };
-    const runGateway = async (n: number, into: number[] | null) => {
-      for (let i = 0; i < n; i++) {
-        const t0 = performance.now();
-        await gw.query({ outTradeNo: `bench-${i}`, wallet: 'wechat' }, { signal: AbortSignal.timeout(5000) });
-        into?.push(performance.now() - t0);
-      }
-    };
 
-    // Warm-up: JIT, connection pools, SQLite caches on every path. Not recorded.
+    // Warm-up: JIT, SQLite caches on every path. Not recorded.
     await runSales(Math.min(20, p.sales), null);
     await runMqtt(50, null);
     runCommits(20, null);
-    await runGateway(20, null);
     await runProbe(20, null);
 
     const per = Math.ceil(p.sales / p.blocks);
@@ -112,21 +108,30 @@ export async function latency(p: LatencyParams): Promise<BenchResult> {
     for (let b = 0; b < p.blocks; b++) {
       const n = Math.min(per, p.sales - b * per);
       if (n <= 0) break;
-      const steps = [() => runSales(n, e2e), () => runMqtt(n, mqtt), async () => runCommits(n, commit), () => runGateway(n, gateway), () => runProbe(n, cloudPay)];
+      const steps = [() => runSales(n, e2e), () => runMqtt(n, mqtt), async () => runCommits(n, commit), () => runProbe(n, cloudPay)];
       for (let k = 0; k < steps.length; k++) await steps[(b + k) % steps.length]!();
     }
     const seconds = (performance.now() - started) / 1000;
 
-    const snap = await rig.snapshot();
-    const report = reconcile(snap);
+    cloud.send({ type: 'snapshot' });
+    const [snap, devices] = await Promise.all([
+      nextMessage<{ type: 'snapshot'; ledger: LedgerEntry[]; cloud: CloudAttemptRecord[] }>(cloud, 'snapshot', 60_000),
+      box.attempts(),
+    ]);
+    // The probe's payments are checked ledger ↔ cloud; no journal is supplied for its device.
+    const report = reconcile({ ledger: snap.ledger, cloud: snap.cloud, devices: [devices] });
     const floor = median(mqtt) + DURABLE_COMMITS_ON_PATH * median(commit);
     const e = summary(e2e);
     const ratio50 = e.p50 / floor;
     const ratio99 = e.p99 / floor;
-    const withGateway = floor + median(gateway);
     return {
       name: 'latency',
-      params: { ...p, durableCommitsOnPath: DURABLE_COMMITS_ON_PATH, logLevel: 'info (defaults)', topology: 'box process on socat ptys → cloud process (aedes + service) → scripted gateway over HTTP in the bench process' },
+      params: {
+        ...p,
+        durableCommitsOnPath: DURABLE_COMMITS_ON_PATH,
+        logLevel: 'cloud: info (the default), stdout to a file in the scratch dir; box: defaults',
+        topology: 'box process on socat ptys → cloud process (aedes + service + in-process instant scripted gateway, bench/children/cloud-proc.ts)',
+      },
       figures: {
         'e2e p50 ms': e.p50,
         'e2e p99 ms': e.p99,
@@ -136,8 +141,6 @@ export async function latency(p: LatencyParams): Promise<BenchResult> {
         'e2e p50 / floor': round3(ratio50),
         'e2e p99 / floor': round3(ratio99),
         'e2e p99 / floor of p99s (info)': round3(e.p99 / (summary(mqtt).p99 + DURABLE_COMMITS_ON_PATH * summary(commit).p99)),
-        'gateway http call p50 ms (info)': round3(median(gateway)),
-        'e2e p50 / (floor + gateway call)': round3(e.p50 / withGateway),
         'cloud pay round trip p50 ms (no box)': round3(median(cloudPay)),
         'box share p50 ms (e2e − cloud pay)': round3(e.p50 - median(cloudPay)),
         sales: e2e.length,
@@ -153,7 +156,6 @@ export async function latency(p: LatencyParams): Promise<BenchResult> {
         e2eMs: e,
         mqttRttMs: summary(mqtt),
         durableCommitMs: summary(commit),
-        gatewayCallMs: summary(gateway),
         cloudPayRoundTripMs: summary(cloudPay),
         e2eHistogram: histogram(e2e),
         mqttHistogram: histogram(mqtt),
@@ -165,10 +167,19 @@ export async function latency(p: LatencyParams): Promise<BenchResult> {
     commits?.close();
     await probe?.close().catch(() => undefined);
     await floorClient?.endAsync(true).catch(() => undefined);
-    await stopHelper(echo);
-    await rig.stop();
+    await box?.close().catch(() => undefined);
+    await Promise.all([stopHelper(echo), stopHelper(cloud)]);
     tmp.remove();
   }
+}
+
+/** A one-time pairing code from the cloud process (what `scanbox-cloud pair create --json` prints). */
+async function pairingCode(cloud: ChildProcess, merchant: string, store: string): Promise<PairingCode> {
+  const reply = nextMessage<{ type: 'pairingCode'; error?: string; code: string; expiresAt: number; cloudUrl: string; qrText: string }>(cloud, 'pairingCode', 30_000);
+  cloud.send({ type: 'pair', merchant, store });
+  const { error, code, expiresAt, cloudUrl, qrText } = await reply;
+  if (error) throw new Error(`pairing code from the cloud process: ${error}`);
+  return { code, expiresAt, cloudUrl, qrText };
 }
 
 /** Ring up a sale, wait for WAITING_CODE, then time scan line written → result line read. */

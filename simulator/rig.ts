@@ -44,14 +44,22 @@ export const FAST_DEVICE_CONFIG = {
   keepaliveS: 5,
 };
 
-export interface RigOptions {
+/**
+ * What a box needs from whoever hosts it: a working directory (the box gets `dir/<name>`) and its
+ * agent's config and extra environment, read at each (re)start. The rig is one host (its options);
+ * a benchmark with its own cloud is another.
+ */
+export interface BoxHost {
   dir: string;
-  seed: number | string;
-  mix?: ScenarioMixInput;
-  cloudConfig?: Record<string, unknown>;
   deviceConfig?: Record<string, unknown>;
   /** Extra environment for a box's agent process (e.g. libfaketime for the chaos runner's clock jumps). */
   deviceEnv?: (boxName: string) => NodeJS.ProcessEnv | undefined;
+}
+
+export interface RigOptions extends BoxHost {
+  seed: number | string;
+  mix?: ScenarioMixInput;
+  cloudConfig?: Record<string, unknown>;
   logger?: Logger;
 }
 
@@ -138,7 +146,7 @@ export class Rig {
   /** A new box: its own pseudo-terminals, paired with a fresh code through POST /v1/pair, started. */
   async addBox(name: string, merchant = 'M-DEMO', store = 'S-1'): Promise<Box> {
     const pairing = await this.createPairingCode(merchant, store);
-    const box = await Box.create(this, name, pairing);
+    const box = await Box.create(this.opts, name, pairing);
     this.boxes.push(box);
     return box;
   }
@@ -179,21 +187,22 @@ export class Box {
   private ends: SerialEnd[] = [];
 
   private constructor(
-    readonly rig: Rig,
+    readonly host: BoxHost,
     readonly name: string,
     readonly dir: string,
     readonly scannerPty: PtyPair,
     readonly ecrPty: PtyPair,
   ) {}
 
-  static async create(rig: Rig, name: string, pairing: PairingCode): Promise<Box> {
-    const dir = path.join(rig.opts.dir, name);
+  /** Pairs with `pairing.code` at `pairing.cloudUrl` (POST /v1/pair, through the device CLI): any cloud will do. */
+  static async create(host: BoxHost, name: string, pairing: Pick<PairingCode, 'code' | 'cloudUrl'>): Promise<Box> {
+    const dir = path.join(host.dir, name);
     mkdirSync(dir, { recursive: true });
     const [scannerPty, ecrPty] = await Promise.all([
       PtyPair.create({ dir, names: ['scanner-box', 'scanner-sim'] }),
       PtyPair.create({ dir, names: ['ecr-box', 'ecr-sim'] }),
     ]);
-    const box = new Box(rig, name, dir, scannerPty, ecrPty);
+    const box = new Box(host, name, dir, scannerPty, ecrPty);
     const paired = await runPartJson<{ deviceId: string }>('device', ['pair', '--code', pairing.code, '--cloud', pairing.cloudUrl, '--data', box.dataDir, '--hardware-id', `sim-${name}`, '--json']);
     box.deviceId = paired.deviceId;
     const [scannerEnd, ecrEnd] = await Promise.all([scannerPty.openEnd('b'), ecrPty.openEnd('b')]);
@@ -231,8 +240,8 @@ export class Box {
 
   private async spawn(): Promise<void> {
     const configFile = path.join(this.dir, 'device.json');
-    await writeJson(configFile, this.rig.opts.deviceConfig ?? {});
-    const extra = this.rig.opts.deviceEnv?.(this.name);
+    await writeJson(configFile, this.host.deviceConfig ?? {});
+    const extra = this.host.deviceEnv?.(this.name);
     this.proc = PartProcess.start(
       'device',
       ['start', '--scanner', this.scannerPty.a, '--ecr', this.ecrPty.a, '--data', this.dataDir, '--config', configFile],

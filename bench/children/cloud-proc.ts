@@ -1,13 +1,19 @@
-import { startCloud } from '../../cloud/index.js';
+import { systemClock } from '../../cloud/clock.js';
+import { createPairingCode, startCloud } from '../../cloud/index.js';
 import { createLogger } from '../../cloud/log.js';
+import { pairingQrText } from '../../protocol/index.js';
 import { cloudRecords, instantScriptedGateway } from '../cloud-kit.js';
 import { tell, type IpcMessage } from '../harness.js';
 
 /**
- * The cloud as its own process for the throughput and fleet benchmarks, so the load generator and
- * the cloud each get a core of the two: `startCloud` with the scripted gateway (only successful
- * customers, no latency, a ledger for reconciliation) on free ports. IPC: `ready` once listening;
- * `snapshot` → ledger and attempt records; `stop` → close (queued writes commit) and exit.
+ * The cloud as its own process for the latency, throughput and fleet benchmarks, so the load
+ * generator and the cloud each get a core of the two: `startCloud` with the scripted gateway (only
+ * successful customers, no latency, a ledger for reconciliation) in-process, on free ports. Logs
+ * (pino, stdout) go wherever the parent points stdout (the benchmarks: a file in the scratch dir).
+ * IPC: `ready` once listening; `pair` {merchant?, store?} → `pairingCode` {code, expiresAt,
+ * cloudUrl, qrText} (what `scanbox-cloud pair create --json` prints, so a real box can pair through
+ * POST /v1/pair); `snapshot` → ledger and attempt records; `commits` → group-commit figures;
+ * `stop` → close (queued writes commit) and exit.
  *
  *   node --import tsx bench/children/cloud-proc.ts '{"dbPath":"…","config":{…}}'
  */
@@ -34,6 +40,14 @@ store.writeAttempts = (w) => {
 
 process.on('message', (m: IpcMessage) => {
   if (m.type === 'commits') tell({ type: 'commits', ...commits });
+  else if (m.type === 'pair') {
+    const merchant = typeof m.merchant === 'string' ? m.merchant : 'M-BENCH';
+    const storeId = typeof m.store === 'string' ? m.store : 'S-1';
+    void createPairingCode({ store: cloud.store, clock: systemClock, codeTtlS: cloud.config.pairingCodeTtlS }, merchant, storeId).then(
+      (issued) => tell({ type: 'pairingCode', code: issued.code, expiresAt: issued.expiresAt, cloudUrl: cloud.httpUrl, qrText: pairingQrText({ code: issued.code, cloudUrl: cloud.httpUrl }) }),
+      (err: unknown) => tell({ type: 'pairingCode', error: String(err) }),
+    );
+  }
   else if (m.type === 'snapshot') {
     void cloud.store.listAttempts({}).then((attempts) => tell({ type: 'snapshot', ledger: gateway.ledger.entries(), cloud: cloudRecords(attempts) }));
   } else if (m.type === 'stop') {
