@@ -24,7 +24,7 @@ export const quietLogger = () => pino({ level: 'warn' });
  */
 export function spawnHelper(script: string, args: string[] = [], opts: { env?: NodeJS.ProcessEnv; nodeArgs?: string[]; stdoutFile?: string } = {}): ChildProcess {
   const entry = helperEntry(script);
-  const node = [process.execPath, ...(opts.nodeArgs ?? []), ...entry, ...args].map(shellQuote).join(' ');
+  const node = [process.execPath, ...profileArgs(), ...(opts.nodeArgs ?? []), ...entry, ...args].map(shellQuote).join(' ');
   const out = opts.stdoutFile ? openSync(opts.stdoutFile, 'a') : 'inherit';
   const child = spawn('bash', ['-c', `ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec ${node}`], {
     stdio: ['ignore', out, 'inherit', 'ipc'],
@@ -33,6 +33,12 @@ export function spawnHelper(script: string, args: string[] = [], opts: { env?: N
   });
   if (typeof out === 'number') closeSync(out);
   return child;
+}
+
+/** `SCANBOX_BENCH_CPU_PROF=DIR`: every helper process writes a V8 CPU profile there when it exits. */
+function profileArgs(): string[] {
+  const dir = process.env.SCANBOX_BENCH_CPU_PROF;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
 }
 
 /**

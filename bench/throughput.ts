@@ -159,7 +159,7 @@ export async function throughput(p: ThroughputParams): Promise<BenchResult> {
         'echo broker CPU % of a core': Math.round(median(echoCpu)),
         'load generator CPU % (cloud phases)': Math.round(median(loadCpu)),
         'attempt writes per SQLite commit': round3(median(perCommit)),
-        'cloud event loop in commits %': Math.round(median(blockedShare)),
+        'group commit in flight % of time': Math.round(median(blockedShare)),
         'payments reconciled': snap.cloud.length,
         reconciled,
       },

@@ -1,10 +1,14 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { WriterCall, WriterReply } from './commit-thread.js';
-import { openConnection } from './sqlite-schema.js';
+import { openConnection, WAL_CHECKPOINT_PAGES } from './sqlite-schema.js';
 import { SqliteWriter } from './sqlite-writer.js';
 
 /** The commit thread's body: one connection, calls answered strictly in order (see commit-thread.ts). */
 const db = openConnection((workerData as { dbPath: string }).dbPath);
+// Checkpoints happen here, on the writer, and seldom: at the default 1,000 pages one ran every few
+// group commits and held the next one up; every 10,000 pages (≈40 MB of WAL) the hot index pages
+// rewritten many times in between are copied back once. Measured: 66-write commits 3.4 → 2.4 ms mean.
+db.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
 const writer = new SqliteWriter(db);
 const port = parentPort!;
 

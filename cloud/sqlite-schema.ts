@@ -131,6 +131,9 @@ export const ATTEMPT_COLUMNS = [
   ['version', 'version'],
 ] as const satisfies readonly (readonly [keyof Attempt, string])[];
 
+/** WAL size (pages) at which the commit thread checkpoints; see commit-thread-worker.ts. */
+export const WAL_CHECKPOINT_PAGES = 10_000;
+
 /** A connection as every part of the cloud uses it: WAL, a commit is durable (FULL), keys enforced. */
 export function openConnection(path: string): Database.Database {
   const db = new Database(path, { timeout: 5000 });

@@ -98,7 +98,10 @@ export class SqliteStore implements CloudStore {
    */
   constructor(path: string, opts: { commitThread?: boolean } = {}) {
     this.db = openDatabase(path);
-    this.writer = opts.commitThread && path !== ':memory:' ? CommitThread.start(path) : inlineWriter(new SqliteWriter(this.db));
+    const threaded = opts.commitThread === true && path !== ':memory:';
+    // With a commit thread, checkpoints are its job: a rare write here (pairing) must never copy the WAL back on the event loop.
+    if (threaded) this.db.pragma('wal_autocheckpoint = 0');
+    this.writer = threaded ? CommitThread.start(path) : inlineWriter(new SqliteWriter(this.db));
     const db = this.db;
     this.stmt = {
       getAttempt: db.prepare('SELECT * FROM attempts WHERE out_trade_no=?'),
