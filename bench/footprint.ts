@@ -1,10 +1,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createPairingCode, instantGateway, startCloud, type RunningCloud } from '../cloud/index.js';
 import { systemClock } from '../cloud/clock.js';
 import { createLogger } from '../cloud/log.js';
 import { pairBox } from '../device/index.js';
+import { readServiceDefinition, SERVICE_UNIT_NAME } from '../device/service-definition.js';
 import { validCode } from '../simulator/codes.js';
 import { PtyPair } from '../simulator/pty.js';
 import { createRandom, type Random } from '../simulator/random.js';
@@ -17,7 +18,9 @@ import { cpuShare, fmt, procSample, ROOT, scratch, sleep, type ProcSample } from
 
 /**
  * 5. footprint — the box agent as shipped: compiled (`npm run build`), started as
- * `node dist/device/cli.js start …` on socat ptys, against a cloud in this process (instant gateway).
+ * `node dist/device/cli.js start …` on socat ptys, against a cloud in this process (instant gateway),
+ * with the environment and node flags of the shipped systemd unit (device/scanbox-device.service,
+ * read by device/service-definition.ts) unless `agentEnv` / `agentNodeFlags` say otherwise.
  *  - cold start: process spawn → its `ready` log line, `coldStarts` times (new process each time; the
  *    OS page cache is warm, as on a box restarting its agent), median;
  *  - idle RSS once connected and settled; CPU share while idle with heartbeats (every
@@ -31,18 +34,35 @@ export interface FootprintParams {
   idleS: number;
   heartbeatS: number;
   seed: string;
-  /** Extra Node/V8 flags for the agent process only, e.g. "--max-semi-space-size=1" (space-separated). */
+  /**
+   * Node/V8 flags of the agent process: "shipped" (the unit's ExecStart), "none", or the flags to use
+   * instead, space-separated, e.g. "--max-semi-space-size=4".
+   */
   agentNodeFlags: string;
-  /** Extra environment for the agent process only, e.g. "MALLOC_ARENA_MAX=2" (space-separated K=V). */
+  /** The agent's extra environment: "shipped" (the unit's Environment=), "none", or space-separated K=V instead. */
   agentEnv: string;
 }
 
-export const FOOTPRINT_DEFAULTS: FootprintParams = { coldStarts: 5, sales: 10_000, idleS: 20, heartbeatS: 10, seed: 'bench-footprint', agentNodeFlags: '', agentEnv: '' };
-export const FOOTPRINT_SMOKE: FootprintParams = { coldStarts: 1, sales: 30, idleS: 1, heartbeatS: 1, seed: 'bench-footprint', agentNodeFlags: '', agentEnv: '' };
+export const FOOTPRINT_DEFAULTS: FootprintParams = { coldStarts: 5, sales: 10_000, idleS: 20, heartbeatS: 10, seed: 'bench-footprint', agentNodeFlags: 'shipped', agentEnv: 'shipped' };
+export const FOOTPRINT_SMOKE: FootprintParams = { ...FOOTPRINT_DEFAULTS, coldStarts: 1, sales: 30, idleS: 1, heartbeatS: 1 };
+
+/** The agent's node flags and environment per the params, and where each came from (reported in the result). */
+export function agentSettings(p: Pick<FootprintParams, 'agentNodeFlags' | 'agentEnv'>) {
+  const unit = p.agentNodeFlags === 'shipped' || p.agentEnv === 'shipped' ? readServiceDefinition() : undefined;
+  const source = (param: string, name: string) => (param === 'shipped' ? SERVICE_UNIT_NAME : param === 'none' || param === '' ? 'none' : `override (--${name})`);
+  const list = (param: string) => (param === 'none' ? [] : param.split(' ').filter(Boolean));
+  const nodeFlags = unit && p.agentNodeFlags === 'shipped' ? unit.nodeFlags : list(p.agentNodeFlags);
+  const env = unit && p.agentEnv === 'shipped' ? unit.env : Object.fromEntries(list(p.agentEnv).map((kv) => {
+    if (!kv.includes('=')) throw new Error(`--agentEnv: "${kv}" is not K=V`);
+    return [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)];
+  }));
+  return { nodeFlags, env, from: { nodeFlags: source(p.agentNodeFlags, 'agentNodeFlags'), env: source(p.agentEnv, 'agentEnv') } };
+}
 
 const CLI = path.join(ROOT, 'dist', 'device', 'cli.js');
 
 export async function footprint(p: FootprintParams): Promise<BenchResult> {
+  const settings = agentSettings(p);
   if (!existsSync(CLI)) {
     const b = spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
     if (b.status !== 0 || !existsSync(CLI)) throw new Error('npm run build failed; the footprint benchmark measures the compiled agent');
@@ -74,8 +94,7 @@ export async function footprint(p: FootprintParams): Promise<BenchResult> {
     const startupMs: number[] = [];
     for (let i = 0; i < p.coldStarts; i++) {
       const t0 = performance.now();
-      const env = Object.fromEntries(p.agentEnv.split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-      agent = new Agent(args, p.agentNodeFlags.split(' ').filter(Boolean), env);
+      agent = new Agent(args, settings.nodeFlags, settings.env);
       const ready = await agent.waitFor('ready', 30_000);
       coldMs.push(performance.now() - t0);
       startupMs.push(Number(ready.startupMs));
@@ -83,6 +102,12 @@ export async function footprint(p: FootprintParams): Promise<BenchResult> {
     }
     await agent!.waitFor('cloud link up; querying every attempt in flight', 30_000);
     const pid = agent!.pid;
+    // What the measured process really runs with, from /proc: its node flags, the unit's variables and any MALLOC_*.
+    const procWords = (f: string) => readFileSync(`/proc/${pid}/${f}`, 'utf8').split('\0').filter(Boolean);
+    const agentProcess = {
+      argv: procWords('cmdline').slice(1, procWords('cmdline').indexOf(CLI)),
+      env: procWords('environ').filter((kv) => kv.slice(0, kv.indexOf('=')) in settings.env || kv.startsWith('MALLOC_')),
+    };
     await sleep(2_000);
     const idle = await idleWindow(pid, p.idleS);
 
@@ -103,7 +128,12 @@ export async function footprint(p: FootprintParams): Promise<BenchResult> {
     const cold = median(coldMs);
     return {
       name: 'footprint',
-      params: { ...p, agent: `${p.agentEnv ? `${p.agentEnv} ` : ''}node ${p.agentNodeFlags ? `${p.agentNodeFlags} ` : ''}dist/device/cli.js start (compiled)`, logLevel: 'info (default)' },
+      params: {
+        ...p,
+        agent: [...Object.entries(settings.env).map(([k, v]) => `${k}=${v}`), 'node', ...settings.nodeFlags, 'dist/device/cli.js start (compiled)'].join(' '),
+        agentSettings: settings,
+        logLevel: 'info (default)',
+      },
       figures: {
         'cold start → ready ms (median)': Math.round(cold),
         "agent's own startupMs (median)": Math.round(median(startupMs)),
@@ -122,7 +152,7 @@ export async function footprint(p: FootprintParams): Promise<BenchResult> {
         { what: 'idle RSS', target: '< 80 MiB', actual: `${fmt(idle.rssMiB, 1)} MiB`, met: idle.rssMiB < 80 },
         { what: `no growth after ${p.sales} sales`, target: `<= +${fmt(allowed, 1)} MiB from warm`, actual: `${growth >= 0 ? '+' : ''}${fmt(growth, 1)} MiB`, met: growth <= allowed },
       ],
-      raw: { coldMs: coldMs.map(Math.round), startupMs, rssEvery1000MiB: rssEvery1000.map(round1), idle, after, salesSeconds: round1(salesS) },
+      raw: { agentProcess, coldMs: coldMs.map(Math.round), startupMs, rssEvery1000MiB: rssEvery1000.map(round1), idle, after, salesSeconds: round1(salesS) },
     };
   } finally {
     await agent?.stop();
@@ -165,7 +195,10 @@ class Agent {
   private readonly exited: Promise<void>;
 
   constructor(args: string[], nodeFlags: string[] = [], env: Record<string, string> = {}) {
-    this.child = spawn(process.execPath, [...nodeFlags, CLI, ...args], { stdio: ['ignore', 'pipe', 'inherit'], cwd: ROOT, env: { ...process.env, ...env } });
+    // Nothing from the bench's own environment that would change what is measured (systemd starts the
+    // agent with the unit's environment only).
+    const inherited = Object.entries(process.env).filter(([k]) => !/^(NODE_OPTIONS|MALLOC_|GLIBC_TUNABLES|SCANBOX_DEVICE_)/.test(k));
+    this.child = spawn(process.execPath, [...nodeFlags, CLI, ...args], { stdio: ['ignore', 'pipe', 'inherit'], cwd: ROOT, env: { ...Object.fromEntries(inherited), ...env } });
     this.exited = new Promise((r) => this.child.once('exit', () => r()));
     this.child.stdout!.on('data', (d: Buffer) => {
       const parts = (this.pending + d.toString()).split('\n');

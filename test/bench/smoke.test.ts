@@ -78,5 +78,10 @@ describe('benchmarks (smoke: tiny sizes, figures not asserted)', () => {
     const j = runBench('footprint');
     expect(j.figures).toMatchObject({ 'cold start → ready ms (median)': expect.any(Number), 'idle RSS MiB': expect.any(Number), 'idle CPU % (heartbeats)': expect.any(Number) });
     expect(j.raw.rssEvery1000MiB.length).toBeGreaterThan(0);
+    // Measured as shipped: the unit's settings, and the agent process really ran with them.
+    expect(j.params.agentSettings.from).toEqual({ nodeFlags: 'device/scanbox-device.service', env: 'device/scanbox-device.service' });
+    expect(j.raw.agentProcess.argv).toEqual(j.params.agentSettings.nodeFlags);
+    expect([...j.raw.agentProcess.env].sort()).toEqual(Object.entries(j.params.agentSettings.env).map(([k, v]) => `${k}=${v}`).sort());
+    expect(j.raw.agentProcess.env).toContain('MALLOC_ARENA_MAX=2');
   }, 180_000);
 });
