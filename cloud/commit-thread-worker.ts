@@ -12,6 +12,7 @@ db.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
 const writer = new SqliteWriter(db);
 const port = parentPort!;
 
+
 port.on('message', (call: WriterCall) => {
   let reply: WriterReply;
   try {
@@ -38,5 +39,7 @@ function run(method: Exclude<WriterCall['method'], 'close'>, arg: unknown): unkn
       return writer.updateFleet(arg as Parameters<SqliteWriter['updateFleet']>[0]);
     case 'markStale':
       return writer.markStale(arg as number);
+    case 'checkpoint':
+      return db.pragma('wal_checkpoint(PASSIVE)');
   }
 }

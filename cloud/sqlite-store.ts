@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { closeSync, openSync } from 'node:fs';
 import { ErrorCode, ProtocolError, type AttemptState } from '../protocol/index.js';
 import { ATTEMPT_COLUMNS, MIGRATIONS, openConnection } from './sqlite-schema.js';
-import { CommitThread } from './commit-thread.js';
+import { CommitThread, threadedWriter } from './commit-thread.js';
 import { inlineWriter, SqliteWriter, type AsyncWriter } from './sqlite-writer.js';
 import type {
   AttemptEventRow,
@@ -99,9 +99,10 @@ export class SqliteStore implements CloudStore {
   constructor(path: string, opts: { commitThread?: boolean } = {}) {
     this.db = openDatabase(path);
     const threaded = opts.commitThread === true && path !== ':memory:';
-    // With a commit thread, checkpoints are its job: a rare write here (pairing) must never copy the WAL back on the event loop.
+    // With a commit thread, checkpoints are its job: a write here (pairing, a lone attempt write) must never copy the WAL back on the event loop.
     if (threaded) this.db.pragma('wal_autocheckpoint = 0');
-    this.writer = threaded ? CommitThread.start(path) : inlineWriter(new SqliteWriter(this.db));
+    const inline = new SqliteWriter(this.db);
+    this.writer = threaded ? threadedWriter(CommitThread.start(path), inline) : inlineWriter(inline);
     const db = this.db;
     this.stmt = {
       getAttempt: db.prepare('SELECT * FROM attempts WHERE out_trade_no=?'),

@@ -133,11 +133,38 @@ describe('commit thread', () => {
     await again.close();
   });
 
+  it('lone writes commit on the main connection, and the thread checkpoints for it: the WAL stops growing', async () => {
+    const path = join(dir, 'w.db');
+    const s = new SqliteStore(path, { commitThread: true });
+    await s.whenReady();
+    let n = 0;
+    const burst = async (count: number) => {
+      for (let i = 0; i < count; i++, n++) {
+        await s.writeAttempts([write(attempt(`sbA-${n}`, { saleId: `s${n}` }), 0)]);
+        // As in the cloud, each write comes from an I/O event: timers get their turn in between.
+        await new Promise((r) => setImmediate(r));
+      }
+      return statSync(`${path}-wal`).size;
+    };
+    let size = await burst(400);
+    // Without a checkpoint every burst appends to the WAL; once one ran, the next burst reuses it.
+    const deadline = Date.now() + 5_000;
+    for (;;) {
+      const next = await burst(20);
+      if (next <= size) break;
+      if (Date.now() > deadline) throw new Error(`the WAL kept growing: ${size} → ${next} bytes`);
+      size = next;
+    }
+    expect(await s.listAttempts({})).toHaveLength(n);
+    await s.close();
+  });
+
   it('a dead commit thread fails pending and later writes with STORE_UNAVAILABLE, never reports them done', async () => {
     const s = new SqliteStore(join(dir, 'd.db'), { commitThread: true });
     await s.writeAttempts([write(attempt('sbA-1'), 0)]);
-    const worker = (s as unknown as { writer: { worker: { terminate(): Promise<number> } } }).writer.worker;
-    const pending = s.writeAttempts([write(attempt('sbA-2'), 0)]);
+    const worker = (s as unknown as { writer: { thread: { worker: { terminate(): Promise<number> } } } }).writer.thread.worker;
+    // A group (not a lone write, which commits inline while the thread is idle) goes to the thread.
+    const pending = s.writeAttempts([write(attempt('sbA-2'), 0), write(attempt('sbA-4', { saleId: 's4' }), 0), write(attempt('sbA-5', { saleId: 's5' }), 0)]);
     await worker.terminate();
     // The thread may have committed it just before it died; then, and only then, it may say so.
     const outcome = await pending.then(() => 'committed', (e: { code?: string }) => e.code);
