@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { DeviceAttemptRecord } from '../../protocol/index.js';
-import { JOURNAL_FILE, Journal, MIGRATIONS, SCHEMA_VERSION, type Credentials } from '../../device/journal.js';
+import { JOURNAL_CACHE_KIB, JOURNAL_FILE, Journal, MIGRATIONS, SCHEMA_VERSION, type Credentials } from '../../device/journal.js';
 import { step } from '../../device/payment.js';
 import { RULES, T0, bookWithAttempt, onlineBook, sale } from './payment-fixtures.js';
 import { useTempDirs } from './temp-dir.js';
@@ -26,6 +26,18 @@ describe('journal', () => {
     // A relaxed transaction restores FULL afterwards.
     j.transaction(() => j.setSetting('x', '1'), 'relaxed');
     expect(j.db.pragma('synchronous', { simple: true })).toBe(2);
+    j.close();
+  });
+
+  it("caps SQLite's page cache at JOURNAL_CACHE_KIB, not better-sqlite3's 16,000 KiB (RSS grew with the file)", () => {
+    const dir = tempDir();
+    const plain = new Database(join(dir, 'plain.db'));
+    const builtIn = -(plain.pragma('cache_size', { simple: true }) as number);
+    plain.close();
+    expect(builtIn).toBeGreaterThan(JOURNAL_CACHE_KIB);
+    expect(JOURNAL_CACHE_KIB).toBeLessThanOrEqual(2048);
+    const j = Journal.open(dir);
+    expect(j.db.pragma('cache_size', { simple: true })).toBe(-JOURNAL_CACHE_KIB);
     j.close();
   });
 
