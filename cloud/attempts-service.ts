@@ -162,7 +162,9 @@ export class AttemptsService {
       });
       if (res.ok) {
         const attempt = { ...t.attempt, version: res.version };
-        this.log(outTradeNo, attempt.deviceId).info({ from: before?.state ?? null, to: attempt.state, reason: attempt.reason, note: t.note }, 'attempt transition');
+        // A write that keeps the state (the box's ack, a retry scheduled) is bookkeeping: debug.
+        const level = before?.state === attempt.state ? 'debug' : 'info';
+        this.log(outTradeNo, attempt.deviceId)[level]({ from: before?.state ?? null, to: attempt.state, reason: attempt.reason, note: t.note }, 'attempt transition');
         return { attempt, list: t.effects };
       }
       if (res.why === 'sale_taken' && ev.type === 'outcome' && (ev.call === 'pay' || ev.call === 'query')) ev = { ...ev, saleWinner: res.winner };
@@ -187,7 +189,8 @@ export class AttemptsService {
   private async runGateway(a: Attempt, e: GatewayEffect): Promise<void> {
     const log = this.log(a.outTradeNo, a.deviceId);
     this.deps.metrics.inc('gateway_calls_total', e.call);
-    log.info({ call: e.call, seq: e.seq }, 'gateway call');
+    // The transition just logged says which call goes out; its answer is logged at info.
+    log.debug({ call: e.call, seq: e.seq }, 'gateway call');
     const outcome = await callGateway(this.deps.gateway, e, this.deps.gatewayCallTimeoutMs);
     log.info({ call: e.call, seq: e.seq, outcome: outcome.kind, ...('code' in outcome ? { gwCode: outcome.code } : {}) }, 'gateway answered');
     if (this.closed) return;

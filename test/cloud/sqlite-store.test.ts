@@ -121,6 +121,34 @@ describe.each([{ commitThread: false }, { commitThread: true }])('SqliteStore wr
   });
 });
 
+describe('recently written attempts', () => {
+  it('getAttempt after a write answers exactly what a fresh read of the file does', async () => {
+    const path = join(dir, 'r.db');
+    const s = new SqliteStore(path);
+    await s.writeAttempts([write(attempt('sbA-1'), 0)]);
+    await s.writeAttempts([write(attempt('sbA-1', { state: 'SUCCESS', gatewayTradeNo: 'g1', inFlight: null }), 1, true)]);
+    const fresh = new SqliteStore(path);
+    expect(await s.getAttempt('sbA-1')).toEqual(await fresh.getAttempt('sbA-1'));
+    expect((await s.getAttempt('sbA-1'))?.version).toBe(2);
+    await fresh.close();
+    await s.close();
+  });
+
+  it('another writer on the file: the stale copy fails its version check once, then the file is read', async () => {
+    const path = join(dir, 'two.db');
+    const a = new SqliteStore(path);
+    const b = new SqliteStore(path);
+    await a.writeAttempts([write(attempt('sbA-1'), 0)]);
+    await b.writeAttempts([write(attempt('sbA-1', { state: 'FAILED', inFlight: null }), 1)]);
+    const stale = await a.getAttempt('sbA-1');
+    expect(stale?.version).toBe(1);
+    expect(await a.writeAttempts([write(attempt('sbA-1', { state: 'SUCCESS' }), stale!.version)])).toEqual([{ ok: false, why: 'version' }]);
+    expect(await a.getAttempt('sbA-1')).toMatchObject({ state: 'FAILED', version: 2 });
+    await a.close();
+    await b.close();
+  });
+});
+
 describe('commit thread', () => {
   it('close() commits every write already asked for before it returns', async () => {
     const path = join(dir, 't.db');
