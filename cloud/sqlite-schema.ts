@@ -1,6 +1,9 @@
 import Database from 'better-sqlite3';
 import type { Attempt } from './transaction.js';
 
+/** An attempt whose current state the box has not confirmed: the partial index's condition, verbatim. */
+export const UNACKED_SQL = '(acked_state IS NULL OR acked_state <> state)';
+
 /**
  * The SQLite schema as numbered migrations. A database records the highest version applied in
  * `schema_version`; a newer database than this code knows is refused rather than guessed at.
@@ -102,6 +105,15 @@ export const MIGRATIONS: readonly string[] = [
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
   );
+  `,
+  // 2: the per-device index holds only what a box has not acknowledged yet. Over all attempts, every
+  // state change rewrote an entry in that device's part of the index, so a group commit of 66 writes
+  // touched a leaf page per device (66-write commits: 3.7 → 2.8 ms mean); over the unacknowledged few
+  // it stays a handful of hot pages. One device's attempts are found by the primary key instead: an
+  // outTradeNo starts with its device id.
+  `
+  DROP INDEX attempts_device;
+  CREATE INDEX attempts_unacked ON attempts(device_id) WHERE ${UNACKED_SQL};
   `,
 ];
 

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { closeSync, openSync } from 'node:fs';
 import { ErrorCode, ProtocolError, type AttemptState } from '../protocol/index.js';
-import { ATTEMPT_COLUMNS, MIGRATIONS, openConnection } from './sqlite-schema.js';
+import { ATTEMPT_COLUMNS, MIGRATIONS, openConnection, UNACKED_SQL } from './sqlite-schema.js';
 import { CommitThread, threadedWriter } from './commit-thread.js';
 import { inlineWriter, SqliteWriter, type AsyncWriter } from './sqlite-writer.js';
 import type {
@@ -228,7 +228,7 @@ export class SqliteStore implements CloudStore {
 
   async listUnackedFinal(deviceId: string): Promise<Attempt[]> {
     const rows = this.db
-      .prepare(`SELECT * FROM attempts WHERE device_id=? AND state IN ${FINAL_SQL} AND (acked_state IS NULL OR acked_state <> state) ORDER BY created_at`)
+      .prepare(`SELECT * FROM attempts WHERE device_id=? AND state IN ${FINAL_SQL} AND ${UNACKED_SQL} ORDER BY created_at`)
       .all(deviceId) as Row[];
     return rows.map(toAttempt);
   }
@@ -238,7 +238,8 @@ export class SqliteStore implements CloudStore {
     const args: unknown[] = [];
     if (filter.state) (where.push('state=?'), args.push(filter.state));
     if (filter.outTradeNo) (where.push('out_trade_no=?'), args.push(filter.outTradeNo));
-    if (filter.deviceId) (where.push('device_id=?'), args.push(filter.deviceId));
+    // outTradeNo = `<deviceId>-<seq>`: the primary key's range for the prefix finds a device's attempts.
+    if (filter.deviceId) (where.push('out_trade_no >= ? AND out_trade_no < ? AND device_id=?'), args.push(`${filter.deviceId}-`, `${filter.deviceId}.`, filter.deviceId));
     const sql = `SELECT * FROM attempts ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, out_trade_no LIMIT ?`;
     return (this.db.prepare(sql).all(...args, filter.limit ?? -1) as Row[]).map(toAttempt);
   }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isProtocolError } from '../../protocol/index.js';
 import { SqliteStore } from '../../cloud/sqlite-store.js';
+import { MIGRATIONS, UNACKED_SQL } from '../../cloud/sqlite-schema.js';
 import { createPairingCode } from '../../cloud/pairing.js';
 import type { AttemptWrite } from '../../cloud/store.js';
 import type { Attempt } from '../../cloud/transaction.js';
@@ -146,6 +147,34 @@ describe('recently written attempts', () => {
     expect(await a.getAttempt('sbA-1')).toMatchObject({ state: 'FAILED', version: 2 });
     await a.close();
     await b.close();
+  });
+});
+
+describe('schema 2: the per-device index holds only unacknowledged attempts', () => {
+  it('migrates a version-1 store, and finds a device\'s unacknowledged results through the partial index', async () => {
+    const path = join(dir, 'm.db');
+    const v1 = new Database(path);
+    v1.exec(MIGRATIONS[0]!);
+    v1.exec('CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1);');
+    v1.close();
+    const s = new SqliteStore(path);
+    await s.writeAttempts([
+      write(attempt('sbA-1', { state: 'SUCCESS' }), 0),
+      write(attempt('sbA-2', { saleId: 's2', state: 'SUCCESS', ackedState: 'SUCCESS' }), 0),
+      write(attempt('sbA-3', { saleId: 's3' }), 0),
+      write(attempt('sbAB-1', { deviceId: 'sbAB', state: 'FAILED' }), 0),
+    ]);
+    expect((await s.listUnackedFinal('sbA')).map((a) => a.outTradeNo)).toEqual(['sbA-1']);
+    expect((await s.listAttempts({ deviceId: 'sbA' })).map((a) => a.outTradeNo)).toEqual(['sbA-1', 'sbA-2', 'sbA-3']);
+    expect((await s.listAttempts({ deviceId: 'sbAB' })).map((a) => a.outTradeNo)).toEqual(['sbAB-1']);
+    await s.close();
+    const db = new Database(path, { readonly: true });
+    expect(db.prepare('SELECT MAX(version) FROM schema_version').pluck().get()).toBe(MIGRATIONS.length);
+    const plan = db.prepare(`EXPLAIN QUERY PLAN SELECT * FROM attempts WHERE device_id=? AND state IN ('SUCCESS','FAILED') AND ${UNACKED_SQL}`).all('sbA') as { detail: string }[];
+    expect(plan.map((p) => p.detail).join(' ')).toMatch(/USING INDEX attempts_unacked/);
+    // Acknowledged attempts are not in it: the index stays as small as what is in flight.
+    expect(db.prepare(`SELECT count(*) FROM attempts INDEXED BY attempts_unacked WHERE device_id=? AND ${UNACKED_SQL}`).pluck().get('sbA')).toBe(2);
+    db.close();
   });
 });
 
