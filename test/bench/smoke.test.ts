@@ -78,6 +78,7 @@ describe('benchmarks (smoke: tiny sizes, figures not asserted)', () => {
     const j = runBench('footprint');
     expect(j.figures).toMatchObject({ 'cold start → ready ms (median)': expect.any(Number), 'idle RSS MiB': expect.any(Number), 'idle CPU % (heartbeats)': expect.any(Number) });
     expect(j.raw.rssEvery1000MiB.length).toBeGreaterThan(0);
+    expect(j.figures['growth over the second half MiB']).toEqual(expect.any(Number));
     // Measured as shipped: the unit's settings, and the agent process really ran with them.
     expect(j.params.agentSettings.from).toEqual({ nodeFlags: 'device/scanbox-device.service', env: 'device/scanbox-device.service' });
     expect(j.raw.agentProcess.argv).toEqual(j.params.agentSettings.nodeFlags);
