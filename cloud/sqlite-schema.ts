@@ -115,6 +115,20 @@ export const MIGRATIONS: readonly string[] = [
   DROP INDEX attempts_device;
   CREATE INDEX attempts_unacked ON attempts(device_id) WHERE ${UNACKED_SQL};
   `,
+  // 3: the audit trail is indexed by its attempt's rowid, not its outTradeNo. The attempts in flight
+  // were created one after another, so their events land in the last leaves of this index instead
+  // of one leaf per device (66-write commits: see bench/README.md); support still finds an
+  // attempt's events through its outTradeNo → rowid. (The append-only trigger is lifted for the
+  // backfill only.)
+  `
+  DROP TRIGGER attempt_events_append_only_u;
+  ALTER TABLE attempt_events ADD COLUMN attempt_rowid INTEGER;
+  UPDATE attempt_events SET attempt_rowid = (SELECT a.rowid FROM attempts a WHERE a.out_trade_no = attempt_events.out_trade_no);
+  DROP INDEX attempt_events_attempt;
+  CREATE INDEX attempt_events_by_attempt ON attempt_events(attempt_rowid, seq);
+  CREATE TRIGGER attempt_events_append_only_u BEFORE UPDATE ON attempt_events
+    BEGIN SELECT RAISE(ABORT, 'attempt_events is append-only'); END;
+  `,
 ];
 
 /** Attempt field ↔ column; one list so reading and writing cannot drift apart. */

@@ -245,7 +245,9 @@ export class SqliteStore implements CloudStore {
   }
 
   async attemptEvents(outTradeNo: string): Promise<AttemptEventRow[]> {
-    const rows = this.db.prepare('SELECT * FROM attempt_events WHERE out_trade_no=? ORDER BY seq').all(outTradeNo) as Row[];
+    const rows = this.db
+      .prepare('SELECT * FROM attempt_events WHERE attempt_rowid = (SELECT rowid FROM attempts WHERE out_trade_no=?) ORDER BY seq')
+      .all(outTradeNo) as Row[];
     return rows.map((r) => ({
       seq: r.seq as number,
       outTradeNo: r.out_trade_no as string,

@@ -23,7 +23,9 @@ export class SqliteWriter {
       attemptVersion: db.prepare('SELECT version FROM attempts WHERE out_trade_no=?').pluck(),
       claimSale: db.prepare('INSERT OR IGNORE INTO sale_claims (device_id, sale_id, out_trade_no, claimed_at) VALUES (?,?,?,?)'),
       saleWinner: db.prepare('SELECT out_trade_no FROM sale_claims WHERE device_id=? AND sale_id=?').pluck(),
-      insertEvent: db.prepare('INSERT INTO attempt_events (out_trade_no, at, event, from_state, to_state, note) VALUES (?,?,?,?,?,?)'),
+      insertEvent: db.prepare(
+        'INSERT INTO attempt_events (out_trade_no, attempt_rowid, at, event, from_state, to_state, note) VALUES (@o, (SELECT rowid FROM attempts WHERE out_trade_no=@o), @at, @event, @from, @to, @note)',
+      ),
       upsertRefund: db.prepare(
         `INSERT INTO refunds (refund_no, out_trade_no, amount, currency, reason, state, created_at, updated_at) VALUES (@refundNo,@outTradeNo,@amount,@currency,@reason,@state,@at,@at)
          ON CONFLICT(refund_no) DO UPDATE SET state=excluded.state, reason=excluded.reason, updated_at=excluded.updated_at`,
@@ -74,7 +76,7 @@ export class SqliteWriter {
     params.version = version;
     if (w.expectedVersion === 0) this.stmt.insertAttempt.run(params);
     else this.stmt.updateAttempt.run(params);
-    this.stmt.insertEvent.run(a.outTradeNo, a.updatedAt, w.event, w.fromState, a.state, w.note);
+    this.stmt.insertEvent.run({ o: a.outTradeNo, at: a.updatedAt, event: w.event, from: w.fromState, to: a.state, note: w.note });
     this.recordRefund(a, w.fromState);
     return { ok: true, version };
   }

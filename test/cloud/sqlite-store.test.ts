@@ -105,6 +105,7 @@ describe.each([{ commitThread: false }, { commitThread: true }])('SqliteStore wr
     const db = new Database(path);
     expect(db.prepare('SELECT state, amount FROM refunds').all()).toEqual([{ state: 'PENDING', amount: 100 }]);
     expect(() => db.prepare('DELETE FROM attempt_events').run()).toThrow(/append-only/);
+    expect(() => db.prepare("UPDATE attempt_events SET note = 'rewritten'").run()).toThrow(/append-only/);
     db.close();
   });
 
@@ -150,14 +151,19 @@ describe('recently written attempts', () => {
   });
 });
 
-describe('schema 2: the per-device index holds only unacknowledged attempts', () => {
+describe('schemas 2 and 3: indexes that a group commit touches in a few hot pages', () => {
   it('migrates a version-1 store, and finds a device\'s unacknowledged results through the partial index', async () => {
     const path = join(dir, 'm.db');
     const v1 = new Database(path);
     v1.exec(MIGRATIONS[0]!);
     v1.exec('CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1);');
+    // An attempt of the old schema with its audit trail: the trail must survive the migrations.
+    v1.exec(`INSERT INTO attempts (out_trade_no, device_id, sale_id, amount, currency, state, created_at, updated_at, call_seq, tries, version)
+             VALUES ('sbOLD-1', 'sbOLD', 's1', 100, 'CNY', 'SUCCESS', 1, 2, 1, 0, 2)`);
+    v1.exec(`INSERT INTO attempt_events (out_trade_no, at, event, from_state, to_state, note) VALUES ('sbOLD-1', 1, 'pay', NULL, 'PAYING', ''), ('sbOLD-1', 2, 'outcome', 'PAYING', 'SUCCESS', '')`);
     v1.close();
     const s = new SqliteStore(path);
+    expect((await s.attemptEvents('sbOLD-1')).map((e) => e.toState)).toEqual(['PAYING', 'SUCCESS']);
     await s.writeAttempts([
       write(attempt('sbA-1', { state: 'SUCCESS' }), 0),
       write(attempt('sbA-2', { saleId: 's2', state: 'SUCCESS', ackedState: 'SUCCESS' }), 0),
@@ -172,6 +178,8 @@ describe('schema 2: the per-device index holds only unacknowledged attempts', ()
     expect(db.prepare('SELECT MAX(version) FROM schema_version').pluck().get()).toBe(MIGRATIONS.length);
     const plan = db.prepare(`EXPLAIN QUERY PLAN SELECT * FROM attempts WHERE device_id=? AND state IN ('SUCCESS','FAILED') AND ${UNACKED_SQL}`).all('sbA') as { detail: string }[];
     expect(plan.map((p) => p.detail).join(' ')).toMatch(/USING INDEX attempts_unacked/);
+    const events = db.prepare("EXPLAIN QUERY PLAN SELECT * FROM attempt_events WHERE attempt_rowid = (SELECT rowid FROM attempts WHERE out_trade_no='sbA-1') ORDER BY seq").all() as { detail: string }[];
+    expect(events.map((p) => p.detail).join(' ')).toMatch(/USING INDEX attempt_events_by_attempt/);
     // Acknowledged attempts are not in it: the index stays as small as what is in flight.
     expect(db.prepare(`SELECT count(*) FROM attempts INDEXED BY attempts_unacked WHERE device_id=? AND ${UNACKED_SQL}`).pluck().get('sbA')).toBe(2);
     db.close();
