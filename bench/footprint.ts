@@ -107,8 +107,9 @@ export async function footprint(p: FootprintParams): Promise<BenchResult> {
     const pid = agent!.pid;
     // What the measured process really runs with, from /proc: its node flags, the unit's variables and any MALLOC_*.
     const procWords = (f: string) => readFileSync(`/proc/${pid}/${f}`, 'utf8').split('\0').filter(Boolean);
+    const cmdline = procWords('cmdline');
     const agentProcess = {
-      argv: procWords('cmdline').slice(1, procWords('cmdline').indexOf(CLI)),
+      argv: cmdline.slice(1, cmdline.indexOf(CLI)),
       env: procWords('environ').filter((kv) => kv.slice(0, kv.indexOf('=')) in settings.env || kv.startsWith('MALLOC_')),
     };
     await sleep(2_000);

@@ -12,7 +12,6 @@ db.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
 const writer = new SqliteWriter(db);
 const port = parentPort!;
 
-
 port.on('message', (call: WriterCall) => {
   let reply: WriterReply;
   try {

@@ -123,13 +123,22 @@ export const CHECKPOINT_EVERY_MS = 1000;
  * never completes, and then the WAL is never restarted and grows without end.
  */
 export function threadedWriter(thread: CommitThread, inline: SqliteWriter): AsyncWriter & { thread: CommitThread } {
-  const timer = setInterval(() => void thread.checkpoint().catch(() => undefined), CHECKPOINT_EVERY_MS);
+  // Only after inline commits: the thread's own commits checkpoint themselves, and an idle node asks nothing.
+  let inlineSinceCheckpoint = false;
+  const timer = setInterval(() => {
+    if (!inlineSinceCheckpoint) return;
+    inlineSinceCheckpoint = false;
+    void thread.checkpoint().catch(() => undefined);
+  }, CHECKPOINT_EVERY_MS);
   timer.unref();
   return {
     thread,
     // A dead thread fails every write, inline ones too: no half-working store that stops checkpointing.
-    writeAttempts: async (writes) =>
-      writes.length <= INLINE_GROUP_MAX && !thread.busy && !thread.failure ? inline.writeAttempts(writes) : thread.writeAttempts(writes),
+    writeAttempts: async (writes) => {
+      if (writes.length > INLINE_GROUP_MAX || thread.busy || thread.failure) return thread.writeAttempts(writes);
+      inlineSinceCheckpoint = true;
+      return inline.writeAttempts(writes);
+    },
     updateFleet: (updates) => thread.updateFleet(updates),
     markStale: (before) => thread.markStale(before),
     ready: thread.ready,
