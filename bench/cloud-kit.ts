@@ -1,5 +1,6 @@
 import { hashSecret, generateDeviceId, generateSecret } from '../cloud/credentials.js';
-import { createPairingCode, SqliteStore, type Attempt, type CloudStore } from '../cloud/index.js';
+import { createPairingCode, ServerKey, SqliteStore, type Attempt, type CloudStore } from '../cloud/index.js';
+import { secretKeyFileOf } from '../cloud/config.js';
 import { systemClock } from '../cloud/clock.js';
 import { CloudAttemptRecord, type DeviceAttemptRecord, type FinalState, type ResultMessage } from '../protocol/index.js';
 import { ScriptedGateway } from '../simulator/gateway.js';
@@ -22,12 +23,12 @@ export interface SeededDevices {
 
 /**
  * `count` paired devices through the store's own pairing calls (a code created and redeemed per
- * device, exactly what POST /v1/pair does minus HTTP and the per-address rate limit). The scrypt
- * hash of the shared secret is computed once: hashing 10,000 secrets would take minutes.
+ * device, exactly what POST /v1/pair does minus HTTP and the per-address rate limit), the secret
+ * hashed under `key`, the server key the cloud will load.
  */
-export async function seedDevices(store: CloudStore, count: number, merchant = 'M-BENCH'): Promise<SeededDevices> {
+export async function seedDevices(store: CloudStore, key: ServerKey, count: number, merchant = 'M-BENCH'): Promise<SeededDevices> {
   const secret = generateSecret();
-  const secretHash = await hashSecret(secret);
+  const secretHash = hashSecret(key, secret);
   const ids: string[] = [];
   const now = Date.now();
   for (let i = 0; i < count; i++) {
@@ -43,7 +44,7 @@ export async function seedDevices(store: CloudStore, count: number, merchant = '
 export async function seedDevicesAt(dbPath: string, count: number): Promise<SeededDevices> {
   const store = new SqliteStore(dbPath);
   try {
-    return await seedDevices(store, count);
+    return await seedDevices(store, ServerKey.load(secretKeyFileOf({ dbPath })), count);
   } finally {
     await store.close();
   }

@@ -77,7 +77,7 @@ export async function footprint(p: FootprintParams): Promise<BenchResult> {
   const ptys: PtyPair[] = [];
   const ends: SerialEnd[] = [];
   try {
-    cloud = await startCloud({ gateway: instantGateway(), dbPath: path.join(tmp.dir, 'cloud.db'), mqttPort: 0, httpPort: 0, config: { logLevel: 'warn' }, logger: createLogger('warn') });
+    cloud = await startCloud({ gateway: instantGateway(), dbPath: path.join(tmp.dir, 'cloud.db'), mqttPort: 0, httpPort: 0, metricsPort: 0, config: { logLevel: 'warn' }, logger: createLogger('warn') });
     const dataDir = path.join(tmp.dir, 'box');
     const { code } = await createPairingCode({ store: cloud.store, clock: systemClock, codeTtlS: 600 }, 'M-BENCH', 'S-1');
     await pairBox({ code, cloudUrl: cloud.httpUrl, dataDir, hardwareId: 'bench-footprint-box' });

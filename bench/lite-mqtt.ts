@@ -14,6 +14,8 @@ export interface LiteOptions {
   password?: string;
   clean?: boolean;
   keepaliveS?: number;
+  /** Source address (any of 127.0.0.0/8 on loopback): boxes of different shops come from different addresses. */
+  localAddress?: string;
 }
 
 export type MessageHandler = (topic: string, payload: Buffer) => void;
@@ -35,8 +37,9 @@ export class LiteClient {
 
   /** Resolves on CONNACK 0; rejects with the return code otherwise, or when the socket dies first. */
   connect(): Promise<void> {
+    this.buf = Buffer.alloc(0); // a reconnect: nothing of the old socket's stream carries over
     return new Promise((resolve, reject) => {
-      const s = net.connect({ host: this.opts.host, port: this.opts.port });
+      const s = net.connect({ host: this.opts.host, port: this.opts.port, ...(this.opts.localAddress ? { localAddress: this.opts.localAddress } : {}) });
       this.socket = s;
       s.setNoDelay(true);
       this.closedReject = reject;

@@ -24,9 +24,10 @@ export class PayingBox {
     secret: string,
     host: string,
     port: number,
-    opts: { keepaliveS?: number; seqBase?: number } = {},
+    opts: { keepaliveS?: number; seqBase?: number; localAddress?: string } = {},
   ) {
-    this.client = new LiteClient({ host, port, clientId: deviceId, username: deviceId, password: secret, clean: true, keepaliveS: opts.keepaliveS ?? 0 });
+    const from = opts.localAddress ? { localAddress: opts.localAddress } : {};
+    this.client = new LiteClient({ host, port, clientId: deviceId, username: deviceId, password: secret, clean: true, keepaliveS: opts.keepaliveS ?? 0, ...from });
     this.seq = opts.seqBase ?? 0;
     this.random = createRandom(`paying-box-${deviceId}`);
     this.client.onMessage = (topic, payload) => this.onMessage(topic, payload);

@@ -88,7 +88,7 @@ async function boxRecovery(p: RecoveryParams) {
   const ptys: PtyPair[] = [];
   const ends: SerialEnd[] = [];
   try {
-    cloud = await startCloud({ gateway, dbPath: path.join(tmp.dir, 'cloud.db'), mqttPort: 0, httpPort: 0, config: { logLevel: 'warn' }, logger: createLogger('warn') });
+    cloud = await startCloud({ gateway, dbPath: path.join(tmp.dir, 'cloud.db'), mqttPort: 0, httpPort: 0, metricsPort: 0, config: { logLevel: 'warn' }, logger: createLogger('warn') });
     const dataDir = path.join(tmp.dir, 'box');
     const { code } = await createPairingCode({ store: cloud.store, clock: systemClock, codeTtlS: 600 }, 'M-BENCH', 'S-1');
     const { deviceId } = await pairBox({ code, cloudUrl: cloud.httpUrl, dataDir, hardwareId: 'bench-recovery-box' });
@@ -241,7 +241,7 @@ async function cloudRecovery(p: RecoveryParams) {
     await store.close();
 
     const t0 = performance.now();
-    cloud = await startCloud({ gateway, dbPath, mqttPort: 0, httpPort: 0, config: { logLevel: 'warn' }, logger: createLogger('warn') });
+    cloud = await startCloud({ gateway, dbPath, mqttPort: 0, httpPort: 0, metricsPort: 0, config: { logLevel: 'warn' }, logger: createLogger('warn') });
     const readyMs = performance.now() - t0;
     db = new Database(dbPath, { readonly: true, fileMustExist: true });
     const open = db.prepare(`SELECT count(*) AS n FROM attempts WHERE state NOT IN ${FINAL_SQL}`).pluck();

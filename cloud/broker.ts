@@ -3,11 +3,11 @@ import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { DOWN_KINDS, deviceDownFilter, downTopic, parseTopic } from '../protocol/index.js';
-import { DeviceAuthenticator } from './device-auth.js';
+import type { DeviceAuthenticator } from './device-auth.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
+import { MqttEdge, type MqttLimits } from './mqtt-edge.js';
 import { embeddedServiceLink, type ServiceLink } from './service-link.js';
-import type { CloudStore } from './store.js';
 
 /**
  * The embedded MQTT broker (aedes, MQTT 3.1.1) with the cloud's identity rules: a box is its
@@ -16,13 +16,14 @@ import type { CloudStore } from './store.js';
  * network can log in as them.
  */
 export interface BrokerDeps {
-  store: CloudStore;
+  auth: DeviceAuthenticator;
   logger: Logger;
   metrics: Metrics;
   host: string;
   port: number;
   tls?: { certFile: string; keyFile: string } | undefined;
   drainTimeoutMs: number;
+  mqttLimits: MqttLimits;
 }
 
 export interface BrokerEvents {
@@ -45,14 +46,15 @@ export interface EmbeddedBroker {
 }
 
 export async function startBroker(deps: BrokerDeps): Promise<EmbeddedBroker> {
-  const { logger, metrics } = deps;
-  const auth = new DeviceAuthenticator(deps);
+  const { logger, metrics, auth } = deps;
   let events: BrokerEvents = {};
 
   const aedes = await Aedes.createBroker({
     drainTimeout: deps.drainTimeoutMs,
+    // aedes' own timer stops at the CONNECT; the edge's runs until the CONNACK (same deadline).
+    connectTimeout: deps.mqttLimits.connectTimeoutMs,
     authenticate(client, username, password, done) {
-      auth.check(client.id, username, password).then(
+      auth.check(client.id, username, password, remoteAddress(client)).then(
         (v) => (v.ok ? done(null, true) : done(refusal(v.returnCode, v.why), false)),
         (err: Error) => {
           logger.error({ err: err.message }, 'authentication failed with an internal error');
@@ -101,7 +103,6 @@ export async function startBroker(deps: BrokerDeps): Promise<EmbeddedBroker> {
     url: `${deps.tls ? 'mqtts' : 'mqtt'}://${deps.host}:${port}`,
     serviceLink,
     disconnect(deviceId) {
-      auth.forget(deviceId);
       (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[deviceId]?.close();
     },
     setEvents(e) {
@@ -116,18 +117,28 @@ export async function startBroker(deps: BrokerDeps): Promise<EmbeddedBroker> {
   };
 }
 
+/** The connection's source address, for the per-address login backoff. */
+function remoteAddress(client: Client): string {
+  const conn = client.conn as { remoteAddress?: string; socket?: { remoteAddress?: string } };
+  return conn.remoteAddress ?? conn.socket?.remoteAddress ?? 'unknown';
+}
+
 function refusal(returnCode: number, message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
 }
 
 function listenerFor(deps: BrokerDeps, aedes: Aedes): Server {
+  const edge = new MqttEdge({ limits: deps.mqttLimits, metrics: deps.metrics, logger: deps.logger });
   // TCP_NODELAY on the broker's sockets: without it Nagle + delayed ACK add ~40 ms per hop.
   const accept = (socket: Socket) => {
     socket.setNoDelay(true);
-    aedes.handle(socket);
+    const conn = edge.guard(socket);
+    if (conn) aedes.handle(conn);
   };
   if (!deps.tls) return createServer(accept);
-  return createTlsServer({ cert: readFileSync(deps.tls.certFile), key: readFileSync(deps.tls.keyFile) }, accept);
+  // A TLS socket reaches `accept` only after its handshake: that gets the same deadline.
+  const handshakeTimeout = deps.mqttLimits.connectTimeoutMs;
+  return createTlsServer({ cert: readFileSync(deps.tls.certFile), key: readFileSync(deps.tls.keyFile), handshakeTimeout }, accept);
 }
 
 /** Null when allowed, else why not. A device publishes on its own `up/` topics only. */

@@ -41,6 +41,32 @@ async function withStore<T>(o: { config?: string; db?: string }, fn: (store: Sql
   }
 }
 
+interface StartFlags {
+  config?: string;
+  mqttPort?: number;
+  httpPort?: number;
+  db?: string;
+  host?: string;
+  gatewayUrl?: string;
+  gateway?: 'instant';
+  tlsCert?: string;
+  tlsKey?: string;
+  metricsPort?: number;
+}
+
+/** Flags override one key of a section: the rest of the section comes from the file and environment. */
+function tlsFlags(o: StartFlags): Record<string, unknown> {
+  if (!o.tlsCert && !o.tlsKey) return {};
+  if (!o.tlsCert || !o.tlsKey) throw new ProtocolError(ErrorCode.CONFIG_INVALID, '--tls-cert and --tls-key go together');
+  return { tls: { certFile: o.tlsCert, keyFile: o.tlsKey } };
+}
+
+function metricsFlags(o: StartFlags): Record<string, unknown> {
+  if (o.metricsPort === undefined) return {};
+  const base = loadConfig({ file: o.config, env: process.env }).metrics;
+  return { metrics: { ...base, port: o.metricsPort } };
+}
+
 program
   .command('start')
   .description('run the cloud: MQTT broker, pairing API, transaction service')
@@ -50,9 +76,12 @@ program
   .option('--db <path>', 'SQLite store')
   .option('--host <host>', 'address to listen on')
   .option('--gateway-url <url>', 'payment gateway HTTP base URL')
+  .option('--tls-cert <file>', 'PEM certificate: MQTT then speaks TLS only (mqtts://) and the pairing API HTTPS only (with --tls-key)')
+  .option('--tls-key <file>', 'PEM private key of --tls-cert')
+  .option('--metrics-port <n>', 'port of GET /metrics on the metrics listener (default 9464 on 127.0.0.1; 0 = any free port)', int)
   .addOption(new Option('--gateway <kind>', '"instant": built-in always-success gateway, for benchmarks and smoke tests only').choices(['instant']))
-  .action(async (o: { config?: string; mqttPort?: number; httpPort?: number; db?: string; host?: string; gatewayUrl?: string; gateway?: 'instant' }) => {
-    const config = configFrom(o, { mqttPort: o.mqttPort, httpPort: o.httpPort, host: o.host, gatewayUrl: o.gatewayUrl, gateway: o.gateway });
+  .action(async (o: StartFlags) => {
+    const config = configFrom(o, { mqttPort: o.mqttPort, httpPort: o.httpPort, host: o.host, gatewayUrl: o.gatewayUrl, gateway: o.gateway, ...tlsFlags(o), ...metricsFlags(o) });
     const logger = createLogger(config.logLevel);
     let gateway: Gateway;
     if (config.gatewayUrl) gateway = httpGateway(config.gatewayUrl);
@@ -92,7 +121,7 @@ pair
   .action(async (o: { merchant: string; store: string; db?: string; config?: string; cloudUrl?: string; json?: boolean }) => {
     await withStore(o, async (store, config) => {
       const issued = await createPairingCode({ store, clock: systemClock, codeTtlS: config.pairingCodeTtlS }, o.merchant, o.store);
-      const cloudUrl = o.cloudUrl ?? config.publicHttpUrl ?? `http://${config.host}:${config.httpPort}`;
+      const cloudUrl = o.cloudUrl ?? config.publicHttpUrl ?? `${config.tls ? 'https' : 'http'}://${config.host}:${config.httpPort}`;
       const qrText = pairingQrText({ code: issued.code, cloudUrl });
       if (o.json) return void console.log(JSON.stringify({ code: issued.code, expiresAt: issued.expiresAt, cloudUrl, qrText }));
       console.log(`pairing code: ${issued.code}  (merchant ${o.merchant}, store ${o.store})`);

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { describeIssues, ErrorCode, ProtocolError } from '../protocol/index.js';
+import { DEFAULT_MQTT_LIMITS } from './mqtt-edge.js';
 
 /**
  * The cloud's configuration: defaults < JSON file < SCANBOX_CLOUD_* environment < CLI flags.
@@ -17,8 +18,18 @@ export const CloudConfig = z.strictObject({
   /** Addresses handed to boxes (QR code, pair response) when they differ from host:port (NAT, proxy). */
   publicHttpUrl: z.string().url().optional(),
   publicMqttUrl: z.string().regex(/^mqtts?:\/\/\S+$/).optional(),
-  /** PEM files; when set the MQTT listener speaks TLS only (mqtts://). */
+  /** PEM files; when set the MQTT listener speaks TLS only (mqtts://) and the HTTP API HTTPS only. */
   tls: z.strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1) }).optional(),
+  /** The server key (server-key.ts) device secrets are hashed under; created 0600 if missing. Default: `<dbPath>.key`. */
+  secretKeyFile: z.string().min(1).optional(),
+  /** Prometheus text on its own listener (loopback by default); with a token also on the public port as `Authorization: Bearer <token>`. */
+  metrics: z
+    .strictObject({ host: z.string().min(1).default('127.0.0.1'), port: port.default(9464), token: z.string().min(16).optional() })
+    .default({ host: '127.0.0.1', port: 9464 }),
+  /** Refused MQTT logins are answered after a delay growing per device id and per address; a right secret never waits. */
+  loginBackoff: z
+    .strictObject({ baseMs: ms.default(250), maxMs: ms.default(5_000), windowMs: ms.default(60_000) })
+    .default({ baseMs: 250, maxMs: 5_000, windowMs: 60_000 }),
   gatewayUrl: z.string().url().optional(),
   /** 'instant' = built-in always-success gateway for benchmarks and smoke tests, never production. */
   gateway: z.enum(['http', 'instant']).default('http'),
@@ -41,11 +52,25 @@ export const CloudConfig = z.strictObject({
     .default({ max: 10, windowS: 60 }),
   /** One frozen box must not stall delivery to the others. */
   drainTimeoutMs: ms.default(10_000),
+  /** The broker's front door (mqtt-edge.ts): packet sizes, bytes and time before login, logins pending per address. */
+  mqttLimits: z
+    .strictObject({
+      maxPacketBytes: z.number().int().positive().max(268_435_455).default(DEFAULT_MQTT_LIMITS.maxPacketBytes),
+      maxConnectBytes: z.number().int().positive().max(268_435_455).default(DEFAULT_MQTT_LIMITS.maxConnectBytes),
+      preAuthBytes: z.number().int().positive().default(DEFAULT_MQTT_LIMITS.preAuthBytes),
+      connectTimeoutMs: z.number().int().positive().default(DEFAULT_MQTT_LIMITS.connectTimeoutMs),
+      preAuthPerAddress: z.number().int().positive().default(DEFAULT_MQTT_LIMITS.preAuthPerAddress),
+    })
+    .default({ ...DEFAULT_MQTT_LIMITS }),
   /** How often a running cloud looks for boxes revoked from the CLI (must be ≤ 500 for the 1 s promise). */
   revocationPollMs: z.number().int().positive().max(500).default(500),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type CloudConfig = z.infer<typeof CloudConfig>;
+
+export function secretKeyFileOf(c: Pick<CloudConfig, 'secretKeyFile' | 'dbPath'>): string {
+  return c.secretKeyFile ?? `${c.dbPath}.key`;
+}
 export type CloudConfigInput = z.input<typeof CloudConfig>;
 
 const ENV_PREFIX = 'SCANBOX_CLOUD_';

@@ -1,44 +1,43 @@
-import { createHash, randomBytes, randomInt, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { randomBytes, randomInt, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { PAIRING_CODE_ALPHABET, PAIRING_CODE_LENGTH } from '../protocol/index.js';
+import type { ServerKey } from './server-key.js';
 
 /**
- * Secrets and identifiers the cloud issues. Only a scrypt hash of a device secret is stored;
- * scrypt runs on libuv's thread pool (async), so a reconnect storm does not freeze the event loop.
+ * Secrets and identifiers the cloud issues. A device secret is stored as `hmac-sha256$<mac>` under
+ * the server key (server-key.ts). Stores written before that hold `scrypt$N$r$p$salt$hash`: such a
+ * hash is still verified (once, on the thread pool) and then rewritten as a keyed hash.
  */
-const SCRYPT: ScryptOptions = { N: 16_384, r: 8, p: 1, maxmem: 64 * 1024 * 1024 };
-const KEY_LEN = 32;
-
-function scryptAsync(secret: string, salt: Buffer, opts: ScryptOptions): Promise<Buffer> {
-  return new Promise((resolve, reject) => scrypt(secret, salt, KEY_LEN, opts, (err, key) => (err ? reject(err) : resolve(key))));
-}
+const KEYED = 'hmac-sha256';
+const SECRET_PURPOSE = 'device-secret';
+const SCRYPT_MAXMEM = 64 * 1024 * 1024;
 
 /** 32 random bytes, base64url: 43 characters. */
 export function generateSecret(): string {
   return randomBytes(32).toString('base64url');
 }
 
-/** `scrypt$N$r$p$salt$hash`, so the cost can be raised later without breaking stored hashes. */
-export async function hashSecret(secret: string): Promise<string> {
-  const salt = randomBytes(16);
-  const key = await scryptAsync(secret, salt, SCRYPT);
-  return ['scrypt', SCRYPT.N, SCRYPT.r, SCRYPT.p, salt.toString('base64url'), key.toString('base64url')].join('$');
+export function hashSecret(key: ServerKey, secret: string | Buffer): string {
+  return `${KEYED}$${key.mac(SECRET_PURPOSE, secret).toString('base64url')}`;
 }
 
-export async function verifySecret(secret: string, stored: string): Promise<boolean> {
+/** Which kind of check a stored hash needs: a keyed hash is checked at once, a legacy one costs a scrypt run. */
+export function isLegacyHash(stored: string): boolean {
+  return !stored.startsWith(`${KEYED}$`);
+}
+
+export function verifyKeyed(key: ServerKey, secret: string | Buffer, stored: string): boolean {
+  const expected = Buffer.from(stored.slice(KEYED.length + 1), 'base64url');
+  const actual = key.mac(SECRET_PURPOSE, secret);
+  return actual.length === expected.length && timingSafeEqual(actual, expected);
+}
+
+export async function verifyLegacyScrypt(secret: string | Buffer, stored: string): Promise<boolean> {
   const [kind, n, r, p, salt, hash] = stored.split('$');
   if (kind !== 'scrypt' || !salt || !hash) return false;
   const expected = Buffer.from(hash, 'base64url');
-  const key = await scryptAsync(secret, Buffer.from(salt, 'base64url'), { N: Number(n), r: Number(r), p: Number(p), maxmem: SCRYPT.maxmem });
+  const opts: ScryptOptions = { N: Number(n), r: Number(r), p: Number(p), maxmem: SCRYPT_MAXMEM };
+  const key = await new Promise<Buffer>((resolve, reject) => scrypt(secret, Buffer.from(salt, 'base64url'), expected.length || 32, opts, (err, k) => (err ? reject(err) : resolve(k))));
   return key.length === expected.length && timingSafeEqual(key, expected);
-}
-
-/** A fast digest for the in-memory cache of already-verified secrets (never stored). */
-export function digest(secret: string | Buffer): Buffer {
-  return createHash('sha256').update(secret).digest();
-}
-
-export function sameDigest(a: Buffer, b: Buffer): boolean {
-  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 /** `length` characters of Crockford base32 from the CSPRNG. */

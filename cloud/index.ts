@@ -1,13 +1,16 @@
 import { AttemptsService } from './attempts-service.js';
 import { startBroker } from './broker.js';
 import { systemClock, systemScheduler, type Clock, type Scheduler } from './clock.js';
-import { parseConfig, type CloudConfig, type CloudConfigInput } from './config.js';
+import { parseConfig, secretKeyFileOf, type CloudConfig, type CloudConfigInput } from './config.js';
+import { DeviceAuthenticator } from './device-auth.js';
 import { Fleet } from './fleet.js';
 import type { Gateway } from './gateway.js';
 import { startHttpApi } from './http.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
+import { startMetricsEndpoint } from './metrics-http.js';
 import { watchRevocations } from './revocation-watch.js';
+import { ServerKey } from './server-key.js';
 import { SqliteStore } from './sqlite-store.js';
 import type { CloudStore } from './store.js';
 import type { MachineConfig } from './transaction.js';
@@ -17,6 +20,7 @@ export { instantGateway } from './instant-gateway.js';
 export { SqliteStore } from './sqlite-store.js';
 export { loadConfig, parseConfig, CloudConfig } from './config.js';
 export { createPairingCode } from './pairing.js';
+export { ServerKey } from './server-key.js';
 export type { Gateway } from './gateway.js';
 export type { CloudStore, DeviceRow } from './store.js';
 export type { Attempt } from './transaction.js';
@@ -27,6 +31,8 @@ export interface StartCloudOptions {
   dbPath?: string;
   mqttPort?: number;
   httpPort?: number;
+  /** Port of the metrics listener (0: any free port). */
+  metricsPort?: number;
   /** Any subset of the config; the rest takes defaults. */
   config?: CloudConfigInput;
   clock?: Clock;
@@ -40,6 +46,8 @@ export interface RunningCloud {
   httpUrl: string;
   mqttPort: number;
   httpPort: number;
+  /** `GET` this for the Prometheus text (its own listener, loopback by default). */
+  metricsUrl: string;
   store: CloudStore;
   metrics: Metrics;
   config: CloudConfig;
@@ -63,7 +71,8 @@ export function machineConfig(c: CloudConfig): MachineConfig {
 
 export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud> {
   const overrides = Object.fromEntries(Object.entries({ dbPath: opts.dbPath, mqttPort: opts.mqttPort, httpPort: opts.httpPort }).filter(([, v]) => v !== undefined));
-  const config = parseConfig({ ...opts.config, ...overrides });
+  const metricsPort = opts.metricsPort === undefined ? {} : { metrics: { ...opts.config?.metrics, port: opts.metricsPort } };
+  const config = parseConfig({ ...opts.config, ...overrides, ...metricsPort });
   const logger = opts.logger ?? createLogger(config.logLevel);
   const clock = opts.clock ?? systemClock;
   const metrics = new Metrics();
@@ -71,7 +80,9 @@ export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud>
   const cleanup: (() => Promise<void> | void)[] = [() => store.close()];
   try {
     await store.whenReady();
-    const broker = await startBroker({ store, logger, metrics, host: config.host, port: config.mqttPort, tls: config.tls, drainTimeoutMs: config.drainTimeoutMs });
+    const key = config.dbPath === ':memory:' && !config.secretKeyFile ? ServerKey.random() : ServerKey.load(secretKeyFileOf(config));
+    const auth = new DeviceAuthenticator({ store, logger, metrics, key, clock, backoff: config.loginBackoff });
+    const broker = await startBroker({ auth, logger, metrics, host: config.host, port: config.mqttPort, tls: config.tls, drainTimeoutMs: config.drainTimeoutMs, mqttLimits: config.mqttLimits });
     cleanup.unshift(() => broker.close());
     const link = broker.serviceLink;
     cleanup.unshift(() => link.close());
@@ -103,15 +114,19 @@ export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud>
 
     const mqttUrl = config.publicMqttUrl ?? broker.url;
     const http = await startHttpApi({
-      pairing: { store, clock, logger, metrics, codeTtlS: config.pairingCodeTtlS, mqttUrl: () => mqttUrl, onRevoked: (ids) => ids.forEach((id) => broker.disconnect(id)) },
+      pairing: { store, key, clock, logger, metrics, codeTtlS: config.pairingCodeTtlS, mqttUrl: () => mqttUrl, onRevoked: (ids) => ids.forEach((id) => broker.disconnect(id)) },
       clock,
       logger,
       metrics,
       host: config.host,
       port: config.httpPort,
       rateLimit: config.pairRateLimit,
+      tls: config.tls,
+      metricsToken: config.metrics.token,
     });
     cleanup.unshift(() => http.stopAccepting());
+    const metricsEndpoint = await startMetricsEndpoint(metrics, config.metrics.host, config.metrics.port);
+    cleanup.unshift(() => metricsEndpoint.close());
     const stopWatch = watchRevocations({ store, logger, pollMs: config.revocationPollMs, since: clock.now() - 1000, disconnect: broker.disconnect });
     cleanup.unshift(stopWatch);
     cleanup.unshift(() => broker.stopAccepting());
@@ -121,13 +136,14 @@ export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud>
       httpUrl: config.publicHttpUrl ?? http.url,
       mqttPort: broker.port,
       httpPort: http.port,
+      metricsUrl: metricsEndpoint.url,
       store,
       metrics,
       config,
       close: () => runCleanup(cleanup),
     };
     // Supervisors and the simulator wait for this line: printed at any log level but silent.
-    (logger.level === 'silent' ? logger : logger.child({}, { level: 'info' })).info({ mqttPort: running.mqttPort, httpPort: running.httpPort, mqttUrl: running.mqttUrl, httpUrl: running.httpUrl, db: config.dbPath }, 'ready');
+    (logger.level === 'silent' ? logger : logger.child({}, { level: 'info' })).info({ mqttPort: running.mqttPort, httpPort: running.httpPort, mqttUrl: running.mqttUrl, httpUrl: running.httpUrl, metricsUrl: running.metricsUrl, db: config.dbPath }, 'ready');
     return running;
   } catch (err) {
     await runCleanup(cleanup);

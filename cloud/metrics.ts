@@ -13,7 +13,8 @@ export type CounterName =
   | 'pairing_rate_limited_total'
   | 'devices_paired_total'
   | 'gateway_calls_total'
-  | 'results_sent_total';
+  | 'results_sent_total'
+  | 'mqtt_connections_cut_total';
 
 export class Metrics {
   private readonly counts = new Map<string, number>();

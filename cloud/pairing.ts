@@ -1,17 +1,21 @@
 import { ErrorCode, ProtocolError, PROTOCOL_VERSION, type PairRequest, type PairResponse } from '../protocol/index.js';
 import type { Clock } from './clock.js';
-import { generateDeviceId, generatePairingCode, generateSecret, hashSecret } from './credentials.js';
+import { generateDeviceId, generatePairingCode, generateSecret, hashSecret, isLegacyHash, verifyKeyed } from './credentials.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
+import type { ServerKey } from './server-key.js';
 import type { CloudStore, RedeemRefusal } from './store.js';
 
 /**
  * Pairing by a trusted field engineer: a one-time code for a merchant's store is exchanged by a
  * box for its own device id and secret. The code is single-use (atomically, in the store),
- * expires, and re-pairing a hardware id revokes the credentials it had before.
+ * expires, and re-pairing a hardware id revokes the credentials it had before — within the code's
+ * merchant, or in any merchant when the box proves it holds those credentials. Otherwise a code of
+ * one merchant could switch off another merchant's box by naming its hardware id.
  */
 export interface PairingDeps {
   store: CloudStore;
+  key: ServerKey;
   clock: Clock;
   logger: Logger;
   metrics: Metrics;
@@ -49,17 +53,35 @@ const REFUSALS = {
 
 export async function redeemPairingCode(deps: PairingDeps, req: PairRequest): Promise<PairResponse> {
   const now = deps.clock.now();
-  // A wrong guess must not cost a 16 MB scrypt run (shared with device logins): look first.
   const early = await deps.store.checkPairingCode(req.code, now);
   if (early) refuse(deps, early);
+  const proven = req.previous ? await provenDevice(deps, req.previous, req.hardwareId) : undefined;
   const secret = generateSecret();
   const deviceId = generateDeviceId();
-  const res = await deps.store.redeemPairingCode(req.code, req.hardwareId, now, { deviceId, secretHash: await hashSecret(secret), firmware: req.firmware ?? null });
+  const res = await deps.store.redeemPairingCode(req.code, req.hardwareId, now, { deviceId, secretHash: hashSecret(deps.key, secret), firmware: req.firmware ?? null }, proven);
+  if (!res.ok && res.why === 'hardware_in_use') {
+    deps.metrics.inc('pairing_refused_total', res.why);
+    throw new ProtocolError(
+      ErrorCode.HARDWARE_ID_IN_USE,
+      `this hardware is paired as ${res.deviceId} under another merchant; revoke that box first (scanbox-cloud devices revoke ${res.deviceId}) or re-pair from the box itself`,
+    );
+  }
   if (!res.ok) refuse(deps, res.why);
   deps.metrics.inc('devices_paired_total');
   deps.logger.info({ deviceId, hardwareId: req.hardwareId, merchantId: res.merchantId, storeId: res.storeId, revoked: res.revoked }, 'device paired');
   if (res.revoked.length) deps.onRevoked?.(res.revoked);
   return { v: PROTOCOL_VERSION, deviceId, secret, mqttUrl: deps.mqttUrl(), merchantId: res.merchantId, storeId: res.storeId };
+}
+
+/**
+ * The device id whose credentials the request proved: the secret matches and the device is this
+ * hardware's. A legacy (scrypt) hash is not checked here: pairing never runs scrypt.
+ */
+async function provenDevice(deps: PairingDeps, previous: { deviceId: string; secret: string }, hardwareId: string): Promise<string | undefined> {
+  const auth = await deps.store.getDeviceAuth(previous.deviceId);
+  const proven = auth !== undefined && auth.hardwareId === hardwareId && !isLegacyHash(auth.secretHash) && verifyKeyed(deps.key, previous.secret, auth.secretHash);
+  if (!proven) deps.logger.warn({ deviceId: previous.deviceId, hardwareId }, 'pairing: proof of the previous credentials did not verify; treated as none');
+  return proven ? previous.deviceId : undefined;
 }
 
 function refuse(deps: PairingDeps, why: RedeemRefusal): never {

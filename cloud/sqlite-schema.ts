@@ -1,8 +1,13 @@
 import Database from 'better-sqlite3';
+import { createHash } from 'node:crypto';
 import type { Attempt } from './transaction.js';
 
 /** An attempt whose current state the box has not confirmed: the partial index's condition, verbatim. */
 export const UNACKED_SQL = '(acked_state IS NULL OR acked_state <> state)';
+
+const PAIRING_CODE_PURPOSE = 'scanbox-pairing-code:';
+/** SQL function the connection registers (openConnection) so migration 4 can hash the codes in place. */
+const PAIRING_CODE_HASH_SQL = 'scanbox_pairing_code_hash';
 
 /**
  * The SQLite schema as numbered migrations. A database records the highest version applied in
@@ -129,7 +134,16 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TRIGGER attempt_events_append_only_u BEFORE UPDATE ON attempt_events
     BEGIN SELECT RAISE(ABORT, 'attempt_events is append-only'); END;
   `,
+  // 4: pairing codes are kept as hashes (a copy of the store must not hand out live codes).
+  `
+  UPDATE pairing_codes SET code = ${PAIRING_CODE_HASH_SQL}(code);
+  `,
 ];
+
+/** SHA-256 hex of purpose + code: the key of pairing_codes since schema 4. */
+export function pairingCodeHash(code: string): string {
+  return createHash('sha256').update(PAIRING_CODE_PURPOSE + code).digest('hex');
+}
 
 /** Attempt field ↔ column; one list so reading and writing cannot drift apart. */
 export const ATTEMPT_COLUMNS = [
@@ -166,5 +180,6 @@ export function openConnection(path: string): Database.Database {
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');
+  db.function(PAIRING_CODE_HASH_SQL, { deterministic: true }, (code: unknown) => pairingCodeHash(String(code)));
   return db;
 }

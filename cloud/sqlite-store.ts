@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { closeSync, openSync } from 'node:fs';
 import { ErrorCode, ProtocolError, type AttemptState } from '../protocol/index.js';
-import { ATTEMPT_COLUMNS, MIGRATIONS, openConnection, UNACKED_SQL } from './sqlite-schema.js';
+import { ATTEMPT_COLUMNS, MIGRATIONS, openConnection, pairingCodeHash, UNACKED_SQL } from './sqlite-schema.js';
 import { CommitThread, threadedWriter } from './commit-thread.js';
 import { inlineWriter, SqliteWriter, type AsyncWriter } from './sqlite-writer.js';
 import type {
@@ -111,14 +111,14 @@ export class SqliteStore implements CloudStore {
     this.stmt = {
       getAttempt: db.prepare('SELECT * FROM attempts WHERE out_trade_no=?'),
       // Read on every message from a box (the service's second check): prepared once, not per call.
-      deviceAuth: db.prepare('SELECT secret_hash, status FROM devices WHERE device_id=?'),
+      deviceAuth: db.prepare('SELECT secret_hash, status, hardware_id FROM devices WHERE device_id=?'),
     };
   }
 
   async createPairingCode(row: PairingCodeRow): Promise<void> {
     this.db.transaction(() => {
       this.ensureStore(row.merchantId, row.storeId, row.createdAt);
-      this.db.prepare('INSERT INTO pairing_codes (code, merchant_id, store_id, created_at, expires_at) VALUES (?,?,?,?,?)').run(row.code, row.merchantId, row.storeId, row.createdAt, row.expiresAt);
+      this.db.prepare('INSERT INTO pairing_codes (code, merchant_id, store_id, created_at, expires_at) VALUES (?,?,?,?,?)').run(pairingCodeHash(row.code), row.merchantId, row.storeId, row.createdAt, row.expiresAt);
     }).immediate();
   }
 
@@ -128,19 +128,23 @@ export class SqliteStore implements CloudStore {
   }
 
   async checkPairingCode(code: string, now: number): Promise<RedeemRefusal | undefined> {
-    return refusalOf(this.db.prepare('SELECT * FROM pairing_codes WHERE code=?').get(code) as Row | undefined, now);
+    return refusalOf(this.db.prepare('SELECT * FROM pairing_codes WHERE code=?').get(pairingCodeHash(code)) as Row | undefined, now);
   }
 
-  async redeemPairingCode(code: string, hardwareId: string, now: number, device: NewDevice): Promise<RedeemResult> {
+  async redeemPairingCode(code: string, hardwareId: string, now: number, device: NewDevice, provenDeviceId?: string): Promise<RedeemResult> {
+    const hash = pairingCodeHash(code);
     return this.db.transaction((): RedeemResult => {
-      const row = this.db.prepare('SELECT * FROM pairing_codes WHERE code=?').get(code) as Row | undefined;
+      const row = this.db.prepare('SELECT * FROM pairing_codes WHERE code=?').get(hash) as Row | undefined;
       const why = refusalOf(row, now);
       if (why || !row) return { ok: false, why: why ?? 'unknown' };
-      this.db.prepare('UPDATE pairing_codes SET used_at=?, used_by_hardware=?, device_id=? WHERE code=?').run(now, hardwareId, device.deviceId, code);
-      const revoked = this.db.prepare(`SELECT device_id FROM devices WHERE hardware_id=? AND status='active'`).pluck().all(hardwareId) as string[];
-      for (const id of revoked) this.revokeNow(id, now);
       const merchantId = row.merchant_id as string;
       const storeId = row.store_id as string;
+      const active = this.db.prepare(`SELECT device_id, merchant_id FROM devices WHERE hardware_id=? AND status='active'`).all(hardwareId) as Row[];
+      const foreign = active.find((d) => d.merchant_id !== merchantId && d.device_id !== provenDeviceId);
+      if (foreign) return { ok: false, why: 'hardware_in_use', deviceId: foreign.device_id as string, merchantId: foreign.merchant_id as string };
+      this.db.prepare('UPDATE pairing_codes SET used_at=?, used_by_hardware=?, device_id=? WHERE code=?').run(now, hardwareId, device.deviceId, hash);
+      const revoked = active.map((d) => d.device_id as string);
+      for (const id of revoked) this.revokeNow(id, now);
       this.db
         .prepare(`INSERT INTO devices (device_id, hardware_id, merchant_id, store_id, secret_hash, status, firmware, paired_at) VALUES (?,?,?,?,?,'active',?,?)`)
         .run(device.deviceId, hardwareId, merchantId, storeId, device.secretHash, device.firmware, now);
@@ -154,7 +158,11 @@ export class SqliteStore implements CloudStore {
 
   async getDeviceAuth(deviceId: string): Promise<DeviceAuth | undefined> {
     const r = this.stmt.deviceAuth.get(deviceId) as Row | undefined;
-    return r ? { secretHash: r.secret_hash as string, status: r.status as DeviceAuth['status'] } : undefined;
+    return r ? { secretHash: r.secret_hash as string, status: r.status as DeviceAuth['status'], hardwareId: r.hardware_id as string } : undefined;
+  }
+
+  async setSecretHash(deviceId: string, secretHash: string): Promise<void> {
+    this.db.prepare('UPDATE devices SET secret_hash=? WHERE device_id=?').run(secretHash, deviceId);
   }
 
   async getDevice(deviceId: string): Promise<DeviceRow | undefined> {

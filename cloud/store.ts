@@ -30,6 +30,7 @@ export interface DeviceRow {
 export interface DeviceAuth {
   secretHash: string;
   status: DeviceStatus;
+  hardwareId: string;
 }
 
 export interface PairingCodeRow {
@@ -47,7 +48,11 @@ export interface NewDevice {
 }
 
 export type RedeemRefusal = 'unknown' | 'expired' | 'used';
-export type RedeemResult = { ok: true; merchantId: string; storeId: string; revoked: string[] } | { ok: false; why: RedeemRefusal };
+export type RedeemResult =
+  | { ok: true; merchantId: string; storeId: string; revoked: string[] }
+  | { ok: false; why: RedeemRefusal }
+  /** The hardware id has an active box under another merchant, and the request did not prove it is that box. */
+  | { ok: false; why: 'hardware_in_use'; deviceId: string; merchantId: string };
 
 export interface FleetUpdate {
   deviceId: string;
@@ -94,11 +99,18 @@ export interface AttemptFilter {
 export interface CloudStore {
   // pairing and devices
   createPairingCode(row: PairingCodeRow): Promise<void>;
-  /** A cheap look at a code before any secret is hashed for it; redeem checks again atomically. */
+  /** A cheap look at a code before anything is issued for it; redeem checks again atomically. */
   checkPairingCode(code: string, now: number): Promise<RedeemRefusal | undefined>;
-  /** Atomically: check the code, mark it used, revoke earlier devices of this hardware id, add the device. */
-  redeemPairingCode(code: string, hardwareId: string, now: number, device: NewDevice): Promise<RedeemResult>;
+  /**
+   * Atomically: check the code, mark it used, revoke the active devices of this hardware id, add the
+   * device. Another merchant's device of the hardware id is revoked only when it is `provenDeviceId`
+   * (the request held its secret); otherwise nothing changes and the answer is `hardware_in_use`.
+   * Codes are kept only as hashes (a code is single-use and lives minutes: an unkeyed hash is enough).
+   */
+  redeemPairingCode(code: string, hardwareId: string, now: number, device: NewDevice, provenDeviceId?: string): Promise<RedeemResult>;
   getDeviceAuth(deviceId: string): Promise<DeviceAuth | undefined>;
+  /** Replace a device's stored secret hash (a legacy hash rewritten after a successful login). */
+  setSecretHash(deviceId: string, secretHash: string): Promise<void>;
   getDevice(deviceId: string): Promise<DeviceRow | undefined>;
   listDevices(): Promise<DeviceRow[]>;
   revokeDevice(deviceId: string, now: number): Promise<boolean>;

@@ -10,7 +10,7 @@ import {
   type PortState,
 } from '../protocol/index.js';
 import type { Clock } from './clock.js';
-import type { DeviceConfig } from './config.js';
+import { readCaFile, type DeviceConfig } from './config.js';
 import { ConsoleDisplay, type Display } from './display.js';
 import { EcrLink } from './ecr.js';
 import { Journal, type SyncMode } from './journal.js';
@@ -299,6 +299,7 @@ class AgentShell implements Agent {
       backoff: c.reconnect,
       connectTimeoutMs: c.connectTimeoutMs,
       keepaliveS: c.keepaliveS,
+      ...(c.caFile ? { ca: readCaFile(c.caFile) } : {}),
       clock: this.deps.clock,
       random: this.deps.random,
       connect: this.deps.connectMqtt,

@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { ErrorCode, formatAmount, isProtocolError } from '../protocol/index.js';
 import { startAgent } from './agent.js';
 import { systemClock } from './clock.js';
-import { loadConfig } from './config.js';
+import { loadConfig, readCaFile } from './config.js';
 import { ConsoleDisplay } from './display.js';
 import { awaitPairingScan } from './pairing-scan.js';
 import { Journal } from './journal.js';
@@ -29,9 +29,12 @@ program
   .requiredOption('--data <dir>', 'data directory holding journal.db')
   .option('--config <file>', 'JSON config file (also SCANBOX_DEVICE_* environment variables)')
   .addOption(new Option('--baud-rate <n>', 'scanner baud rate').argParser(Number))
+  .option('--ca <file>', "PEM certificate of a private CA the cloud's HTTPS and mqtts:// certificates chain to (config caFile)")
   .option('--wait-for-pairing', 'when not paired yet, wait for a pairing QR scanned with the box scanner instead of exiting')
-  .action(async (o: { scanner: string; ecr: string; data: string; config?: string; baudRate?: number; waitForPairing?: boolean }) => {
-    const config = loadConfig({ file: o.config, env: process.env, flags: { scannerPath: o.scanner, ecrPath: o.ecr, dataDir: o.data, baudRate: o.baudRate } });
+  .action(async (o: { scanner: string; ecr: string; data: string; config?: string; baudRate?: number; ca?: string; waitForPairing?: boolean }) => {
+    const config = loadConfig({ file: o.config, env: process.env, flags: { scannerPath: o.scanner, ecrPath: o.ecr, dataDir: o.data, baudRate: o.baudRate, caFile: o.ca } });
+    // A CA path that cannot be read is a config error now, not after the engineer scanned the QR.
+    if (config.caFile) readCaFile(config.caFile);
     const logger = pino({ level: config.logLevel, base: { pid: process.pid } });
     const io = { clock: systemClock, random: Math.random, openSerial: openRealSerial, logger };
     if (o.waitForPairing && !readStatus(config.dataDir).paired) {
@@ -53,13 +56,24 @@ program
   .command('pair')
   .description("exchange a one-time pairing code for this box's device id and secret (POST /v1/pair)")
   .requiredOption('--code <code>', 'pairing code from `scanbox-cloud pair create`')
-  .requiredOption('--cloud <url>', 'cloud HTTP address, e.g. http://127.0.0.1:8080')
+  .requiredOption('--cloud <url>', 'cloud address, e.g. https://cloud.example.com (plain http:// only to loopback)')
   .requiredOption('--data <dir>', 'data directory holding journal.db')
   .option('--reset', 'pair again although the box is already paired (its old credentials stop working)')
   .option('--hardware-id <id>', 'hardware id to report (default: one made once and kept in the journal)')
+  .option('--ca <file>', "PEM certificate of a private CA the cloud's certificate chains to")
+  .option('--insecure', 'allow plain http:// to a host that is not loopback (the device secret then crosses the network unencrypted)')
   .option('--json', 'print the result as JSON')
-  .action(async (o: { code: string; cloud: string; data: string; reset?: boolean; hardwareId?: string; json?: boolean }) => {
-    const res = await pairBox({ code: o.code, cloudUrl: o.cloud, dataDir: o.data, reset: o.reset ?? false, ...(o.hardwareId ? { hardwareId: o.hardwareId } : {}) });
+  .action(async (o: { code: string; cloud: string; data: string; reset?: boolean; hardwareId?: string; ca?: string; insecure?: boolean; json?: boolean }) => {
+    const res = await pairBox({
+      code: o.code,
+      cloudUrl: o.cloud,
+      dataDir: o.data,
+      reset: o.reset ?? false,
+      insecure: o.insecure ?? false,
+      warn: (message) => console.error(`scanbox-device: warning: ${message}`),
+      ...(o.hardwareId ? { hardwareId: o.hardwareId } : {}),
+      ...(o.ca ? { ca: readCaFile(o.ca) } : {}),
+    });
     if (o.json) console.log(JSON.stringify(res));
     else console.log(`paired as ${res.deviceId} (merchant ${res.merchantId}, store ${res.storeId}); broker ${res.mqttUrl}`);
   });

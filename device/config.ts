@@ -31,6 +31,13 @@ export const DeviceConfig = z.strictObject({
   keepaliveS: z.number().int().positive().default(30),
   /** Overrides the broker address received at pairing (e.g. behind a proxy). */
   mqttUrl: z.string().regex(/^mqtts?:\/\/\S+$/, 'mqttUrl must be mqtt:// or mqtts://').optional(),
+  /** PEM file of a private CA the cloud's HTTPS and mqtts:// certificates chain to (read at start). */
+  caFile: z.string().min(1).optional(),
+  /**
+   * Let a scanned pairing QR pair over plain http:// with a host that is not loopback. Off: a QR
+   * anyone can print would otherwise decide where the device secret travels in clear.
+   */
+  insecurePairing: z.boolean().default(false),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 export type DeviceConfig = z.infer<typeof DeviceConfig>;
@@ -89,4 +96,18 @@ export function loadConfig(src: ConfigSources): DeviceConfig {
   const field = issue.path.join('.') || '(config)';
   const where = issue.path.length ? ` (file key "${field}" or env ${envName(String(issue.path[0]))})` : '';
   throw new ProtocolError(ErrorCode.CONFIG_INVALID, `config field ${field} is invalid: ${issue.message}${where}`, { field });
+}
+
+/** The CA's PEM text; a path that cannot be read or holds no certificate stops the box at start. */
+export function readCaFile(file: string): string {
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ProtocolError(ErrorCode.CONFIG_INVALID, `config field caFile is invalid: CA file ${file} cannot be read: ${(err as Error).message}`, { field: 'caFile' });
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new ProtocolError(ErrorCode.CONFIG_INVALID, `config field caFile is invalid: CA file ${file} holds no PEM certificate`, { field: 'caFile' });
+  }
+  return pem;
 }

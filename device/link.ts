@@ -40,6 +40,8 @@ export interface CloudLinkOptions {
   backoff: BackoffPolicy;
   connectTimeoutMs: number;
   keepaliveS: number;
+  /** PEM of a private CA for an mqtts:// broker; the system roots otherwise. */
+  ca?: string;
   clock: Clock;
   random: () => number;
   connect: MqttConnect;
@@ -75,6 +77,7 @@ export class CloudLink implements Publisher {
       keepalive: o.keepaliveS,
       connectTimeout: o.connectTimeoutMs,
       reconnectPeriod: 0,
+      ...(o.ca ? { ca: o.ca } : {}),
       will: { topic: upTopic(o.deviceId, 'heartbeat'), payload: Buffer.from(JSON.stringify(this.will())), qos: 1, retain: false },
     });
     this.client = client;

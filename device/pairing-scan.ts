@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { isProtocolError } from '../protocol/index.js';
 import type { Clock } from './clock.js';
-import type { DeviceConfig } from './config.js';
+import { readCaFile, type DeviceConfig } from './config.js';
 import type { Display } from './display.js';
 import { pairBox, type PairOutcome } from './pairing.js';
 import { ScannerReader } from './scanner.js';
@@ -13,16 +13,22 @@ export interface PairingScanDeps {
   openSerial: SerialFactory;
   logger: Logger;
   display: Display;
-  fetch?: typeof fetch;
 }
 
 /**
  * An unpaired box waits for the engineer to scan the pairing QR (`scanbox:pair?code=…&cloud=…`)
- * with its own scanner, then pairs over HTTP. A failed attempt is shown and the box keeps waiting;
- * payment codes scanned meanwhile are ignored.
+ * with its own scanner, then pairs over HTTPS. A failed attempt is shown and the box keeps waiting;
+ * payment codes scanned meanwhile are ignored. Whoever prints a QR chooses the cloud address, so
+ * plain HTTP beyond loopback needs `insecurePairing` in the box's own config, not in the QR.
  */
 export function awaitPairingScan(config: DeviceConfig, deps: PairingScanDeps): Promise<PairOutcome> {
   return new Promise((resolve) => {
+    const pairing = {
+      dataDir: config.dataDir,
+      insecure: config.insecurePairing,
+      warn: (message: string) => deps.logger.warn(message),
+      ...(config.caFile ? { ca: readCaFile(config.caFile) } : {}),
+    };
     let busy = false;
     const scanner = new ScannerReader({
       clock: deps.clock,
@@ -41,7 +47,7 @@ export function awaitPairingScan(config: DeviceConfig, deps: PairingScanDeps): P
           if (busy) return;
           busy = true;
           deps.display.show({ screen: '正在配对…', voice: null });
-          pairBox({ code: qr.code, cloudUrl: qr.cloudUrl, dataDir: config.dataDir, ...(deps.fetch ? { fetch: deps.fetch } : {}) }).then(
+          pairBox({ ...pairing, code: qr.code, cloudUrl: qr.cloudUrl }).then(
             (out) => {
               deps.logger.info({ deviceId: out.deviceId, merchantId: out.merchantId, storeId: out.storeId }, 'paired by scan');
               void scanner.stop().then(() => resolve(out));

@@ -9,6 +9,7 @@ export const ErrorCode = {
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   TOPIC_INVALID: 'TOPIC_INVALID',
   UNSUPPORTED_VERSION: 'UNSUPPORTED_VERSION',
+  UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
   // identity and authorisation
   UNAUTHORIZED: 'UNAUTHORIZED',
   FORBIDDEN: 'FORBIDDEN',
@@ -34,6 +35,10 @@ export const ErrorCode = {
   ALREADY_PAIRED: 'ALREADY_PAIRED',
   NOT_PAIRED: 'NOT_PAIRED',
   CLOUD_UNREACHABLE: 'CLOUD_UNREACHABLE',
+  /** The hardware id is paired to another merchant's box; revoke that one first, or prove its secret. */
+  HARDWARE_ID_IN_USE: 'HARDWARE_ID_IN_USE',
+  /** Secrets travel only over TLS, except to loopback or when the engineer says --insecure. */
+  INSECURE_TRANSPORT: 'INSECURE_TRANSPORT',
   // cashier flow on the box
   OFFLINE: 'OFFLINE',
   NO_SALE_WAITING: 'NO_SALE_WAITING',

@@ -25,6 +25,11 @@ export const PairRequest = z.strictObject({
   code: z.string().regex(PAIRING_CODE_PATTERN, `code must be ${PAIRING_CODE_LENGTH} characters of ${PAIRING_CODE_ALPHABET}`),
   hardwareId: z.string().min(1).max(128).regex(/^[\x21-\x7e]+$/, 'hardwareId must be printable ASCII without spaces'),
   firmware: z.string().min(1).max(32).optional(),
+  /**
+   * Sent only when a paired box pairs again (`--reset`): its current credentials, proving it is that
+   * box, so the cloud may revoke them even when the new code belongs to another merchant.
+   */
+  previous: z.strictObject({ deviceId: f.deviceId, secret: z.string().min(32).max(128) }).optional(),
 });
 export const PairResponse = z.strictObject({
   v: f.version,

@@ -123,6 +123,7 @@ export class Rig {
       '--mqtt-port', String(this.mqttPort),
       '--http-port', String(this.httpPort),
       '--gateway-url', this.gatewayUrl,
+      '--metrics-port', '0',
     ], path.join(this.opts.dir, 'cloud.log'));
     const ready = await this.cloud.waitForMsg('ready', 20_000);
     this.httpUrl = String(ready.httpUrl);

@@ -15,12 +15,12 @@ import { tell, type IpcMessage } from '../harness.js';
  * POST /v1/pair); `snapshot` → ledger and attempt records; `commits` → group-commit figures;
  * `stop` → close (queued writes commit) and exit.
  *
- *   node --import tsx bench/children/cloud-proc.ts '{"dbPath":"…","config":{…}}'
+ *   node --import tsx bench/children/cloud-proc.ts '{"dbPath":"…","mqttPort":0,"config":{…}}'
  */
-const args = JSON.parse(process.argv[2] ?? '{}') as { dbPath: string; config?: Record<string, unknown> };
+const args = JSON.parse(process.argv[2] ?? '{}') as { dbPath: string; mqttPort?: number; config?: Record<string, unknown> };
 const gateway = instantScriptedGateway();
 const logger = createLogger(String(args.config?.logLevel ?? 'warn'));
-const cloud = await startCloud({ gateway, dbPath: args.dbPath, mqttPort: 0, httpPort: 0, config: { logLevel: 'warn', ...args.config }, logger });
+const cloud = await startCloud({ gateway, dbPath: args.dbPath, mqttPort: args.mqttPort ?? 0, httpPort: 0, metricsPort: 0, config: { logLevel: 'warn', ...args.config }, logger });
 tell({ type: 'ready', mqttUrl: cloud.mqttUrl, httpUrl: cloud.httpUrl, pid: process.pid });
 
 // Group-commit figures, read off the store from outside: transactions, attempt writes in them, and the

@@ -1,4 +1,4 @@
-import type { DeviceAttemptRecord } from '../../protocol/index.js';
+import { backoffDelay, DEFAULT_BACKOFF, type DeviceAttemptRecord } from '../../protocol/index.js';
 import { hostPort } from '../lite-mqtt.js';
 import { PayingBox } from '../pay-client.js';
 import { tell, type IpcMessage } from '../harness.js';
@@ -12,7 +12,12 @@ import { tell, type IpcMessage } from '../harness.js';
  *    `pendingAttempts` so the registry row shows which heartbeat it has; sampled boxes report
  *    `hb` {id, n, sentAt}; one payment from a random box every `payEveryMs`.
  *  stats → `stats` {payMs, seen, heartbeats, disconnects, unexpected}
+ *  expectRestart → the cloud is about to be restarted: every box, once its connection drops,
+ *    reconnects as the agent does (full-jitter backoff, DEFAULT_BACKOFF) and subscribes; when every
+ *    box has dropped and is back → `allUp` {at (epoch ms), reconnectTries}
  *  stop → clean DISCONNECT of every box, exit.
+ * Four boxes share a source address in 127.0.0.0/8 (`firstIndex` numbers this process's boxes), as
+ * boxes of one shop share its address: the cloud caps unauthenticated connections per address.
  */
 interface Start {
   mqttUrl: string;
@@ -23,6 +28,15 @@ interface Start {
   concurrency: number;
   sample: string[];
   payEveryMs: number;
+  firstIndex: number;
+}
+
+const BOXES_PER_ADDRESS = 4;
+
+/** 127.1.0.1, 127.1.0.2, …: one loopback address per `BOXES_PER_ADDRESS` boxes. */
+function sourceAddress(boxIndex: number): string {
+  const a = Math.floor(boxIndex / BOXES_PER_ADDRESS) + 1;
+  return `127.${1 + (a >> 16)}.${(a >> 8) & 255}.${a & 255}`;
 }
 
 const boxes: PayingBox[] = [];
@@ -37,7 +51,7 @@ let stopping = false;
 async function start(s: Start): Promise<void> {
   sampled = new Set(s.sample);
   const { host, port } = hostPort(s.mqttUrl);
-  for (const id of s.ids) boxes.push(new PayingBox(id, s.secret, host, port, { keepaliveS: s.keepaliveS }));
+  s.ids.forEach((id, i) => boxes.push(new PayingBox(id, s.secret, host, port, { keepaliveS: s.keepaliveS, localAddress: sourceAddress(s.firstIndex + i) })));
   timers.push(setInterval(flushSamples, 250));
   const t0 = performance.now();
   let next = 0;
@@ -47,9 +61,7 @@ async function start(s: Start): Promise<void> {
       const b = boxes[next++]!;
       try {
         await b.connect();
-        b.client.onClose = () => {
-          if (!stopping) disconnects++;
-        };
+        b.client.onClose = () => onDrop(b);
         heartbeat(b);
       } catch {
         failed++;
@@ -80,6 +92,38 @@ async function start(s: Start): Promise<void> {
   }
 }
 
+// ── restart of the cloud: reconnect like the agent ────────────────────────────────────────────
+let awaitingReturn: Set<PayingBox> | null = null;
+const reconnecting = new Set<PayingBox>();
+let reconnectTries = 0;
+
+function onDrop(b: PayingBox): void {
+  if (stopping) return;
+  disconnects++;
+  if (awaitingReturn && !reconnecting.has(b)) void reconnect(b);
+}
+
+async function reconnect(b: PayingBox): Promise<void> {
+  reconnecting.add(b);
+  for (let failures = 0; !stopping; failures++) {
+    await new Promise((r) => setTimeout(r, backoffDelay(failures, Math.random, DEFAULT_BACKOFF)));
+    reconnectTries++;
+    try {
+      await b.connect();
+      break;
+    } catch {
+      // refused or cut: the next try waits longer
+    }
+  }
+  reconnecting.delete(b);
+  heartbeat(b);
+  awaitingReturn?.delete(b);
+  if (awaitingReturn?.size === 0) {
+    awaitingReturn = null;
+    tell({ type: 'allUp', at: Date.now(), reconnectTries });
+  }
+}
+
 function heartbeat(b: PayingBox): void {
   if (!b.client.connected || stopping) return;
   const n = (counters.get(b) ?? 0) + 1;
@@ -97,6 +141,11 @@ function flushSamples(): void {
 
 process.on('message', (m: IpcMessage) => {
   if (m.type === 'start') void start(m as unknown as Start);
+  else if (m.type === 'expectRestart') {
+    awaitingReturn = new Set(boxes);
+    reconnectTries = 0;
+    tell({ type: 'expectingRestart' });
+  }
   else if (m.type === 'stats') {
     flushSamples();
     const seen: DeviceAttemptRecord[] = boxes.flatMap((b) => b.seen);

@@ -63,7 +63,7 @@ describe('benchmarks (smoke: tiny sizes, figures not asserted)', () => {
 
   it('fleet', () => {
     const j = runBench('fleet');
-    expect(j.figures).toMatchObject({ boxes: 20, 'connected (all subscribed)': 20, 'online in registry': 20, 'cloud RSS MiB (steady)': expect.any(Number), 'connect all s': expect.any(Number) });
+    expect(j.figures).toMatchObject({ boxes: 20, 'connected (all subscribed)': 20, 'online in registry': 20, 'cloud RSS MiB (steady)': expect.any(Number), 'connect all s': expect.any(Number), 'cloud restart → 20 boxes reconnected s': expect.any(Number) });
     expect(j.raw.heartbeatSamplesMatched).toBeGreaterThan(0);
     reconciled(j);
   }, 180_000);

@@ -4,7 +4,9 @@ import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { downTopic, upTopic, type PairResponse } from '../../protocol/index.js';
 import type { RunningCloud } from '../../cloud/index.js';
-import { envelope, pairBox, payMsg, startTestCloud, TestBox, until } from './harness.js';
+import { systemClock } from '../../cloud/clock.js';
+import { createPairingCode } from '../../cloud/pairing.js';
+import { envelope, pairBox, payMsg, postPair, startTestCloud, TestBox, until } from './harness.js';
 import { ScriptedGateway } from './scripted-gateway.js';
 
 const run = promisify(execFile);
@@ -74,11 +76,49 @@ describe('broker authentication', () => {
     expect(await refusedWith(a.deviceId, a.secret)).toBe(5);
   });
 
-  it('re-pairing a hardware id revokes its old credentials', async () => {
+  it('re-pairing a hardware id within its merchant revokes its old credentials', async () => {
     const again = await pairBox(cloud, 'hw-a');
     expect(again.deviceId).not.toBe(a.deviceId);
     expect(await refusedWith(a.deviceId, a.secret)).toBe(5);
     await connect(again);
+  });
+});
+
+describe("re-pairing across merchants (a code of one merchant must not switch off another merchant's box)", () => {
+  const repair = async (hardwareId: string, previous?: { deviceId: string; secret: string }) => {
+    const { code } = await createPairingCode({ store: cloud.store, clock: systemClock, codeTtlS: 600 }, 'M-OTHER', 'S9');
+    return { code, ...(await postPair(cloud.httpUrl, { v: 1, code, hardwareId, ...(previous ? { previous } : {}) })) };
+  };
+
+  it('is refused with 409 HARDWARE_ID_IN_USE; the box keeps its credentials and its session; the code stays unused', async () => {
+    const boxA = await connect(a);
+    const res = await repair('hw-a');
+    expect([res.status, res.body.error.code]).toEqual([409, 'HARDWARE_ID_IN_USE']);
+    expect(res.body.error.message).toContain(`devices revoke ${a.deviceId}`);
+    expect((await cloud.store.getDevice(a.deviceId))?.status).toBe('active');
+    expect(boxA.client.connected).toBe(true);
+    expect((await cloud.store.listDevices()).map((d) => d.merchantId)).not.toContain('M-OTHER');
+    expect(await cloud.store.checkPairingCode(res.code, Date.now())).toBeUndefined();
+  });
+
+  it('a wrong proof of the old secret counts as none', async () => {
+    const res = await repair('hw-a', { deviceId: a.deviceId, secret: b.secret });
+    expect(res.status).toBe(409);
+    const other = await repair('hw-a', { deviceId: b.deviceId, secret: b.secret }); // b's secret, but b is not this hardware
+    expect(other.status).toBe(409);
+    expect((await cloud.store.getDevice(b.deviceId))?.status).toBe('active');
+  });
+
+  it('goes through with proof of the old secret (the box moving itself), and the old credentials stop working', async () => {
+    const res = await repair('hw-a', { deviceId: a.deviceId, secret: a.secret });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ merchantId: 'M-OTHER' });
+    expect(await refusedWith(a.deviceId, a.secret)).toBe(5);
+  });
+
+  it('goes through once an operator revoked the old box', async () => {
+    await cloud.store.revokeDevice(a.deviceId, Date.now());
+    expect((await repair('hw-a')).status).toBe(200);
   });
 });
 

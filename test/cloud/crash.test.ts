@@ -32,7 +32,7 @@ interface Started {
 }
 
 async function startProcess(args: string[]): Promise<Started> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'start', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'start', '--metrics-port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const stderr: string[] = [];

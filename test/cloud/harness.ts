@@ -1,3 +1,5 @@
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -46,6 +48,7 @@ export async function startTestCloud(gateway: Gateway, config: CloudConfigInput 
     dbPath: join(dir, 'cloud.db'),
     mqttPort: 0,
     httpPort: 0,
+    metricsPort: 0,
     config: { ...FAST, ...config },
     logger: createLogger(config.logLevel ?? 'silent'),
   });
@@ -59,14 +62,24 @@ export async function startTestCloud(gateway: Gateway, config: CloudConfigInput 
   };
 }
 
-export async function postPair(httpUrl: string, body: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${httpUrl}/v1/pair`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  return { status: res.status, body: await res.json() };
+/** POST /v1/pair as JSON; over https with `ca` trusted (Node's fetch takes no CA of its own). */
+export function postPair(httpUrl: string, body: unknown, ca?: Buffer): Promise<{ status: number; body: any }> {
+  const send = httpUrl.startsWith('https:') ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = send(`${httpUrl}/v1/pair`, { method: 'POST', headers: { 'content-type': 'application/json' }, ...(ca ? { ca } : {}) }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString()) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
 }
 
-export async function pairBox(cloud: RunningCloud, hardwareId = `hw-${Math.random().toString(36).slice(2)}`): Promise<PairResponse> {
-  const { code } = await createPairingCode({ store: cloud.store, clock: systemClock, codeTtlS: 600 }, 'M1', 'S1');
-  const res = await postPair(cloud.httpUrl, { v: 1, code, hardwareId, firmware: '0.1.0' });
+export async function pairBox(cloud: RunningCloud, hardwareId = `hw-${Math.random().toString(36).slice(2)}`, opts: { merchant?: string; ca?: Buffer } = {}): Promise<PairResponse> {
+  const { code } = await createPairingCode({ store: cloud.store, clock: systemClock, codeTtlS: 600 }, opts.merchant ?? 'M1', 'S1');
+  const res = await postPair(cloud.httpUrl, { v: 1, code, hardwareId, firmware: '0.1.0' }, opts.ca);
   if (res.status !== 200) throw new Error(`pairing failed: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body as PairResponse;
 }

@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PairErrorBody, PairResponse, PAIRING_CODE_PATTERN } from '../../protocol/index.js';
 import type { Clock } from '../../cloud/clock.js';
 import { createPairingCode, redeemPairingCode } from '../../cloud/pairing.js';
+import { ServerKey } from '../../cloud/server-key.js';
 import { Metrics } from '../../cloud/metrics.js';
 import { startCloud, type RunningCloud } from '../../cloud/index.js';
 import { createLogger } from '../../cloud/log.js';
@@ -23,6 +24,7 @@ beforeEach(async () => {
     dbPath: join(t.dir, 'cloud.db'),
     mqttPort: 0,
     httpPort: 0,
+    metricsPort: 0,
     config: { ...FAST, pairRateLimit: { max: 5, windowS: 60 } },
     clock,
     logger: createLogger('silent'),
@@ -45,7 +47,7 @@ describe('POST /v1/pair', () => {
     const pr = PairResponse.parse(res.body);
     expect(pr).toMatchObject({ mqttUrl: cloud.mqttUrl, merchantId: 'M7', storeId: 'S3' });
     const auth = await cloud.store.getDeviceAuth(pr.deviceId);
-    expect(auth?.secretHash).toMatch(/^scrypt\$/);
+    expect(auth?.secretHash).toMatch(/^hmac-sha256\$/);
     expect(auth?.secretHash).not.toContain(pr.secret);
   });
 
@@ -68,8 +70,15 @@ describe('POST /v1/pair', () => {
     expect((await postPair(cloud.httpUrl, body('0000000000'))).status).toBe(404);
     const bad = await postPair(cloud.httpUrl, { v: 1, code: 'lower', hardwareId: 'x' });
     expect([bad.status, bad.body.error.code]).toEqual([400, 'SCHEMA_INVALID']);
-    const res = await fetch(`${cloud.httpUrl}/v1/pair`, { method: 'POST', body: '{not json' });
+    const res = await fetch(`${cloud.httpUrl}/v1/pair`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{not json' });
     expect(res.status).toBe(400);
+  });
+
+  it.each([['text/plain'], ['application/x-www-form-urlencoded'], [undefined]])('a body sent as %s is 415 UNSUPPORTED_MEDIA_TYPE and pairs nothing, even with a live code', async (type) => {
+    const issued = await code();
+    const res = await fetch(`${cloud.httpUrl}/v1/pair`, { method: 'POST', headers: type ? { 'content-type': type } : {}, body: Buffer.from(JSON.stringify(body(issued.code))) });
+    expect([res.status, ((await res.json()) as PairErrorBody).error.code]).toEqual([415, 'UNSUPPORTED_MEDIA_TYPE']);
+    expect((await postPair(cloud.httpUrl, body(issued.code))).status).toBe(200);
   });
 
   it('brute force is cut off with 429 RATE_LIMITED and a Retry-After, even for a valid code', async () => {
@@ -95,7 +104,7 @@ describe('redeemPairingCode', () => {
       redeems++;
       return cloud.store.redeemPairingCode(...args);
     };
-    const deps = { store, clock, logger: createLogger('silent'), metrics: new Metrics(), codeTtlS: 600, mqttUrl: () => 'mqtt://x:1' };
+    const deps = { store, key: ServerKey.random(), clock, logger: createLogger('silent'), metrics: new Metrics(), codeTtlS: 600, mqttUrl: () => 'mqtt://x:1' };
     await expect(redeemPairingCode(deps, { v: 1, code: '0000000000', hardwareId: 'hw-x' })).rejects.toMatchObject({ code: 'PAIRING_CODE_INVALID' });
     expect(redeems).toBe(0);
     await redeemPairingCode(deps, { v: 1, code: issued.code, hardwareId: 'hw-x' });

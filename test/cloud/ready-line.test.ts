@@ -11,7 +11,7 @@ describe('scanbox-cloud start', () => {
   it('prints its ready line even when the log level hides info lines', async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'cloud-ready-'));
     const env = { ...process.env, SCANBOX_CLOUD_LOG_LEVEL: 'warn' };
-    const cloud = PartProcess.start('cloud', ['start', '--db', path.join(dir, 'cloud.db'), '--mqtt-port', '0', '--http-port', '0', '--gateway', 'instant'], undefined, env);
+    const cloud = PartProcess.start('cloud', ['start', '--db', path.join(dir, 'cloud.db'), '--mqtt-port', '0', '--http-port', '0', '--metrics-port', '0', '--gateway', 'instant'], undefined, env);
     try {
       const ready = await cloud.waitForMsg('ready', 20_000);
       expect(ready.mqttUrl).toMatch(/^mqtt:\/\/127\.0\.0\.1:\d+$/);

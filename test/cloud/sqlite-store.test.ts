@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isProtocolError } from '../../protocol/index.js';
 import { SqliteStore } from '../../cloud/sqlite-store.js';
-import { MIGRATIONS, UNACKED_SQL } from '../../cloud/sqlite-schema.js';
+import { MIGRATIONS, pairingCodeHash, UNACKED_SQL } from '../../cloud/sqlite-schema.js';
 import { createPairingCode } from '../../cloud/pairing.js';
 import type { AttemptWrite } from '../../cloud/store.js';
 import type { Attempt } from '../../cloud/transaction.js';
@@ -182,6 +182,38 @@ describe('schemas 2 and 3: indexes that a group commit touches in a few hot page
     expect(events.map((p) => p.detail).join(' ')).toMatch(/USING INDEX attempt_events_by_attempt/);
     // Acknowledged attempts are not in it: the index stays as small as what is in flight.
     expect(db.prepare(`SELECT count(*) FROM attempts INDEXED BY attempts_unacked WHERE device_id=? AND ${UNACKED_SQL}`).pluck().get('sbA')).toBe(2);
+    db.close();
+  });
+});
+
+describe('schema 4: pairing codes kept as hashes', () => {
+  it('a new code is stored only as its hash, and still redeems', async () => {
+    const path = join(dir, 'p.db');
+    const s = new SqliteStore(path);
+    const { code } = await createPairingCode({ store: s, clock: { now: () => 1 }, codeTtlS: 60 }, 'M', 'S');
+    const db = new Database(path, { readonly: true });
+    expect(db.prepare('SELECT code FROM pairing_codes').pluck().all()).toEqual([pairingCodeHash(code)]);
+    db.close();
+    expect(await s.checkPairingCode(code, 2)).toBeUndefined();
+    expect(await s.redeemPairingCode(code, 'hw', 2, { deviceId: 'sbA', secretHash: 'h', firmware: null })).toMatchObject({ ok: true });
+    expect(await s.checkPairingCode(code, 3)).toBe('used');
+    await s.close();
+  });
+
+  it('migrating a schema-3 store hashes the codes in place: a live one still redeems, none is left in clear', async () => {
+    const path = join(dir, 'p3.db');
+    const v3 = new Database(path);
+    for (const m of MIGRATIONS.slice(0, 3)) v3.exec(m);
+    v3.exec('CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1), (2), (3);');
+    v3.exec(`INSERT INTO merchants VALUES ('M', 1); INSERT INTO stores VALUES ('M', 'S', 1);
+             INSERT INTO pairing_codes (code, merchant_id, store_id, created_at, expires_at) VALUES ('ABCDE12345', 'M', 'S', 1, 1000), ('FGHJK67890', 'M', 'S', 1, 1000)`);
+    v3.close();
+    const s = new SqliteStore(path);
+    expect(await s.redeemPairingCode('ABCDE12345', 'hw', 2, { deviceId: 'sbA', secretHash: 'h', firmware: null })).toMatchObject({ ok: true, merchantId: 'M' });
+    expect(await s.checkPairingCode('FGHJK67890', 2)).toBeUndefined();
+    await s.close();
+    const db = new Database(path, { readonly: true });
+    expect(db.prepare('SELECT code FROM pairing_codes ORDER BY code').pluck().all()).toEqual([pairingCodeHash('ABCDE12345'), pairingCodeHash('FGHJK67890')].sort());
     db.close();
   });
 });

@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { configFromEnv, loadConfig } from '../../cloud/config.js';
 import { isProtocolError } from '../../protocol/index.js';
-import { pairBox, payMsg, startTestCloud, tempDir, TestBox } from './harness.js';
+import { pairBox, payMsg, postPair, startTestCloud, tempDir, TestBox } from './harness.js';
 import { ScriptedGateway } from './scripted-gateway.js';
 
 describe('TLS', () => {
-  it('with a cert and key the broker speaks mqtts only, and a box pays over it', async () => {
+  it('with a cert and key the broker speaks mqtts only and pairing https only, and a box pays over it', async () => {
     const { dir, remove } = tempDir();
     const certFile = join(dir, 'cert.pem');
     const keyFile = join(dir, 'key.pem');
@@ -16,7 +16,10 @@ describe('TLS', () => {
     const cloud = await startTestCloud(new ScriptedGateway(), { tls: { certFile, keyFile } });
     try {
       expect(cloud.mqttUrl).toMatch(/^mqtts:\/\//);
-      const creds = await pairBox(cloud);
+      expect(cloud.httpUrl).toMatch(/^https:\/\//);
+      await expect(postPair(cloud.httpUrl.replace('https', 'http'), {})).rejects.toThrow();
+      await expect(postPair(cloud.httpUrl, {})).rejects.toThrow(/self-signed/);
+      const creds = await pairBox(cloud, undefined, { ca: readFileSync(certFile) });
       expect(creds.mqttUrl).toBe(cloud.mqttUrl);
       await expect(TestBox.connect(cloud.mqttUrl.replace('mqtts', 'mqtt'), creds.deviceId, creds.secret, { connectTimeout: 1_000 })).rejects.toThrow();
       const box = await TestBox.connect(cloud.mqttUrl, creds.deviceId, creds.secret, { ca: readFileSync(certFile) });

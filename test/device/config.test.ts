@@ -1,7 +1,12 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { envName, loadConfig } from '../../device/config.js';
+import mqtt from 'mqtt';
+import { pino } from 'pino';
+import { startAgent } from '../../device/agent.js';
+import { systemClock } from '../../device/clock.js';
+import { envName, loadConfig, readCaFile } from '../../device/config.js';
+import { writeCredentials } from './agent-harness.js';
 import { useTempDirs } from './temp-dir.js';
 
 const tempDir = useTempDirs();
@@ -32,5 +37,45 @@ describe('device config', () => {
     const file = join(tempDir(), 'c.json');
     writeFileSync(file, '{nope');
     expect(() => loadConfig({ file, flags })).toThrow(/not valid JSON/);
+  });
+});
+
+describe('private CA and insecure pairing settings', () => {
+  it('default to no CA and no plain-HTTP pairing; env vars set them', () => {
+    expect(loadConfig({ flags })).toMatchObject({ insecurePairing: false });
+    expect(loadConfig({ flags }).caFile).toBeUndefined();
+    const c = loadConfig({ env: { SCANBOX_DEVICE_CA_FILE: '/etc/scanbox/ca.pem', SCANBOX_DEVICE_INSECURE_PAIRING: 'true' }, flags });
+    expect(c).toMatchObject({ caFile: '/etc/scanbox/ca.pem', insecurePairing: true });
+    expect(() => loadConfig({ env: { SCANBOX_DEVICE_INSECURE_PAIRING: 'yes' }, flags })).toThrow(/insecurePairing/);
+  });
+
+  it('a missing or non-PEM CA file is CONFIG_INVALID naming caFile and the path', () => {
+    const dir = tempDir();
+    const notPem = join(dir, 'ca.txt');
+    writeFileSync(notPem, 'hello');
+    expect(() => readCaFile(join(dir, 'missing.pem'))).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringMatching(/caFile.*missing\.pem/) }));
+    expect(() => readCaFile(notPem)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringMatching(/caFile.*ca\.txt.*PEM/) }));
+  });
+
+  it('the agent reads the CA at start: a missing file stops it before any port or connection opens', async () => {
+    const dir = tempDir();
+    writeCredentials(dir, 'box1', 'mqtts://127.0.0.1:9');
+    const config = loadConfig({ flags: { ...flags, dataDir: dir, caFile: join(dir, 'missing.pem') } });
+    const opened: string[] = [];
+    const deps = {
+      clock: systemClock,
+      random: Math.random,
+      openSerial: (o: { path: string }) => {
+        opened.push(o.path);
+        throw new Error('no port in this test');
+      },
+      connectMqtt: (u: string) => {
+        opened.push(u);
+        return mqtt.connect(u, { manualConnect: true });
+      },
+      logger: pino({ level: 'silent' }),
+    };
+    await expect(startAgent(config, deps as never)).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('missing.pem') });
+    expect(opened).toEqual([]);
   });
 });

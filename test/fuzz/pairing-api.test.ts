@@ -52,7 +52,9 @@ function cases(): fc.Arbitrary<Case> {
 }
 
 /** What the answer must be, from the protocol decoder (the cloud adds only the code lookup). */
-function expected(body: Buffer): { status: number; code: string } {
+/** The oracle: only a JSON media type is read at all (parameters such as charset aside). */
+function expected(body: Buffer, contentType: string | null): { status: number; code: string } {
+  if (contentType?.split(';')[0]!.trim().toLowerCase() !== 'application/json') return { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' };
   try {
     decodeJson(PairRequest, body, 'pairing request');
   } catch (err) {
@@ -66,12 +68,12 @@ describe('POST /v1/pair under fuzzing', () => {
   it(`${PAIRING_API_CASES} requests: each a 4xx PairErrorBody with the decoder's code; nothing paired`, async () => {
     const list = fc.sample(cases(), { seed: SEED, numRuns: PAIRING_API_CASES * 2 }).filter((c) => !c.body.toString().includes(liveCode)).slice(0, PAIRING_API_CASES);
     expect(list).toHaveLength(PAIRING_API_CASES);
-    const m0 = await scrape(cloud.httpUrl);
+    const m0 = await scrape(cloud.metricsUrl);
     const before = await money(cloud);
     const byStatus = new Map<number, number>();
     const byKind = new Map<string, number>();
     for (const [n, c] of list.entries()) {
-      const want = expected(c.body);
+      const want = expected(c.body, c.contentType);
       const res = await fetch(`${cloud.httpUrl}/v1/pair`, { method: 'POST', headers: c.contentType === null ? {} : { 'content-type': c.contentType }, body: c.body });
       const text = await res.text();
       let parsed: unknown;
@@ -88,7 +90,7 @@ describe('POST /v1/pair under fuzzing', () => {
       byKind.set(k, (byKind.get(k) ?? 0) + 1);
     }
     console.log(`fuzz pairing-api: ${list.length} cases, ${list.length} refused, 0 accepted (status ${[...byStatus].map(([s, k]) => `${s}×${k}`).join(' ')}; ${[...byKind].map(([s, k]) => `${s} ${k}`).join(', ')})`);
-    const m1 = await scrape(cloud.httpUrl);
+    const m1 = await scrape(cloud.metricsUrl);
     expect(m1('devices_paired_total')).toBe(m0('devices_paired_total'));
     expect(m1('pairing_refused_total') - m0('pairing_refused_total')).toBe(byStatus.get(404) ?? 0);
     expect(await cloud.store.listDevices()).toEqual([]);

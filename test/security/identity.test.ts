@@ -64,10 +64,10 @@ describe("connecting with another box's client id is refused and counted; the re
     ["A's client id and username with a wrong secret", () => ({ clientId: a.deviceId, username: a.deviceId, password: `${a.secret.slice(0, -1)}${a.secret.endsWith('A') ? 'B' : 'A'}` })],
     ["A's client id and username with no password", () => ({ clientId: a.deviceId, username: a.deviceId })],
   ] as const)('%s → CONNACK 4', async (_name, opts) => {
-    const m0 = await scrape(cloud.httpUrl);
+    const m0 = await scrape(cloud.metricsUrl);
     const before = await money(cloud);
     expect(await connackOf(opts())).toBe(4);
-    expect((await scrape(cloud.httpUrl))('auth_refused_total')).toBe(m0('auth_refused_total') + 1);
+    expect((await scrape(cloud.metricsUrl))('auth_refused_total')).toBe(m0('auth_refused_total') + 1);
     await aStillServed();
     expect(await money(cloud)).toEqual(before);
   });
@@ -93,14 +93,14 @@ describe('a message captured from box A and replayed by box B on its own topic i
   it.each(replays)('up/%s', async (kind, payload) => {
     const boxB = await TestBox.of(cloud, b);
     try {
-      const m0 = await scrape(cloud.httpUrl);
+      const m0 = await scrape(cloud.metricsUrl);
       const before = await money(cloud);
       const attemptA = await cloud.store.getAttempt(`${a.deviceId}-1`);
       const bytes = payload();
       await boxB.client.publishAsync(upTopic(b.deviceId, kind), bytes, { qos: 1 });
       const err = await boxB.next('error');
       expect(err).toMatchObject({ code: 'FORBIDDEN', refId: (JSON.parse(bytes.toString()) as { id: string }).id });
-      expect((await scrape(cloud.httpUrl))('messages_forbidden_total')).toBe(m0('messages_forbidden_total') + 1);
+      expect((await scrape(cloud.metricsUrl))('messages_forbidden_total')).toBe(m0('messages_forbidden_total') + 1);
       // Nothing changed: no attempt for B, A's attempt identical (same version), no gateway call.
       expect(await cloud.store.getAttempt(`${a.deviceId}-1`)).toEqual(attemptA);
       expect(await cloud.store.listAttempts({ deviceId: b.deviceId })).toEqual([]);

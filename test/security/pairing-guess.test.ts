@@ -61,7 +61,7 @@ describe('guessing pairing codes', () => {
 
   it('after the limit the API answers 429 even for the correct code; the code still works in the next window', async () => {
     const live = await issue();
-    const m0 = await scrape(cloud.httpUrl);
+    const m0 = await scrape(cloud.metricsUrl);
     const wrong = fc.sample(fc.string({ unit: fc.constantFrom(...PAIRING_CODE_ALPHABET), minLength: 10, maxLength: 10 }).filter((c) => c !== live.code), { seed: 4242, numRuns: cloud.config.pairRateLimit.max });
     for (const code of wrong) {
       const res = await postPair(cloud.httpUrl, req(code));
@@ -73,7 +73,7 @@ describe('guessing pairing codes', () => {
       expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
       expect(PairErrorBody.parse(await res.json()).error.code).toBe('RATE_LIMITED');
     }
-    const m1 = await scrape(cloud.httpUrl);
+    const m1 = await scrape(cloud.metricsUrl);
     expect(m1('pairing_rate_limited_total')).toBe(m0('pairing_rate_limited_total') + 3);
     expect(m1('pairing_refused_total')).toBe(m0('pairing_refused_total') + wrong.length);
     expect(m1('devices_paired_total')).toBe(m0('devices_paired_total'));

@@ -43,11 +43,11 @@ describe('revocation', () => {
     expect(out).toContain(`revoked ${a.deviceId}`);
     expect((await closed) - revokedAt).toBeLessThanOrEqual(1_000);
 
-    const m0 = await scrape(cloud.httpUrl);
+    const m0 = await scrape(cloud.metricsUrl);
     const before = await money(cloud);
     expect(await refusal(a.deviceId, a.secret)).toBe(5);
     expect(await refusal(a.deviceId, a.secret)).toBe(5);
-    const m1 = await scrape(cloud.httpUrl);
+    const m1 = await scrape(cloud.metricsUrl);
     expect(m1('auth_refused_total')).toBe(m0('auth_refused_total') + 2);
     expect(await money(cloud)).toEqual(before);
 

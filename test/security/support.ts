@@ -29,6 +29,7 @@ export async function startProbeCloud(opts: { config?: CloudConfigInput; clock?:
     dbPath,
     mqttPort: 0,
     httpPort: 0,
+    metricsPort: 0,
     config: { ...FAST, ...opts.config },
     ...(opts.clock ? { clock: opts.clock } : {}),
     logger: opts.logger ?? createLogger('silent'),
@@ -52,9 +53,9 @@ export function memoryLogger(): { logger: Logger; text: () => string; lines: str
   return { logger, lines, text: () => lines.join('') };
 }
 
-/** GET /metrics, summed per counter over its labels (the Prometheus text the cloud serves). */
-export async function scrape(httpUrl: string): Promise<(name: string) => number> {
-  const res = await fetch(`${httpUrl}/metrics`);
+/** GET /metrics (the cloud's metricsUrl), summed per counter over its labels. */
+export async function scrape(metricsUrl: string): Promise<(name: string) => number> {
+  const res = await fetch(metricsUrl);
   if (res.status !== 200) throw new Error(`GET /metrics answered ${res.status}`);
   const text = await res.text();
   const totals = new Map<string, number>();

@@ -50,12 +50,12 @@ describe("publishing outside one's own up/ is refused, counted, and closes the c
   ];
 
   it.each(forged)('box B publishes on %s', async (_name, topic, payload) => {
-    const metrics0 = await scrape(cloud.httpUrl);
+    const metrics0 = await scrape(cloud.metricsUrl);
     const boxB = await TestBox.of(cloud, b);
     const closed = closedWithin(boxB.client, 2_000);
     boxB.client.publish(topic(), payload(), { qos: 1 });
     await closed;
-    const metrics1 = await scrape(cloud.httpUrl);
+    const metrics1 = await scrape(cloud.metricsUrl);
     expect(metrics1('publish_refused_total')).toBe(metrics0('publish_refused_total') + 1);
     await aUnaffected();
     await boxB.close();
@@ -70,13 +70,13 @@ describe("a last will on another box's topic is refused when it fires, and count
   ];
 
   it.each(wills)('box B dies with a will on %s', async (_name, topic, payload) => {
-    const refused0 = (await scrape(cloud.httpUrl))('publish_refused_total');
+    const refused0 = (await scrape(cloud.metricsUrl))('publish_refused_total');
     const boxB = await TestBox.connect(cloud.mqttUrl, b.deviceId, b.secret, { will: { topic: topic(), payload: Buffer.from(payload()), qos: 1, retain: false } });
     const closed = closedWithin(boxB.client, 2_000);
     boxB.client.stream.destroy(); // no DISCONNECT packet: the broker fires the will
     await closed;
     // The refusal of the will is the event that says it has been handled.
-    await until('will refused and counted', async () => (await scrape(cloud.httpUrl))('publish_refused_total') === refused0 + 1, 3_000);
+    await until('will refused and counted', async () => (await scrape(cloud.metricsUrl))('publish_refused_total') === refused0 + 1, 3_000);
     await aUnaffected();
     await boxB.close();
   });
@@ -88,7 +88,7 @@ describe("subscribing outside one's own down/ is refused (granted 128) and count
 
   it.each(filters)('box B subscribes to %s', async (pattern) => {
     const filter = pattern.replace('/A/', `/${a.deviceId}/`).replace('/B/', `/${b.deviceId}/`);
-    const metrics0 = await scrape(cloud.httpUrl);
+    const metrics0 = await scrape(cloud.metricsUrl);
     const boxB = await TestBox.of(cloud, b);
     const seen: string[] = [];
     boxB.client.on('message', (topic) => seen.push(topic));
@@ -97,7 +97,7 @@ describe("subscribing outside one's own down/ is refused (granted 128) and count
       (e: unknown) => e,
     )) as { packet?: { granted: number[] } };
     expect(err.packet?.granted).toEqual([128]);
-    expect((await scrape(cloud.httpUrl))('subscribe_refused_total')).toBe(metrics0('subscribe_refused_total') + 1);
+    expect((await scrape(cloud.metricsUrl))('subscribe_refused_total')).toBe(metrics0('subscribe_refused_total') + 1);
     // Traffic for A flows now (query → result on A's down/, query on A's up/); B must see none of it.
     await aUnaffected();
     expect(seen).toEqual([]);
