@@ -1,8 +1,8 @@
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { CloudAttemptRecord, DeviceAttemptRecord } from '../protocol/index.js';
-import type { LedgerEntry } from '../simulator/ledger.js';
-import { reconcile } from '../simulator/reconcile.js';
+import type { LedgerEntry } from '../simulator/gateway/ledger.js';
+import { reconcile } from '../simulator/reconcile/reconcile.js';
 import { median } from '../simulator/stats.js';
 import { seedDevicesAt } from './cloud-kit.js';
 import type { BenchResult } from './result.js';

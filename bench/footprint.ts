@@ -5,14 +5,14 @@ import { createPairingCode, instantGateway, startCloud, type RunningCloud } from
 import { systemClock } from '../cloud/clock.js';
 import { createLogger } from '../cloud/log.js';
 import { pairBox } from '../device/index.js';
-import { readServiceDefinition, SERVICE_UNIT_NAME } from '../device/service-definition.js';
-import { validCode } from '../simulator/codes.js';
-import { PtyPair } from '../simulator/pty.js';
+import { readServiceDefinition, SERVICE_UNIT_NAME } from './service-definition.js';
+import { validCode } from '../simulator/devices/codes.js';
+import { PtyPair } from '../simulator/devices/pty.js';
 import { createRandom, type Random } from '../simulator/random.js';
-import type { SerialEnd } from '../simulator/serial-end.js';
+import type { SerialEnd } from '../simulator/devices/serial-end.js';
 import { median } from '../simulator/stats.js';
-import { VirtualEcr } from '../simulator/virtual-ecr.js';
-import { VirtualScanner } from '../simulator/virtual-scanner.js';
+import { VirtualEcr } from '../simulator/devices/virtual-ecr.js';
+import { VirtualScanner } from '../simulator/devices/virtual-scanner.js';
 import type { BenchResult } from './result.js';
 import { cpuShare, fmt, procSample, ROOT, scratch, sleep, type ProcSample } from './harness.js';
 

@@ -1,5 +1,5 @@
 import { deviceDownFilter, downTopic, upTopic, type DeviceAttemptRecord, type ResultMessage } from '../protocol/index.js';
-import { validCode } from '../simulator/codes.js';
+import { validCode } from '../simulator/devices/codes.js';
 import { createRandom, type Random } from '../simulator/random.js';
 import { seenRecord } from './cloud-kit.js';
 import { LiteClient } from './lite-mqtt.js';

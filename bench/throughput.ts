@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { CloudAttemptRecord } from '../protocol/index.js';
-import type { LedgerEntry } from '../simulator/ledger.js';
-import { reconcile } from '../simulator/reconcile.js';
+import type { LedgerEntry } from '../simulator/gateway/ledger.js';
+import { reconcile } from '../simulator/reconcile/reconcile.js';
 import { median } from '../simulator/stats.js';
 import { seedDevicesAt } from './cloud-kit.js';
 import { hostPort, LiteClient } from './lite-mqtt.js';

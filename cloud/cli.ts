@@ -3,14 +3,14 @@ import QRCode from 'qrcode';
 import { ATTEMPT_STATES, CloudAttemptRecord, ErrorCode, isProtocolError, pairingQrText, ProtocolError, type AttemptState } from '../protocol/index.js';
 import { systemClock } from './clock.js';
 import { loadConfig, type CloudConfig } from './config.js';
-import type { Gateway } from './gateway.js';
-import { httpGateway } from './gateway-http.js';
+import type { Gateway } from './gateway/gateway.js';
+import { httpGateway } from './gateway/http-gateway.js';
 import { startCloud } from './index.js';
-import { instantGateway } from './instant-gateway.js';
+import { instantGateway } from './gateway/instant-gateway.js';
 import { createLogger } from './log.js';
-import { createPairingCode } from './pairing.js';
-import { SqliteStore } from './sqlite-store.js';
-import type { Attempt } from './transaction.js';
+import { createPairingCode } from './pairing/pairing.js';
+import { SqliteStore } from './store/sqlite-store.js';
+import type { Attempt } from './payments/transaction.js';
 
 /**
  * scanbox-cloud: start the cloud, and the support commands that work on its store (also while it

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { describeIssues, ErrorCode, ProtocolError } from '../protocol/index.js';
-import { DEFAULT_MQTT_LIMITS } from './mqtt-edge.js';
+import { DEFAULT_MQTT_LIMITS } from './broker/mqtt-edge.js';
 
 /**
  * The cloud's configuration: defaults < JSON file < SCANBOX_CLOUD_* environment < CLI flags.

@@ -2,12 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { formatAmount, type EcrOutbound, type Wallet } from '../protocol/index.js';
-import { validCode } from './codes.js';
+import { validCode } from './devices/codes.js';
 import { createRandom } from './random.js';
-import { reconcile, type ReconcileReport } from './reconcile.js';
-import { formatReconcileReport } from './reconcile-table.js';
+import { reconcile, type ReconcileReport } from './reconcile/reconcile.js';
+import { formatReconcileReport } from './reconcile/reconcile-table.js';
 import { FAST_CLOUD_CONFIG, FAST_DEVICE_CONFIG, Rig, type Box } from './rig.js';
-import type { ScenarioInput } from './scenario.js';
+import type { ScenarioInput } from './gateway/scenario.js';
 
 /**
  * `npm run demo`: one cloud, one box, a short day at the counter with every abnormal flow the

@@ -4,16 +4,16 @@ import net from 'node:net';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import { isFinal, type CloudAttemptRecord, type DeviceAttemptRecord } from '../protocol/index.js';
-import { FaultProxy } from './fault-proxy.js';
-import { ScriptedGateway } from './gateway.js';
-import { startGatewayServer, type GatewayServer } from './gateway-server.js';
+import { FaultProxy } from './chaos/fault-proxy.js';
+import { ScriptedGateway } from './gateway/scripted-gateway.js';
+import { startGatewayServer, type GatewayServer } from './gateway/gateway-server.js';
 import { PartProcess, runPartJson } from './processes.js';
-import { PtyPair } from './pty.js';
-import type { SerialEnd } from './serial-end.js';
-import type { ScenarioMixInput } from './scenario.js';
-import { VirtualEcr } from './virtual-ecr.js';
-import { VirtualScanner } from './virtual-scanner.js';
-import type { LedgerEntry } from './ledger.js';
+import { PtyPair } from './devices/pty.js';
+import type { SerialEnd } from './devices/serial-end.js';
+import type { ScenarioMixInput } from './gateway/scenario.js';
+import { VirtualEcr } from './devices/virtual-ecr.js';
+import { VirtualScanner } from './devices/virtual-scanner.js';
+import type { LedgerEntry } from './gateway/ledger.js';
 
 /**
  * Everything a shop and its cloud consist of, on one machine: the scripted gateway (in this

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { runChaos } from '../chaos.js';
+import { runChaos } from '../chaos/chaos.js';
 
 /** `scanbox-sim chaos --boxes N --minutes M --seed S [--keep] [--settle-s S]`: exit 0 only when the money holds. */
 export function registerChaosCommand(program: Command): void {

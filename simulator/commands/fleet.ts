@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { loadMix, runFleet } from '../fleet.js';
+import { loadMix, runFleet } from '../fleet/fleet.js';
 
 /** `scanbox-sim fleet --boxes N --sales M [--mix FILE] [--seed S] [--keep]`: exit 0 only when reconciliation holds. */
 export function registerFleetCommand(program: Command): void {

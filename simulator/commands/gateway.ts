@@ -2,9 +2,9 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { describeIssues } from '../../protocol/index.js';
-import { ScriptedGateway } from '../gateway.js';
-import { startGatewayServer } from '../gateway-server.js';
-import { INSTANT, ScenarioMix } from '../scenario.js';
+import { ScriptedGateway } from '../gateway/scripted-gateway.js';
+import { startGatewayServer } from '../gateway/gateway-server.js';
+import { INSTANT, ScenarioMix } from '../gateway/scenario.js';
 
 /** `scanbox-sim gateway --port N [--mix FILE] [--seed S] [--instant]`: the scripted gateway over HTTP. */
 export function registerGatewayCommand(program: Command): void {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { reconcile } from '../reconcile.js';
-import { InputError, loadCloudAttempts, loadDeviceAttempts, loadLedger } from '../reconcile-inputs.js';
-import { formatReconcileReport } from '../reconcile-table.js';
+import { reconcile } from '../reconcile/reconcile.js';
+import { InputError, loadCloudAttempts, loadDeviceAttempts, loadLedger } from '../reconcile/reconcile-inputs.js';
+import { formatReconcileReport } from '../reconcile/reconcile-table.js';
 
 /**
  * `scanbox-sim reconcile --ledger FILE_OR_URL --cloud FILE --device FILE [--device FILE ...]`

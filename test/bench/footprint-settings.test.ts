@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { agentSettings, FOOTPRINT_DEFAULTS, FOOTPRINT_SMOKE } from '../../bench/footprint.js';
-import { readServiceDefinition } from '../../device/service-definition.js';
+import { readServiceDefinition } from '../../bench/service-definition.js';
 
 describe('footprint benchmark: which settings the agent runs with', () => {
   it('by default (and in the smoke) exactly those of the shipped unit', () => {

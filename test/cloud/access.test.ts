@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { downTopic, upTopic, type PairResponse } from '../../protocol/index.js';
 import type { RunningCloud } from '../../cloud/index.js';
 import { systemClock } from '../../cloud/clock.js';
-import { createPairingCode } from '../../cloud/pairing.js';
+import { createPairingCode } from '../../cloud/pairing/pairing.js';
 import { envelope, pairBox, payMsg, postPair, startTestCloud, TestBox, until } from './harness.js';
 import { ScriptedGateway } from './scripted-gateway.js';
 

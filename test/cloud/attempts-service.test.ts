@@ -1,14 +1,14 @@
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { decodeDown, upTopic, type DownKind } from '../../protocol/index.js';
-import { AttemptsService } from '../../cloud/attempts-service.js';
+import { AttemptsService } from '../../cloud/payments/attempts-service.js';
 import type { Clock, Scheduler } from '../../cloud/clock.js';
 import { machineConfig } from '../../cloud/index.js';
 import { parseConfig } from '../../cloud/config.js';
 import { createLogger } from '../../cloud/log.js';
 import { Metrics } from '../../cloud/metrics.js';
-import { SqliteStore } from '../../cloud/sqlite-store.js';
-import { createPairingCode } from '../../cloud/pairing.js';
+import { SqliteStore } from '../../cloud/store/sqlite-store.js';
+import { createPairingCode } from '../../cloud/pairing/pairing.js';
 import { payMsg, tempDir } from './harness.js';
 import { ScriptedGateway } from './scripted-gateway.js';
 

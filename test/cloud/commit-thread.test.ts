@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { INLINE_GROUP_MAX, threadedWriter, type CommitThread } from '../../cloud/commit-thread.js';
-import type { SqliteWriter } from '../../cloud/sqlite-writer.js';
-import type { AttemptWrite } from '../../cloud/store.js';
+import { INLINE_GROUP_MAX, threadedWriter, type CommitThread } from '../../cloud/store/commit-thread.js';
+import type { SqliteWriter } from '../../cloud/store/sqlite-writer.js';
+import type { AttemptWrite } from '../../cloud/store/store.js';
 
 /** Where a group commits: the routing rule alone, with a fake thread and a fake inline writer. */
 function rig(thread: { busy: boolean; failure: Error | null }) {

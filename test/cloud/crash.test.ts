@@ -5,8 +5,8 @@ import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isFinal, type PairResponse } from '../../protocol/index.js';
 import { systemClock } from '../../cloud/clock.js';
-import { createPairingCode } from '../../cloud/pairing.js';
-import { SqliteStore } from '../../cloud/sqlite-store.js';
+import { createPairingCode } from '../../cloud/pairing/pairing.js';
+import { SqliteStore } from '../../cloud/store/sqlite-store.js';
 import { envelope, FAST, payMsg, postPair, tempDir, TestBox } from './harness.js';
 import { ScriptedGateway, type PayScript } from './scripted-gateway.js';
 

@@ -1,10 +1,10 @@
 import { randomBytes, scrypt } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { generateSecret, hashSecret } from '../../cloud/credentials.js';
-import { DeviceAuthenticator } from '../../cloud/device-auth.js';
+import { generateSecret, hashSecret } from '../../cloud/pairing/credentials.js';
+import { DeviceAuthenticator } from '../../cloud/broker/device-auth.js';
 import { Metrics } from '../../cloud/metrics.js';
-import { ServerKey } from '../../cloud/server-key.js';
-import type { CloudStore, DeviceAuth } from '../../cloud/store.js';
+import { ServerKey } from '../../cloud/pairing/server-key.js';
+import type { CloudStore, DeviceAuth } from '../../cloud/store/store.js';
 import { memoryLogger } from '../security/support.js';
 
 /**

@@ -17,10 +17,10 @@ import {
 } from '../../protocol/index.js';
 import { systemClock } from '../../cloud/clock.js';
 import type { CloudConfigInput } from '../../cloud/config.js';
-import type { Gateway } from '../../cloud/gateway.js';
+import type { Gateway } from '../../cloud/gateway/gateway.js';
 import { startCloud, type RunningCloud } from '../../cloud/index.js';
 import { createLogger } from '../../cloud/log.js';
-import { createPairingCode } from '../../cloud/pairing.js';
+import { createPairingCode } from '../../cloud/pairing/pairing.js';
 
 /** Timings that make a 45-second wallet conversation take well under a second. */
 export const FAST: CloudConfigInput = {

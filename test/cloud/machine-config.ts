@@ -1,4 +1,4 @@
-import type { MachineConfig } from '../../cloud/transaction.js';
+import type { MachineConfig } from '../../cloud/payments/transaction.js';
 
 /** The wallets' real timings (cloud/config.ts defaults), with a faster reverse retry. */
 export const MACHINE_CONFIG: MachineConfig = {

@@ -14,7 +14,7 @@ import {
   PRE_AUTH_BYTES,
   type GuardedConnection,
   type MqttLimits,
-} from '../../cloud/mqtt-edge.js';
+} from '../../cloud/broker/mqtt-edge.js';
 import { DOWN_KINDS, downTopic, MAX_PAYLOAD_BYTES, upTopic, UP_KINDS } from '../../protocol/index.js';
 import { memoryLogger, publishPacket, startProbeCloud, upMsg, type ProbeCloud } from '../security/support.js';
 import { pairBox, payMsg, TestBox } from './harness.js';

@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PairErrorBody, PairResponse, PAIRING_CODE_PATTERN } from '../../protocol/index.js';
 import type { Clock } from '../../cloud/clock.js';
-import { createPairingCode, redeemPairingCode } from '../../cloud/pairing.js';
-import { ServerKey } from '../../cloud/server-key.js';
+import { createPairingCode, redeemPairingCode } from '../../cloud/pairing/pairing.js';
+import { ServerKey } from '../../cloud/pairing/server-key.js';
 import { Metrics } from '../../cloud/metrics.js';
 import { startCloud, type RunningCloud } from '../../cloud/index.js';
 import { createLogger } from '../../cloud/log.js';

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { GATEWAY_CALLS, type CallOptions, type Gateway, type GatewayCall, type PayOutcome, type PayRequest, type QueryOutcome, type QueryRequest, type RefundOutcome, type RefundRequest, type ReverseOutcome, type ReverseRequest } from '../../cloud/gateway.js';
+import { GATEWAY_CALLS, type CallOptions, type Gateway, type GatewayCall, type PayOutcome, type PayRequest, type QueryOutcome, type QueryRequest, type RefundOutcome, type RefundRequest, type ReverseOutcome, type ReverseRequest } from '../../cloud/gateway/gateway.js';
 
 /**
  * A small scripted payment gateway for the cloud's tests (the simulator's full one lives in

@@ -1,8 +1,8 @@
 import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { hashSecret, verifyKeyed } from '../../cloud/credentials.js';
-import { ServerKey } from '../../cloud/server-key.js';
+import { hashSecret, verifyKeyed } from '../../cloud/pairing/credentials.js';
+import { ServerKey } from '../../cloud/pairing/server-key.js';
 import { tempDir } from './harness.js';
 
 /** The key device secrets are hashed under: made once, 0600, and refused when exposed or damaged. */

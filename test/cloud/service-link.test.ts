@@ -3,7 +3,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { downTopic, upTopic } from '../../protocol/index.js';
-import { embeddedServiceLink, type ServiceLink } from '../../cloud/service-link.js';
+import { embeddedServiceLink, type ServiceLink } from '../../cloud/broker/service-link.js';
 
 /** The services' in-process side of the embedded broker. */
 let aedes: Aedes;

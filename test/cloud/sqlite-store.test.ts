@@ -3,11 +3,11 @@ import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isProtocolError } from '../../protocol/index.js';
-import { SqliteStore } from '../../cloud/sqlite-store.js';
-import { MIGRATIONS, pairingCodeHash, UNACKED_SQL } from '../../cloud/sqlite-schema.js';
-import { createPairingCode } from '../../cloud/pairing.js';
-import type { AttemptWrite } from '../../cloud/store.js';
-import type { Attempt } from '../../cloud/transaction.js';
+import { SqliteStore } from '../../cloud/store/sqlite-store.js';
+import { MIGRATIONS, pairingCodeHash, UNACKED_SQL } from '../../cloud/store/sqlite-schema.js';
+import { createPairingCode } from '../../cloud/pairing/pairing.js';
+import type { AttemptWrite } from '../../cloud/store/store.js';
+import type { Attempt } from '../../cloud/payments/transaction.js';
 import { tempDir } from './harness.js';
 
 let dir: string;

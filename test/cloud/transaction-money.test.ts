@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isFinal } from '../../protocol/index.js';
-import type { PayOutcome, QueryOutcome, RefundOutcome, ReverseOutcome } from '../../cloud/gateway.js';
-import { needsWork, transition, type Attempt, type AttemptEvent, type GatewayEffect } from '../../cloud/transaction.js';
+import type { PayOutcome, QueryOutcome, RefundOutcome, ReverseOutcome } from '../../cloud/gateway/gateway.js';
+import { needsWork, transition, type Attempt, type AttemptEvent, type GatewayEffect } from '../../cloud/payments/transaction.js';
 import { MACHINE_CONFIG } from './machine-config.js';
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { PayOutcome, QueryOutcome, RefundOutcome, ReverseOutcome } from '../../cloud/gateway.js';
-import { needsWork, transition, type Attempt, type AttemptEvent, type Effect, type GatewayEffect, type Transition } from '../../cloud/transaction.js';
+import type { PayOutcome, QueryOutcome, RefundOutcome, ReverseOutcome } from '../../cloud/gateway/gateway.js';
+import { needsWork, transition, type Attempt, type AttemptEvent, type Effect, type GatewayEffect, type Transition } from '../../cloud/payments/transaction.js';
 import { MACHINE_CONFIG } from './machine-config.js';
 
 const config = MACHINE_CONFIG;

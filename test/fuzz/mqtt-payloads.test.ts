@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeUp, isProtocolError, salvageMessageId, upTopic, UP_KINDS, type UpKind } from '../../protocol/index.js';
 import { pairBox, payMsg, TestBox } from '../cloud/harness.js';
-import { MAX_PACKET_BYTES } from '../../cloud/mqtt-edge.js';
+import { MAX_PACKET_BYTES } from '../../cloud/broker/mqtt-edge.js';
 import { money, scrape, startProbeCloud, upMsg, type ProbeCloud } from '../security/support.js';
 import { mutants, type Json } from './mutations.js';
 

@@ -3,7 +3,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DOWN_KINDS, upTopic, UP_KINDS, type PairResponse } from '../../protocol/index.js';
 import { pairBox, payMsg, TestBox } from '../cloud/harness.js';
-import { MAX_PACKET_BYTES } from '../../cloud/mqtt-edge.js';
+import { MAX_PACKET_BYTES } from '../../cloud/broker/mqtt-edge.js';
 import { closedWithin, money, rawPublish, scrape, startProbeCloud, type ProbeCloud } from '../security/support.js';
 
 /**

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PairErrorBody, PAIRING_CODE_ALPHABET, PAIRING_CODE_LENGTH } from '../../protocol/index.js';
 import type { Clock } from '../../cloud/clock.js';
-import { createPairingCode } from '../../cloud/pairing.js';
+import { createPairingCode } from '../../cloud/pairing/pairing.js';
 import { postPair } from '../cloud/harness.js';
 import { scrape, startProbeCloud, type ProbeCloud } from './support.js';
 

@@ -9,7 +9,7 @@ import type { Clock } from '../../cloud/clock.js';
 import type { CloudConfigInput } from '../../cloud/config.js';
 import { startCloud, type RunningCloud } from '../../cloud/index.js';
 import { createLogger, type Logger } from '../../cloud/log.js';
-import type { Attempt } from '../../cloud/transaction.js';
+import type { Attempt } from '../../cloud/payments/transaction.js';
 import { envelope, FAST, tempDir } from '../cloud/harness.js';
 import { ScriptedGateway } from '../cloud/scripted-gateway.js';
 

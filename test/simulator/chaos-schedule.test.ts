@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chaosSchedule, countByKind, FAULT_KINDS, QUIET_TAIL_MS, WARMUP_MS } from '../../simulator/chaos-schedule.js';
+import { chaosSchedule, countByKind, FAULT_KINDS, QUIET_TAIL_MS, WARMUP_MS } from '../../simulator/chaos/chaos-schedule.js';
 
 describe('chaos fault schedule', () => {
   it('is a pure function of seed, boxes and minutes', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { classifyPaymentCode, isProtocolError, WALLETS } from '../../protocol/index.js';
-import { INVALID_KINDS, invalidCode, invalidCodes, validCode } from '../../simulator/codes.js';
+import { INVALID_KINDS, invalidCode, invalidCodes, validCode } from '../../simulator/devices/codes.js';
 import { createRandom } from '../../simulator/random.js';
 
 describe('payment code generator', () => {

@@ -3,8 +3,8 @@ import { EventEmitter, once } from 'node:events';
 import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FaultProxy } from '../../simulator/fault-proxy.js';
-import { MqttFramer, connectClientId } from '../../simulator/mqtt-frames.js';
+import { FaultProxy } from '../../simulator/chaos/fault-proxy.js';
+import { MqttFramer, connectClientId } from '../../simulator/chaos/mqtt-frames.js';
 
 let broker: Aedes;
 let server: net.Server;

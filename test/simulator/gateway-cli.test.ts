@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { httpGateway } from '../../cloud/gateway-http.js';
-import { fetchLedger } from '../../simulator/gateway-control.js';
+import { httpGateway } from '../../cloud/gateway/http-gateway.js';
+import { fetchLedger } from '../../simulator/gateway/gateway-control.js';
 import { PartProcess, runPart } from '../../simulator/processes.js';
 
 /** `scanbox-sim gateway` as its own process: ready line, the mix file, and a clean stop on SIGTERM. */

@@ -1,9 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { httpGateway } from '../../cloud/gateway-http.js';
-import type { PayRequest } from '../../cloud/gateway.js';
-import { bindScenario, bindScenarios, fetchLedger } from '../../simulator/gateway-control.js';
-import { ScriptedGateway } from '../../simulator/gateway.js';
-import { startGatewayServer, type GatewayServer } from '../../simulator/gateway-server.js';
+import { httpGateway } from '../../cloud/gateway/http-gateway.js';
+import type { PayRequest } from '../../cloud/gateway/gateway.js';
+import { bindScenario, bindScenarios, fetchLedger } from '../../simulator/gateway/gateway-control.js';
+import { ScriptedGateway } from '../../simulator/gateway/scripted-gateway.js';
+import { startGatewayServer, type GatewayServer } from '../../simulator/gateway/gateway-server.js';
 
 /** The HTTP service, exercised through the cloud's own HTTP gateway client (the fixed wire contract). */
 const CODE_OK = '104567890123456789';

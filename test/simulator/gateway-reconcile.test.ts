@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { CloudAttemptRecord } from '../../protocol/index.js';
 import { ManualClock } from '../../simulator/clock.js';
-import { validCode } from '../../simulator/codes.js';
-import { ScriptedGateway } from '../../simulator/gateway.js';
+import { validCode } from '../../simulator/devices/codes.js';
+import { ScriptedGateway } from '../../simulator/gateway/scripted-gateway.js';
 import { createRandom } from '../../simulator/random.js';
-import { reconcile } from '../../simulator/reconcile.js';
-import { SCENARIO_NAMES, type ScenarioInput } from '../../simulator/scenario.js';
+import { reconcile } from '../../simulator/reconcile/reconcile.js';
+import { SCENARIO_NAMES, type ScenarioInput } from '../../simulator/gateway/scenario.js';
 import { converse } from './reference-conversation.js';
 
 /**

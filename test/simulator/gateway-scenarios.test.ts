@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { PayRequest } from '../../cloud/gateway.js';
+import type { PayRequest } from '../../cloud/gateway/gateway.js';
 import { ManualClock } from '../../simulator/clock.js';
-import { ScriptedGateway } from '../../simulator/gateway.js';
-import { netCharged } from '../../simulator/ledger.js';
-import { DEFAULT_MIX, pickScenario, SCENARIO_NAMES, type ScenarioInput } from '../../simulator/scenario.js';
+import { ScriptedGateway } from '../../simulator/gateway/scripted-gateway.js';
+import { netCharged } from '../../simulator/gateway/ledger.js';
+import { DEFAULT_MIX, pickScenario, SCENARIO_NAMES, type ScenarioInput } from '../../simulator/gateway/scenario.js';
 
 /** Every scenario driven through the Gateway interface on fake time; the ledger is checked each time. */
 const CODE = '134567890123456789';

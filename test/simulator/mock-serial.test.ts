@@ -1,11 +1,11 @@
 import { SerialPortMock } from 'serialport';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EcrInbound } from '../../protocol/index.js';
-import { LineReader } from '../../simulator/line-reader.js';
-import { MockSerialLine, resetMockSerial } from '../../simulator/mock-serial.js';
-import { TERMINATOR_NAMES, TERMINATORS } from '../../simulator/terminator.js';
-import { OVERLONG_BYTES, VirtualScanner } from '../../simulator/virtual-scanner.js';
-import { VirtualEcr } from '../../simulator/virtual-ecr.js';
+import { LineReader } from '../../simulator/devices/line-reader.js';
+import { MockSerialLine, resetMockSerial } from '../support/mock-serial.js';
+import { TERMINATOR_NAMES, TERMINATORS } from '../../simulator/devices/terminator.js';
+import { OVERLONG_BYTES, VirtualScanner } from '../../simulator/devices/virtual-scanner.js';
+import { VirtualEcr } from '../../simulator/devices/virtual-ecr.js';
 import { ByteSink } from './serial-fixtures.js';
 
 /** The virtual scanner and ECR over serialport's mock binding: the "box" here is a plain SerialPortMock. */

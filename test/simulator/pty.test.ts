@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SerialPort } from 'serialport';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createPtyPair, type PtyPair } from '../../simulator/pty.js';
-import { openSerialEnd, type SerialEnd } from '../../simulator/serial-end.js';
-import { TERMINATOR_NAMES, TERMINATORS } from '../../simulator/terminator.js';
-import { VirtualScanner } from '../../simulator/virtual-scanner.js';
-import { VirtualEcr } from '../../simulator/virtual-ecr.js';
+import { createPtyPair, type PtyPair } from '../../simulator/devices/pty.js';
+import { openSerialEnd, type SerialEnd } from '../../simulator/devices/serial-end.js';
+import { TERMINATOR_NAMES, TERMINATORS } from '../../simulator/devices/terminator.js';
+import { VirtualScanner } from '../../simulator/devices/virtual-scanner.js';
+import { VirtualEcr } from '../../simulator/devices/virtual-ecr.js';
 import { ByteSink } from './serial-fixtures.js';
 
 /** Real pseudo-terminals from socat: what the simulator writes on one end arrives at the box's end. */

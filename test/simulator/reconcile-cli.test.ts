@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ScriptedGateway } from '../../simulator/gateway.js';
-import { startGatewayServer, type GatewayServer } from '../../simulator/gateway-server.js';
+import { ScriptedGateway } from '../../simulator/gateway/scripted-gateway.js';
+import { startGatewayServer, type GatewayServer } from '../../simulator/gateway/gateway-server.js';
 import { cleanWorld, type World } from './reconcile-fixtures.js';
 import { runPart } from '../../simulator/processes.js';
 

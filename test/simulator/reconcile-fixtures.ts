@@ -1,5 +1,5 @@
 import type { AttemptState, CloudAttemptRecord, DeviceAttemptRecord } from '../../protocol/index.js';
-import type { LedgerEntry, LedgerKind } from '../../simulator/ledger.js';
+import type { LedgerEntry, LedgerKind } from '../../simulator/gateway/ledger.js';
 
 /** A small, consistent world (gateway ledger, cloud export, two box journals) covering every final state. */
 export interface World {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { reconcile, type MismatchKind, type ReconcileReport } from '../../simulator/reconcile.js';
-import { formatReconcileReport } from '../../simulator/reconcile-table.js';
+import { reconcile, type MismatchKind, type ReconcileReport } from '../../simulator/reconcile/reconcile.js';
+import { formatReconcileReport } from '../../simulator/reconcile/reconcile-table.js';
 import { cleanWorld, cloudRecord, deviceRecord, ledgerOf } from './reconcile-fixtures.js';
 
 const kinds = (r: ReconcileReport, outTradeNo?: string): MismatchKind[] =>

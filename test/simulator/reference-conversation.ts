@@ -1,4 +1,4 @@
-import type { Gateway, QueryOutcome } from '../../cloud/gateway.js';
+import type { Gateway, QueryOutcome } from '../../cloud/gateway/gateway.js';
 import type { CloudAttemptRecord, FinalState, Wallet } from '../../protocol/index.js';
 import type { ManualClock } from '../../simulator/clock.js';
 

@@ -1,4 +1,4 @@
-import type { SerialEnd } from '../../simulator/serial-end.js';
+import type { SerialEnd } from '../../simulator/devices/serial-end.js';
 
 /** Collects every byte arriving at one end and waits (bounded) until the collected text satisfies a test. */
 export class ByteSink {

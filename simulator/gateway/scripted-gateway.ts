@@ -1,0 +1,335 @@
+import { pino, type Logger } from 'pino';
+import type {
+  CallOptions,
+  FailReason,
+  Gateway,
+  PayOutcome,
+  PayRequest,
+  QueryOutcome,
+  QueryRequest,
+  RefundOutcome,
+  RefundRequest,
+  ReverseOutcome,
+  ReverseRequest,
+} from '../../cloud/gateway/gateway.js';
+import { maskPaymentCode, type Currency } from '../../protocol/index.js';
+import { sleep, systemClock, type Clock, type TimerHandle, type TimerScheduler } from '../clock.js';
+import { Ledger, type LedgerKind } from './ledger.js';
+import { deviceIdOf } from '../out-trade-no.js';
+import { createRandom, hashSeed, type Random } from '../random.js';
+import { DEFAULT_MIX, Latency, pickScenario, Scenario, ScenarioMix, type ScenarioInput, type ScenarioMixInput, type ScenarioName } from './scenario.js';
+
+/**
+ * A wallet in a box: implements the cloud's Gateway interface with scripted customers and faults.
+ * Like the real micropay APIs it is idempotent per outTradeNo, answers queries with the order's real
+ * state, and lets reverse undo a charge. Every money movement goes to the ledger.
+ */
+export interface ScriptedGatewayDeps {
+  clock?: Clock;
+  timers?: TimerScheduler;
+  seed?: number | string;
+  /** Scenarios for codes nobody bound; also carries the latency distribution. */
+  mix?: ScenarioMixInput;
+  /** Overrides the mix's latency (`INSTANT` for benchmarks). */
+  latency?: Partial<Latency>;
+  /** How long after the pay a charged order can still be reversed (WeChat 7 days, Alipay 24 h). */
+  reverseWindowMs?: number;
+  logger?: Logger;
+}
+
+/** absent: the pay never got through (a hang without a charge); closed: reversed. */
+export type OrderStatus = 'absent' | 'pending' | 'charged' | 'failed' | 'closed';
+
+interface Order {
+  outTradeNo: string;
+  amount: number;
+  currency: Currency;
+  scenario: Scenario;
+  status: OrderStatus;
+  failReason: FailReason;
+  refunded: number;
+  refundNos: Set<string>;
+  queries: number;
+  reverseRetriesLeft: number;
+  lateLanded: boolean;
+  timer: TimerHandle | undefined;
+  createdAt: number;
+  gatewayTradeNo: string;
+}
+
+export interface OrderView {
+  outTradeNo: string;
+  status: OrderStatus;
+  amount: number;
+  refunded: number;
+  scenario: ScenarioName;
+}
+
+interface Answer<T> {
+  outcome: T;
+  /** How long the answer takes; defaults to a latency draw. */
+  delayMs?: number;
+}
+
+const DAY_MS = 86_400_000;
+
+export class ScriptedGateway implements Gateway {
+  readonly ledger: Ledger;
+  private readonly orders = new Map<string, Order>();
+  private readonly bindings = new Map<string, Scenario>();
+  private readonly clock: Clock;
+  private readonly timers: TimerScheduler;
+  private readonly seed: number | string;
+  private readonly mix: ScenarioMix;
+  private readonly latency: Latency;
+  private readonly random: Random;
+  private readonly reverseWindowMs: number;
+  private readonly log: Logger;
+  private tradeSeq = 0;
+
+  constructor(deps: ScriptedGatewayDeps = {}) {
+    this.clock = deps.clock ?? systemClock;
+    this.timers = deps.timers ?? systemClock;
+    this.seed = deps.seed ?? 1;
+    this.mix = deps.mix ? ScenarioMix.parse(deps.mix) : DEFAULT_MIX;
+    this.latency = Latency.parse({ ...this.mix.latency, ...deps.latency });
+    this.random = createRandom(hashSeed(this.seed, 'latency'));
+    this.reverseWindowMs = deps.reverseWindowMs ?? DAY_MS;
+    this.log = deps.logger ?? pino({ level: 'silent' });
+    this.ledger = new Ledger(this.clock);
+  }
+
+  /** Script what happens to the next payment with this code. */
+  bind(code: string, scenario: ScenarioInput): Scenario {
+    const parsed = Scenario.parse(scenario);
+    this.bindings.set(code, parsed);
+    return parsed;
+  }
+
+  scenarioFor(code: string): Scenario {
+    return this.bindings.get(code) ?? pickScenario(this.mix, this.seed, code);
+  }
+
+  order(outTradeNo: string): OrderView | undefined {
+    const o = this.orders.get(outTradeNo);
+    return o && { outTradeNo, status: o.status, amount: o.amount, refunded: o.refunded, scenario: o.scenario.name };
+  }
+
+  /** Cancels every scheduled confirmation and late landing (end of a test or process). */
+  stop(): void {
+    for (const o of this.orders.values()) this.clearTimer(o);
+  }
+
+  async pay(req: PayRequest, opts: CallOptions): Promise<PayOutcome> {
+    if (opts.signal.aborted) return timedOut('pay');
+    const existing = this.orders.get(req.outTradeNo);
+    const answer = existing && existing.status !== 'absent' ? this.repeatPay(existing, req) : this.firstPay(req);
+    this.log.debug({ call: 'pay', outTradeNo: req.outTradeNo, deviceId: deviceIdOf(req.outTradeNo), code: maskPaymentCode(req.code), outcome: answer.outcome.kind }, 'gateway pay');
+    return this.reply('pay', answer, opts.signal);
+  }
+
+  async query(req: QueryRequest, opts: CallOptions): Promise<QueryOutcome> {
+    if (opts.signal.aborted) return timedOut('query');
+    const order = this.orders.get(req.outTradeNo);
+    const outcome = order ? this.queryAnswer(order) : ({ kind: 'not_found' } as const);
+    return this.reply('query', { outcome }, opts.signal);
+  }
+
+  async reverse(req: ReverseRequest, opts: CallOptions): Promise<ReverseOutcome> {
+    if (opts.signal.aborted) return timedOut('reverse');
+    const order = this.orders.get(req.outTradeNo) ?? this.closedStub(req.outTradeNo);
+    return this.reply('reverse', { outcome: this.reverseAnswer(order) }, opts.signal);
+  }
+
+  async refund(req: RefundRequest, opts: CallOptions): Promise<RefundOutcome> {
+    if (opts.signal.aborted) return timedOut('refund');
+    return this.reply('refund', { outcome: this.refundAnswer(req) }, opts.signal);
+  }
+
+  // ── state changes ───────────────────────────────────────────────────────────────────────────────
+
+  private firstPay(req: PayRequest): Answer<PayOutcome> {
+    const scenario = this.scenarioFor(req.code);
+    const order = this.newOrder(req, scenario);
+    const userpaying = { kind: 'in_progress', message: 'USERPAYING' } as const;
+    switch (scenario.name) {
+      case 'success':
+        this.charge(order);
+        return { outcome: this.payAnswer(order) };
+      case 'failure':
+        this.fail(order, scenario.reason);
+        return { outcome: this.payAnswer(order) };
+      case 'user_paying':
+        this.schedule(order, scenario.confirmAfterMs, () => this.charge(order));
+        return { outcome: userpaying };
+      case 'user_gives_up':
+        this.schedule(order, scenario.giveUpAfterMs, () => this.fail(order, 'DECLINED'));
+        return { outcome: userpaying };
+      case 'gateway_error':
+        this.decide(order, scenario.then, scenario.reason);
+        return { outcome: { kind: 'unknown', code: scenario.code, message: `${scenario.code}: please query` } };
+      case 'hang':
+        if (scenario.charged) this.charge(order);
+        else order.status = 'absent';
+        return { outcome: scenario.charged ? this.payAnswer(order) : timedOut('pay'), delayMs: scenario.hangMs };
+      case 'query_flaps':
+        this.decide(order, scenario.then, scenario.reason);
+        return { outcome: userpaying };
+      case 'reverse_retry':
+        order.reverseRetriesLeft = scenario.times;
+        return { outcome: userpaying };
+      case 'late_success':
+        return { outcome: userpaying };
+    }
+  }
+
+  /** A retried pay for a known outTradeNo changes nothing: it reports the order. */
+  private repeatPay(order: Order, req: PayRequest): Answer<PayOutcome> {
+    if (order.status !== 'closed' && order.amount !== req.amount) {
+      return { outcome: { kind: 'failed', reason: 'DECLINED', message: 'outTradeNo reused with a different amount' } };
+    }
+    return { outcome: this.payAnswer(order) };
+  }
+
+  private newOrder(req: PayRequest, scenario: Scenario): Order {
+    const order: Order = {
+      outTradeNo: req.outTradeNo,
+      amount: req.amount,
+      currency: req.currency,
+      scenario,
+      status: 'pending',
+      failReason: 'DECLINED',
+      refunded: 0,
+      refundNos: new Set(),
+      queries: 0,
+      reverseRetriesLeft: 0,
+      lateLanded: false,
+      timer: undefined,
+      createdAt: this.clock.now(),
+      gatewayTradeNo: `sim${String(++this.tradeSeq).padStart(10, '0')}`,
+    };
+    this.orders.set(req.outTradeNo, order);
+    return order;
+  }
+
+  /** A reverse for an order the gateway never saw closes it, so a late pay for it cannot charge. */
+  private closedStub(outTradeNo: string): Order {
+    const order = this.newOrder({ outTradeNo, amount: 1, currency: 'CNY', code: '0', wallet: 'wechat' }, { name: 'success' });
+    order.amount = 0;
+    order.status = 'absent';
+    return order;
+  }
+
+  private charge(order: Order): void {
+    this.clearTimer(order);
+    order.status = 'charged';
+    this.move(order, 'charge', order.amount);
+  }
+
+  private fail(order: Order, reason: FailReason): void {
+    this.clearTimer(order);
+    order.status = 'failed';
+    order.failReason = reason;
+  }
+
+  private decide(order: Order, then: 'success' | 'failure', reason: FailReason): void {
+    if (then === 'success') this.charge(order);
+    else this.fail(order, reason);
+  }
+
+  private close(order: Order): void {
+    this.clearTimer(order);
+    const undone = order.status === 'charged' ? order.amount - order.refunded : 0;
+    order.status = 'closed';
+    this.move(order, 'reverse', undone);
+    if (order.scenario.name === 'late_success' && !order.lateLanded) {
+      order.lateLanded = true;
+      // The wallet's own race: the customer's confirmation was already on its way.
+      this.schedule(order, order.scenario.landAfterMs, () => this.charge(order));
+    }
+  }
+
+  private move(order: Order, kind: LedgerKind, amount: number): void {
+    const entry = this.ledger.record(order.outTradeNo, kind, amount, order.currency);
+    this.log.info({ ...entry, deviceId: deviceIdOf(entry.outTradeNo), scenario: order.scenario.name }, `gateway ledger ${kind}`);
+  }
+
+  private schedule(order: Order, ms: number, fn: () => void): void {
+    this.clearTimer(order);
+    order.timer = this.timers.setTimeout(() => {
+      order.timer = undefined;
+      fn();
+    }, ms);
+  }
+
+  private clearTimer(order: Order): void {
+    if (order.timer !== undefined) this.timers.clearTimeout(order.timer);
+    order.timer = undefined;
+  }
+
+  // ── answers ─────────────────────────────────────────────────────────────────────────────────────
+
+  private payAnswer(order: Order): PayOutcome {
+    switch (order.status) {
+      case 'charged':
+        return { kind: 'success', gatewayTradeNo: order.gatewayTradeNo, amount: order.amount };
+      case 'failed':
+        return { kind: 'failed', reason: order.failReason, message: `payment failed: ${order.failReason}` };
+      case 'closed':
+        return { kind: 'failed', reason: 'DECLINED', message: 'order already reversed' };
+      default:
+        return { kind: 'in_progress', message: 'USERPAYING' };
+    }
+  }
+
+  private queryAnswer(order: Order): QueryOutcome {
+    const s = order.scenario;
+    if (s.name === 'query_flaps' && order.queries < s.flaps) {
+      order.queries += 1;
+      return order.queries % 2 === 1 ? { kind: 'in_progress', message: 'USERPAYING' } : { kind: 'unknown', code: 'SYSTEMERROR', message: 'SYSTEMERROR: please query again' };
+    }
+    if (order.status === 'absent') return { kind: 'not_found' };
+    if (order.status === 'closed') return { kind: 'closed' };
+    if (order.status === 'charged' && order.refunded >= order.amount) return { kind: 'refunded' };
+    return this.payAnswer(order);
+  }
+
+  private reverseAnswer(order: Order): ReverseOutcome {
+    if (order.status === 'closed') return { kind: 'reversed' };
+    if (order.reverseRetriesLeft > 0) {
+      order.reverseRetriesLeft -= 1;
+      return { kind: 'retry_later', message: 'recall=Y: please reverse again' };
+    }
+    if (order.status === 'charged' && this.clock.now() - order.createdAt > this.reverseWindowMs) return { kind: 'window_passed' };
+    this.close(order);
+    return { kind: 'reversed' };
+  }
+
+  private refundAnswer(req: RefundRequest): RefundOutcome {
+    const order = this.orders.get(req.outTradeNo);
+    if (order?.refundNos.has(req.refundNo)) return { kind: 'refunded', refundNo: req.refundNo };
+    if (!order || order.status !== 'charged') return { kind: 'failed', reason: 'DECLINED', message: 'order is not charged: nothing to refund' };
+    if (req.amount > order.amount - order.refunded) return { kind: 'failed', reason: 'DECLINED', message: 'refund exceeds the charged amount' };
+    order.refunded += req.amount;
+    order.refundNos.add(req.refundNo);
+    this.move(order, 'refund', req.amount);
+    return { kind: 'refunded', refundNo: req.refundNo };
+  }
+
+  /** The state changed when the request arrived; the answer takes its time, and may never come. */
+  private async reply<T>(call: string, answer: Answer<T>, signal: AbortSignal): Promise<T | ReturnType<typeof timedOut>> {
+    const delivered = await sleep(this.timers, answer.delayMs ?? this.latencyMs(), signal);
+    return delivered ? answer.outcome : timedOut(call);
+  }
+
+  private latencyMs(): number {
+    const l = this.latency;
+    if (l.maxMs === 0 && l.tailProbability === 0) return 0;
+    const base = this.random.int(l.minMs, l.maxMs);
+    return this.random.next() < l.tailProbability ? base + l.tailMs : base;
+  }
+}
+
+function timedOut(call: string) {
+  return { kind: 'unknown', code: 'TIMEOUT', message: `${call} timed out` } as const;
+}
