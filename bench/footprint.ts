@@ -14,7 +14,7 @@ import { median } from '../simulator/stats.js';
 import { VirtualEcr } from '../simulator/devices/virtual-ecr.js';
 import { VirtualScanner } from '../simulator/devices/virtual-scanner.js';
 import type { BenchResult } from './result.js';
-import { cpuShare, fmt, procSample, ROOT, scratch, sleep, type ProcSample } from './harness.js';
+import { cpuShare, DIST, fmt, procSample, ROOT, scratch, sleep, type ProcSample } from './harness.js';
 
 /**
  * 5. footprint — the box agent as shipped: compiled (`npm run build`), started as
@@ -62,7 +62,7 @@ export function agentSettings(p: Pick<FootprintParams, 'agentNodeFlags' | 'agent
   return { nodeFlags, env, from: { nodeFlags: source(p.agentNodeFlags, 'agentNodeFlags'), env: source(p.agentEnv, 'agentEnv') } };
 }
 
-const CLI = path.join(ROOT, 'dist', 'device', 'cli.js');
+const CLI = path.join(DIST, 'device', 'cli.js');
 
 export async function footprint(p: FootprintParams): Promise<BenchResult> {
   const settings = agentSettings(p);

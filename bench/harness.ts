@@ -8,6 +8,11 @@ import { round, summarize, type Summary } from '../simulator/stats.js';
 /** Shared pieces of the benchmarks: child processes, /proc figures, scratch directories, summaries. */
 
 export const ROOT = new URL('../', import.meta.url).pathname;
+/**
+ * Where the compiled code is: `dist/` of the checkout (`npm run build`), or `SCANBOX_BENCH_DIST`
+ * (the test suite's smoke builds into a temporary directory and never writes into the checkout).
+ */
+export const DIST = process.env.SCANBOX_BENCH_DIST ?? path.join(ROOT, 'dist');
 
 /** A scratch directory on the disk the journals would use (os.tmpdir(); not a tmpfs on this machine). */
 export function scratch(name: string): { dir: string; remove(): void } {
@@ -42,13 +47,13 @@ function profileArgs(): string[] {
 }
 
 /**
- * The compiled helper (dist/bench/…js, from `npm run build`, which the runner does first) when it is
+ * The compiled helper (DIST/bench/…js, from `npm run build`, which the runner does first) when it is
  * at least as new as its source, so the cloud's RSS is not inflated by the TypeScript loader; else
  * the source through tsx.
  */
 export function helperEntry(script: string): string[] {
   const source = path.join(ROOT, 'bench', script);
-  const built = path.join(ROOT, 'dist', 'bench', script.replace(/\.ts$/, '.js'));
+  const built = path.join(DIST, 'bench', script.replace(/\.ts$/, '.js'));
   if (existsSync(built) && statSync(built).mtimeMs >= statSync(source).mtimeMs) return [built];
   return ['--import', 'tsx', source];
 }

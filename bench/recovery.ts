@@ -241,7 +241,10 @@ async function cloudRecovery(p: RecoveryParams) {
     await store.close();
 
     const t0 = performance.now();
-    cloud = await startCloud({ gateway, dbPath, mqttPort: 0, httpPort: 0, metricsPort: 0, config: { logLevel: 'warn' }, logger: createLogger('warn') });
+    // The instant gateway has no rate limit to spare: no resume spread, no per-wallet bound (all
+    // 10,000 are WeChat), so the figure is the cloud's own recovery, not a wallet's pacing.
+    const limits = { resumeSpreadMs: 0, gatewayConcurrency: p.cloudAttempts };
+    cloud = await startCloud({ gateway, dbPath, mqttPort: 0, httpPort: 0, metricsPort: 0, config: { logLevel: 'warn', ...limits }, logger: createLogger('warn') });
     const readyMs = performance.now() - t0;
     db = new Database(dbPath, { readonly: true, fileMustExist: true });
     const open = db.prepare(`SELECT count(*) AS n FROM attempts WHERE state NOT IN ${FINAL_SQL}`).pluck();

@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import QRCode from 'qrcode';
 import { ATTEMPT_STATES, CloudAttemptRecord, ErrorCode, isProtocolError, pairingQrText, ProtocolError, type AttemptState } from '../protocol/index.js';
-import { systemClock } from './clock.js';
+import { systemClock } from '../protocol/clock.js';
 import { loadConfig, type CloudConfig } from './config.js';
 import type { Gateway } from './gateway/gateway.js';
 import { httpGateway } from './gateway/http-gateway.js';

@@ -34,6 +34,14 @@ export const CloudConfig = z.strictObject({
   /** 'instant' = built-in always-success gateway for benchmarks and smoke tests, never production. */
   gateway: z.enum(['http', 'instant']).default('http'),
   gatewayCallTimeoutMs: ms.default(10_000),
+  /** Gateway calls in flight at once per channel (today: per wallet); more wait their turn, in order. */
+  gatewayConcurrency: z.number().int().min(1).default(64),
+  /**
+   * After a restart the first gateway call of each resumed attempt starts at a random moment within
+   * min(resumeSpreadMs, n / resumeRatePerS) of the resume, n being the resumed attempts of its channel.
+   */
+  resumeSpreadMs: ms.default(10_000),
+  resumeRatePerS: z.number().positive().default(500),
   queryFirstDelayMs: ms.default(5_000),
   queryIntervalMs: ms.default(5_000),
   pollDeadlineMs: z

@@ -1,6 +1,7 @@
 import { AttemptsService } from './payments/attempts-service.js';
 import { startBroker } from './broker/broker.js';
-import { systemClock, systemScheduler, type Clock, type Scheduler } from './clock.js';
+import { systemClock, type Clock } from '../protocol/clock.js';
+import { systemScheduler, type Scheduler } from './clock.js';
 import { parseConfig, secretKeyFileOf, type CloudConfig, type CloudConfigInput } from './config.js';
 import { DeviceAuthenticator } from './broker/device-auth.js';
 import { Fleet } from './fleet/fleet.js';
@@ -24,7 +25,8 @@ export { ServerKey } from './pairing/server-key.js';
 export type { Gateway } from './gateway/gateway.js';
 export type { CloudStore, DeviceRow } from './store/store.js';
 export type { Attempt } from './payments/transaction.js';
-export type { Clock, Scheduler } from './clock.js';
+export type { Clock } from '../protocol/clock.js';
+export type { Scheduler } from './clock.js';
 
 export interface StartCloudOptions {
   gateway: Gateway;
@@ -97,8 +99,12 @@ export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud>
       random: opts.random ?? Math.random,
       machine: machineConfig(config),
       gatewayCallTimeoutMs: config.gatewayCallTimeoutMs,
+      gatewayConcurrency: config.gatewayConcurrency,
+      resumeSpreadMs: config.resumeSpreadMs,
+      resumeRatePerS: config.resumeRatePerS,
       publish: (topic, payload, qos) => link.publish(topic, payload, qos),
       onHeartbeat: (deviceId, msg) => fleet.heartbeat(deviceId, msg),
+      downVersionFor: (deviceId) => fleet.downVersionFor(deviceId),
     });
     cleanup.unshift(() => fleet.stop(), () => attempts.close());
     link.onMessage((topic, payload, publisher) => void attempts.handleMessage(topic, payload, publisher));

@@ -9,7 +9,7 @@ import {
   type EcrInbound,
   type PortState,
 } from '../protocol/index.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../protocol/clock.js';
 import { readCaFile, type DeviceConfig } from './config.js';
 import { ConsoleDisplay, type Display } from './display.js';
 import { EcrLink } from './ecr.js';

@@ -3,7 +3,7 @@ import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { ErrorCode, formatAmount, isProtocolError } from '../protocol/index.js';
 import { startAgent } from './agent.js';
-import { systemClock } from './clock.js';
+import { systemClock } from '../protocol/clock.js';
 import { loadConfig, readCaFile } from './config.js';
 import { ConsoleDisplay } from './display.js';
 import { awaitPairingScan } from './pairing-scan.js';

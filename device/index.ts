@@ -7,6 +7,6 @@ export { type MqttConnect } from './link.js';
 export { pairBox, type PairOptions, type PairOutcome } from './pairing.js';
 export { awaitPairingScan, type PairingScanDeps } from './pairing-scan.js';
 export { openRealSerial, type SerialFactory, type SerialLike } from './serial-port.js';
-export { systemClock, type Clock } from './clock.js';
+export { systemClock, type Clock } from '../protocol/clock.js';
 export { readStatus, type BoxStatus } from './status.js';
 export { FIRMWARE_VERSION } from './version.js';

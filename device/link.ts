@@ -4,6 +4,7 @@ import {
   backoffDelay,
   decodeDown,
   deviceDownFilter,
+  encodeUp,
   parseTopic,
   upTopic,
   type BackoffPolicy,
@@ -14,11 +15,14 @@ import {
   OFFLINE_WILL_ID,
 } from '../protocol/index.js';
 import type { Logger } from 'pino';
-import type { Clock } from './clock.js';
+import type { Clock } from '../protocol/clock.js';
 import type { Publisher } from './outbox.js';
 
 // The last will is a heartbeat with protocol's OFFLINE_WILL_ID and scanner/ECR `closed`: schema-valid
 // for any cloud, and marked offline at once by one that knows the id.
+//
+// The heartbeat's `v` is this box's protocol version: its announcement. It adds no field, so even a
+// cloud that still refuses unknown fields reads it (protocol/README.md "Evolution rules").
 
 const STOP_GRACE_MS = 2_000;
 
@@ -62,12 +66,15 @@ export class CloudLink implements Publisher {
   private heartbeatTimer: unknown = null;
   private stopped = false;
   private seq = 0;
+  /** A cloud must not send newer shapes than this box announced; said once per connection if it does. */
+  private newerCloudSeen = false;
   connected = false;
 
   constructor(private readonly opts: CloudLinkOptions) {}
 
   start(): void {
     const o = this.opts;
+    const will = this.encodeHeartbeat(this.will());
     const client = o.connect(o.url, {
       clientId: o.deviceId,
       username: o.deviceId,
@@ -78,7 +85,8 @@ export class CloudLink implements Publisher {
       connectTimeout: o.connectTimeoutMs,
       reconnectPeriod: 0,
       ...(o.ca ? { ca: o.ca } : {}),
-      will: { topic: upTopic(o.deviceId, 'heartbeat'), payload: Buffer.from(JSON.stringify(this.will())), qos: 1, retain: false },
+      // Without a valid will the cloud still marks the box stale after three silent intervals.
+      ...(will === null ? {} : { will: { topic: upTopic(o.deviceId, 'heartbeat'), payload: Buffer.from(will), qos: 1, retain: false } }),
     });
     this.client = client;
     client.on('connect', () => this.onConnect(client));
@@ -128,11 +136,20 @@ export class CloudLink implements Publisher {
     const stream = client.stream as { setNoDelay?: (on: boolean) => void };
     stream.setNoDelay?.(true);
     this.failures = 0;
+    this.newerCloudSeen = false;
     this.opts.logger.info({ url: this.opts.url }, 'cloud link connected');
     client.subscribe(deviceDownFilter(this.opts.deviceId), { qos: 1 }, (err) => {
       if (err) {
         // Without the down/ subscription no result can arrive: drop the connection and try again.
-        this.opts.logger.error({ err: err.message }, 'subscribe to down/ refused; reconnecting');
+        // The level says what happened. An error with a SUBACK attached (mqtt.js's ErrorWithSubackPacket:
+        // return code 128) is the broker refusing this box its own topic, a defect. Without one (mqtt.js's
+        // "Connection closed") the link dropped before the answer: a network fault the reconnect handles.
+        const suback = (err as { packet?: { granted?: unknown } }).packet;
+        if (suback) {
+          this.opts.logger.error({ err: err.message, granted: suback.granted }, 'broker refused the down/ subscription; reconnecting');
+        } else {
+          this.opts.logger.warn({ err: err.message }, 'subscribe to down/ cut short by a dropped connection; reconnecting');
+        }
         return client.stream.destroy();
       }
       this.connected = true;
@@ -159,9 +176,12 @@ export class CloudLink implements Publisher {
     this.opts.clock.clearTimeout(this.heartbeatTimer);
     if (!this.connected || !this.client) return;
     const msg: HeartbeatMessage = { v: PROTOCOL_VERSION, id: `hb-${this.opts.clock.now()}-${++this.seq}`, ts: this.opts.clock.now(), status: this.opts.status() };
-    this.client.publish(upTopic(this.opts.deviceId, 'heartbeat'), JSON.stringify(msg), { qos: 1 }, (err) => {
-      if (!err) this.opts.handlers.onContact();
-    });
+    const payload = this.encodeHeartbeat(msg);
+    if (payload !== null) {
+      this.client.publish(upTopic(this.opts.deviceId, 'heartbeat'), payload, { qos: 1 }, (err) => {
+        if (!err) this.opts.handlers.onContact();
+      });
+    }
     this.heartbeatTimer = this.opts.clock.setTimeout(() => this.heartbeat(), this.opts.heartbeatIntervalS * 1000);
   }
 
@@ -177,6 +197,24 @@ export class CloudLink implements Publisher {
       return;
     }
     this.opts.handlers.onContact();
+    this.noteCloudVersion(decoded.msg.v);
     this.opts.handlers.onDown(decoded.kind, decoded.msg);
+  }
+
+  /** Read all the same, by the fields this box knows; but the cloud broke the rule, so say so. */
+  private noteCloudVersion(v: number): void {
+    if (v <= PROTOCOL_VERSION || this.newerCloudSeen) return;
+    this.newerCloudSeen = true;
+    this.opts.logger.warn({ cloudVersion: v, boxVersion: PROTOCOL_VERSION }, 'cloud sent a newer protocol version than this box announced; reading the fields it knows');
+  }
+
+  /** Strict on sending: an off-contract heartbeat is a defect of this box, logged and never sent. */
+  private encodeHeartbeat(msg: HeartbeatMessage): string | null {
+    try {
+      return encodeUp('heartbeat', msg);
+    } catch (err) {
+      this.opts.logger.error({ err: (err as Error).message, code: (err as { code?: string }).code }, 'heartbeat is off-contract; not sent');
+      return null;
+    }
   }
 }

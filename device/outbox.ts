@@ -1,5 +1,5 @@
-import { UP_SCHEMAS, upTopic } from '../protocol/index.js';
-import type { Clock } from './clock.js';
+import { encodeUp, upTopic, type UpToSend } from '../protocol/index.js';
+import type { Clock } from '../protocol/clock.js';
 import type { Journal } from './journal.js';
 import type { SendKind } from './payment.js';
 
@@ -21,7 +21,7 @@ export class Outbox {
 
   /** Inside the caller's transaction. The payload is validated here, so a bug never reaches the wire. */
   add(kind: SendKind, outTradeNo: string, message: unknown, now: number): void {
-    const payload = JSON.stringify(UP_SCHEMAS[kind].parse(message));
+    const payload = encodeUp(kind, message as UpToSend<SendKind>);
     this.journal.sql('INSERT INTO outbox (kind, out_trade_no, payload, created_at) VALUES (?, ?, ?, ?)').run(kind, outTradeNo, payload, now);
   }
 

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { isProtocolError } from '../protocol/index.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../protocol/clock.js';
 import { readCaFile, type DeviceConfig } from './config.js';
 import type { Display } from './display.js';
 import { pairBox, type PairOutcome } from './pairing.js';

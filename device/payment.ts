@@ -1,6 +1,7 @@
 import {
   ErrorCode,
   PROTOCOL_VERSION,
+  UNKNOWN,
   isCharged,
   isFinal,
   makeOutTradeNo,
@@ -9,14 +10,13 @@ import {
   type CancelMessage,
   type Currency,
   type EcrOutbound,
+  type DownMessage,
   type EcrStage,
-  type ErrorMessage,
   type PaymentCode,
-  type ProgressMessage,
-  type ResultMessage,
   type ResultReason,
+  type Unknown,
   type UpKind,
-  type UpMessage,
+  type UpToSend,
   type Wallet,
 } from '../protocol/index.js';
 import type { Screen } from './display.js';
@@ -92,9 +92,10 @@ export type PaymentEvent =
   | { type: 'scan'; code: PaymentCode }
   | { type: 'scanRejected'; code: ErrorCode; message: string }
   | { type: 'paySent'; outTradeNo: string }
-  | { type: 'result'; message: ResultMessage }
-  | { type: 'progress'; message: ProgressMessage }
-  | { type: 'cloudError'; message: ErrorMessage }
+  /** As read from the cloud: enum fields may be UNKNOWN (a newer cloud's value). */
+  | { type: 'result'; message: DownMessage<'result'> }
+  | { type: 'progress'; message: DownMessage<'progress'> }
+  | { type: 'cloudError'; message: DownMessage<'error'> }
   | { type: 'linkUp' }
   | { type: 'linkDown' }
   | { type: 'resync' }
@@ -110,7 +111,7 @@ export type Effect =
   | { kind: 'saveAttempt'; attempt: Attempt; from: AttemptState | null; cause: string }
   | { kind: 'saveSeq'; nextAttemptSeq: number; nextSaleSeq: number }
   /** Into the durable outbox, in order. */
-  | { kind: 'send'; up: SendKind; outTradeNo: string; message: UpMessage<SendKind> }
+  | { kind: 'send'; up: SendKind; outTradeNo: string; message: UpToSend<SendKind> }
   /** Take a not-yet-delivered pay back out of the outbox: it must never leave after a cancel or restart. */
   | { kind: 'withdrawPay'; outTradeNo: string }
   /** A line to the cash register; `finalFor` marks a sale's one result line. */
@@ -178,7 +179,7 @@ class Step {
   }
 
   send(up: SendKind, outTradeNo: string, body: Record<string, unknown>, id: string): void {
-    const message = { v: PROTOCOL_VERSION, id, ts: this.now, ...body } as UpMessage<SendKind>;
+    const message = { v: PROTOCOL_VERSION, id, ts: this.now, ...body } as UpToSend<SendKind>;
     this.effects.push({ kind: 'send', up, outTradeNo, message });
   }
 
@@ -421,12 +422,12 @@ const onProgress: Handler<'progress'> = (t, e) => {
 
 const onResult: Handler<'result'> = (t, e) => {
   const m = e.message;
+  if (!hasKnownState(m)) return unknownState(t, m);
   const a = t.book.attempts[m.outTradeNo];
   if (!a) return t.log('warn', 'result for an attempt this box does not know; ignored', { outTradeNo: m.outTradeNo, code: ErrorCode.ATTEMPT_UNKNOWN });
-  // A charge must match the journaled amount. A not-charged answer to a query for an attempt the cloud
-  // never saw cannot know the amount (a query carries none), so only the sale is checked there.
-  const amountWrong = m.amount !== a.amount || m.currency !== a.currency;
-  if (m.saleId !== a.saleId || (amountWrong && m.state === 'SUCCESS')) {
+  // Every result must match the journaled attempt: sale, amount and currency. The cloud echoes them
+  // in every answer, a tombstone's too (a query carries the money fields), so any difference is a conflict.
+  if (m.saleId !== a.saleId || m.amount !== a.amount || m.currency !== a.currency) {
     return t.log('error', 'result does not match the journaled attempt; ignored', { outTradeNo: a.outTradeNo, code: ErrorCode.ATTEMPT_CONFLICT, got: { saleId: m.saleId, amount: m.amount } });
   }
   if (!isFinal(m.state)) return applyInterim(t, a, m.state);
@@ -435,6 +436,25 @@ const onResult: Handler<'result'> = (t, e) => {
   applyChangedFinal(t, a, m);
 };
 
+/** A result whose state this box can act on; the reason may still be a newer cloud's. */
+type KnownResult = DownMessage<'result'> & { state: AttemptState };
+function hasKnownState(m: DownMessage<'result'>): m is KnownResult {
+  return m.state !== UNKNOWN;
+}
+
+/**
+ * A newer cloud's state this box cannot read: never success, never final. Nothing changes, so the
+ * attempt stays open, its deadline still runs, and the next recheck asks again.
+ */
+function unknownState(t: Step, m: DownMessage<'result'>): void {
+  t.log('warn', 'result with a state this box does not know; attempt kept open and queried again', { outTradeNo: m.outTradeNo, v: m.v, code: ErrorCode.UNSUPPORTED_VERSION });
+}
+
+/** A reason this box does not know is dropped: the state alone decides the money. */
+function knownReason(reason: ResultReason | Unknown | undefined): ResultReason | null {
+  return reason === undefined || reason === UNKNOWN ? null : reason;
+}
+
 function applyInterim(t: Step, a: Attempt, state: AttemptState): void {
   const from = INTERIM_RANK[a.state];
   const to = INTERIM_RANK[state];
@@ -442,11 +462,12 @@ function applyInterim(t: Step, a: Attempt, state: AttemptState): void {
   t.setAttempt(a, { state }, `cloud reports ${state}`);
 }
 
-function applyFinal(t: Step, a: Attempt, m: ResultMessage): void {
+function applyFinal(t: Step, a: Attempt, m: KnownResult): void {
   // Also when the cloud gave up on its own (deadline → CANCELLING → REVERSED): the cashier must
   // learn that this code is done and another may be scanned.
   const firstFinal = !isFinal(a.state);
-  const next = t.setAttempt(a, { state: m.state, reason: m.reason ?? null }, `cloud result ${m.state}`);
+  const reason = knownReason(m.reason);
+  const next = t.setAttempt(a, { state: m.state, reason }, `cloud result ${m.state}`);
   ack(t, next);
   t.log(m.state === 'SUCCESS' ? 'info' : 'warn', 'attempt final', { outTradeNo: a.outTradeNo, state: m.state, reason: m.reason });
   const sale = t.book.sales[a.saleId];
@@ -456,8 +477,8 @@ function applyFinal(t: Step, a: Attempt, m: ResultMessage): void {
   }
   settle(t, sale.saleId);
   if (firstFinal && m.state !== 'SUCCESS' && t.book.sales[sale.saleId]?.state === 'OPEN') {
-    t.progress(sale, 'ATTEMPT_FAILED', `payment failed (${m.reason ?? m.state}); another code may be scanned`, a.outTradeNo);
-    t.show(screens.attemptFailed(sale.amount, m.reason ?? null), { saleRef: sale.ref, outTradeNo: a.outTradeNo });
+    t.progress(sale, 'ATTEMPT_FAILED', `payment failed (${reason ?? m.state}); another code may be scanned`, a.outTradeNo);
+    t.show(screens.attemptFailed(sale.amount, reason), { saleRef: sale.ref, outTradeNo: a.outTradeNo });
   }
 }
 
@@ -467,14 +488,14 @@ function applyFinal(t: Step, a: Attempt, m: ResultMessage): void {
  * attempt into a charged one, or undo a success otherwise, contradicts what the cashier was told
  * and is refused loudly for support to reconcile.
  */
-function applyChangedFinal(t: Step, a: Attempt, m: ResultMessage): void {
+function applyChangedFinal(t: Step, a: Attempt, m: KnownResult): void {
   const from = a.state as Parameters<typeof isCharged>[0];
   const to = m.state as Parameters<typeof isCharged>[0];
   const allowed = (!isCharged(from) && !isCharged(to)) || (from === 'SUCCESS' && to === 'REFUNDED');
   if (!allowed) {
     return t.log('error', 'cloud result contradicts a final state; ignored', { outTradeNo: a.outTradeNo, code: ErrorCode.ATTEMPT_CONFLICT, have: from, got: to });
   }
-  const next = t.setAttempt(a, { state: to, reason: m.reason ?? a.reason }, `cloud result changed ${from} → ${to}`);
+  const next = t.setAttempt(a, { state: to, reason: knownReason(m.reason) ?? a.reason }, `cloud result changed ${from} → ${to}`);
   ack(t, next);
   t.log(from === 'SUCCESS' ? 'warn' : 'info', 'final result changed', { outTradeNo: a.outTradeNo, from, to, reason: m.reason });
   settle(t, a.saleId);
@@ -485,9 +506,9 @@ const onCloudError: Handler<'cloudError'> = (t, e) => {
   t.log('warn', 'cloud reported an error', { code: m.code, message: m.message, refId: m.refId, outTradeNo: m.outTradeNo });
   const a = m.outTradeNo ? t.book.attempts[m.outTradeNo] : undefined;
   if (!a || isFinal(a.state)) return;
-  // The cloud never saw this attempt: a tombstone via cancel makes any late copy of the pay harmless.
-  if (m.code === ErrorCode.ATTEMPT_UNKNOWN && isOpenAttempt(a)) cancelAttempt(t, a, 'RECOVERY_CANCEL');
-  else if (m.code === ErrorCode.ATTEMPT_TOMBSTONED || m.code === ErrorCode.ATTEMPT_UNKNOWN) query(t, a);
+  // The pay met a tombstone (cancelled before the cloud saw it): ask for the recorded state. Anything
+  // else the cloud sends on down/error (a refused message, ATTEMPT_CONFLICT) is logged and changes nothing.
+  if (m.code === ErrorCode.ATTEMPT_TOMBSTONED) query(t, a);
 };
 
 const onTick: Handler<'tick'> = (t) => {

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 // The class alone: the package's index also loads every parser and the mock binding (~3 MB of RSS).
 import { SerialPort } from 'serialport/dist/serialport.js';
 import { backoffDelay, type BackoffPolicy, type PortState } from '../protocol/index.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../protocol/clock.js';
 
 /** The part of serialport's SerialPort the agent uses; tests may hand in anything shaped like it. */
 export interface SerialLike {

@@ -1,5 +1,5 @@
 import type { DownKind, UpKind } from './topics.js';
-import type { DownMessage, UpMessage } from './messages.js';
+import type { DownToSend, UpToSend } from './messages.js';
 import type { EcrInbound, EcrOutbound } from './ecr.js';
 import type { PairErrorBody, PairRequest, PairResponse } from './pairing.js';
 
@@ -10,7 +10,7 @@ import type { PairErrorBody, PairRequest, PairResponse } from './pairing.js';
 const ts = 1764086400000;
 const money = { outTradeNo: 'sb7K2M9QX4TA-42', saleId: 'sb7K2M9QX4TA-s17', amount: 1234, currency: 'CNY' } as const;
 
-export const UP_EXAMPLES: { [K in UpKind]: UpMessage<K> } = {
+export const UP_EXAMPLES: { [K in UpKind]: UpToSend<K> } = {
   pay: { v: 1, id: 'm-1001', ts, ...money, saleRef: 'R20261125-0042', code: '134567890123456789', wallet: 'wechat' },
   cancel: { v: 1, id: 'm-1002', ts, ...money, reason: 'CASHIER_CANCEL' },
   query: { v: 1, id: 'm-1003', ts, ...money },
@@ -23,7 +23,7 @@ export const UP_EXAMPLES: { [K in UpKind]: UpMessage<K> } = {
   },
 };
 
-export const DOWN_EXAMPLES: { [K in DownKind]: DownMessage<K> } = {
+export const DOWN_EXAMPLES: { [K in DownKind]: DownToSend<K> } = {
   result: { v: 1, id: 'c-2001', ts, ...money, state: 'SUCCESS', reason: 'PAID', wallet: 'wechat' },
   progress: { v: 1, id: 'c-2002', ts, outTradeNo: money.outTradeNo, stage: 'USERPAYING', message: 'waiting for the customer to enter the password' },
   error: { v: 1, id: 'c-2003', ts, code: 'SCHEMA_INVALID', message: 'up/pay message is invalid: amount: amount must be whole minor units (fen), not a decimal', refId: 'm-1001' },

@@ -9,6 +9,22 @@ import { ERROR_CODES } from './errors.js';
 export const PROTOCOL_VERSION = 1 as const;
 
 export const version = z.literal(PROTOCOL_VERSION, { error: 'v must be 1 (this is protocol v1)' });
+/** What a peer that announces nothing speaks, and the oldest shape a cloud may ever have to send. */
+export const MIN_PROTOCOL_VERSION = 1 as const;
+const NEWER_VERSION = 'v must be a protocol version: a whole number ≥ 1';
+/** `v` on receipt: a newer peer's message is read by the fields this side knows, which keep their meaning. */
+export const readVersion = z.number({ error: NEWER_VERSION }).int(NEWER_VERSION).min(MIN_PROTOCOL_VERSION, NEWER_VERSION);
+
+/**
+ * What a reader makes of an enum value it does not know (a newer peer's). It is never a success and
+ * never final: every consumer handles it explicitly (README "Evolution rules").
+ */
+export const UNKNOWN = 'UNKNOWN' as const;
+export type Unknown = typeof UNKNOWN;
+/** An enum a newer peer may extend, read tolerantly: a known value, or any other short string as UNKNOWN. */
+export function tolerant<T extends z.ZodEnum>(known: T) {
+  return z.union([known, z.string().min(1).max(64).transform((): Unknown => UNKNOWN)]);
+}
 export const messageId = z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'id must be 1–64 of A-Z a-z 0-9 _ . : -');
 /** Milliseconds since the epoch. */
 export const timestamp = z.number().int('ts must be whole milliseconds').positive().max(8.64e15);

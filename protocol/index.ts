@@ -10,3 +10,4 @@ export * from './pairing.js';
 export * from './ecr.js';
 export * from './records.js';
 export * from './backoff.js';
+export * from './clock.js';

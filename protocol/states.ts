@@ -1,3 +1,5 @@
+import type { Unknown } from './fields.js';
+
 /**
  * The states one payment attempt passes through, shared by box and cloud so both name the same
  * thing the same way. Money is charged in the end only in SUCCESS.
@@ -27,8 +29,9 @@ export type AttemptState = (typeof ATTEMPT_STATES)[number];
 export const FINAL_STATES = ['SUCCESS', 'FAILED', 'CANCELLED', 'REVERSED', 'REFUNDED'] as const satisfies readonly AttemptState[];
 export type FinalState = (typeof FINAL_STATES)[number];
 
-export function isFinal(state: AttemptState): state is FinalState {
-  return (FINAL_STATES as readonly AttemptState[]).includes(state);
+/** A state read as UNKNOWN (a newer cloud's) is never final: the attempt stays open and is queried again. */
+export function isFinal(state: AttemptState | Unknown): state is FinalState {
+  return (FINAL_STATES as readonly string[]).includes(state);
 }
 
 /** Whether the customer's money stays with the merchant in this final state. */

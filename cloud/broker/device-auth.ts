@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../../protocol/clock.js';
 import { hashSecret, isLegacyHash, verifyKeyed, verifyLegacyScrypt } from '../pairing/credentials.js';
 import type { Logger } from '../log.js';
 import { ConcurrencyLimit } from '../payments/concurrency-limit.js';

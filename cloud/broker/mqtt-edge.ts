@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { ErrorCode, MAX_PAYLOAD_BYTES, ProtocolError, type ErrorCode as ErrorCodeT } from '../../protocol/index.js';
-import { systemClock, type Clock } from '../clock.js';
+import { systemClock, type Clock } from '../../protocol/clock.js';
 import type { Logger } from '../log.js';
 import { LogThrottle } from '../log-throttle.js';
 import type { Metrics } from '../metrics.js';

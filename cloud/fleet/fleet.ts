@@ -1,5 +1,5 @@
-import { OFFLINE_WILL_ID, type UpMessage } from '../../protocol/index.js';
-import type { Clock } from '../clock.js';
+import { DOWN_SHAPES, downShapeVersion, MIN_PROTOCOL_VERSION, OFFLINE_WILL_ID, type DownShapes, type UpMessage } from '../../protocol/index.js';
+import type { Clock } from '../../protocol/clock.js';
 import type { Logger } from '../log.js';
 import type { CloudStore, FleetUpdate } from '../store/store.js';
 
@@ -10,6 +10,10 @@ import type { CloudStore, FleetUpdate } from '../store/store.js';
  * cloud restart costs a commit per turn, not an fsync per box (10,000 of those took the cloud ~15 s).
  * Heartbeats are merged and written once a second, so 10,000 boxes cost one transaction per second,
  * not 333. A box silent for more than three heartbeat intervals is marked stale.
+ *
+ * It also remembers the protocol version each connected box announced (the `v` of its heartbeat),
+ * in memory and per connection: a box may come back with new firmware, and until its first
+ * heartbeat it is sent v1 shapes, which every box reads.
  */
 export interface FleetDeps {
   store: CloudStore;
@@ -25,6 +29,7 @@ export class Fleet {
   /** The commit of this turn's connects and disconnects. */
   private soon: Promise<void> | null = null;
   private flushing: Promise<void> = Promise.resolve();
+  private readonly announced = new Map<string, number>();
 
   constructor(private readonly deps: FleetDeps) {}
 
@@ -35,19 +40,33 @@ export class Fleet {
   }
 
   connected(deviceId: string): Promise<void> {
+    this.announced.delete(deviceId);
     return this.soonWritten({ ...this.pending.get(deviceId), deviceId, at: this.deps.clock.now(), connectivity: 'online' });
   }
 
   disconnected(deviceId: string): Promise<void> {
     this.deps.logger.info({ deviceId }, 'device offline');
+    this.announced.delete(deviceId);
     return this.soonWritten({ deviceId, at: this.deps.clock.now(), connectivity: 'offline' });
   }
 
   /** The box's last will is a heartbeat too (protocol OFFLINE_WILL_ID): it means the box is gone. */
   heartbeat(deviceId: string, msg: UpMessage<'heartbeat'>): Promise<void> | void {
     if (msg.id === OFFLINE_WILL_ID) return this.disconnected(deviceId);
+    this.announce(deviceId, msg.v);
     const s = msg.status;
     this.pending.set(deviceId, { deviceId, at: this.deps.clock.now(), connectivity: 'online', firmware: s.firmware, outboxDepth: s.outboxDepth, pendingAttempts: s.pendingAttempts });
+  }
+
+  /** The shape version this cloud sends the box: the newest it has, never newer than the box announced. */
+  downVersionFor(deviceId: string, shapes: Readonly<Record<number, DownShapes>> = DOWN_SHAPES): number {
+    return downShapeVersion(this.announced.get(deviceId) ?? MIN_PROTOCOL_VERSION, shapes);
+  }
+
+  private announce(deviceId: string, v: number): void {
+    if (this.announced.get(deviceId) === v) return;
+    this.announced.set(deviceId, v);
+    this.deps.logger.debug({ deviceId, protocol: v, sent: this.downVersionFor(deviceId) }, 'device announced its protocol version');
   }
 
   /** One transaction for everything pending; flushes never overlap, so a later state is never overwritten by an earlier one. */

@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type RequestListener, type Server, 
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { ErrorCode, isProtocolError, MAX_PAYLOAD_BYTES, PairRequest, PROTOCOL_VERSION, ProtocolError, decodeJson, type PairErrorBody } from '../../protocol/index.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../../protocol/clock.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { redeemPairingCode, type PairingDeps } from '../pairing/pairing.js';

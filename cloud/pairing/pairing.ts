@@ -1,5 +1,5 @@
 import { ErrorCode, ProtocolError, PROTOCOL_VERSION, type PairRequest, type PairResponse } from '../../protocol/index.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../../protocol/clock.js';
 import { generateDeviceId, generatePairingCode, generateSecret, hashSecret, isLegacyHash, verifyKeyed } from './credentials.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';

@@ -2,20 +2,27 @@ import { randomBytes } from 'node:crypto';
 import {
   decodeUp,
   downTopic,
+  encodeDown,
   ErrorCode,
   isProtocolError,
   maskPaymentCode,
+  MIN_PROTOCOL_VERSION,
+  OUT_TRADE_NO_PATTERN,
   parseTopic,
   ProtocolError,
   salvageMessageId,
+  UNKNOWN,
+  type CancelMessage,
   type DownKind,
-  type DownMessage,
+  type DownToSend,
   type UpKind,
   type UpMessage,
 } from '../../protocol/index.js';
-import type { Clock, Scheduler } from '../clock.js';
+import type { Clock } from '../../protocol/clock.js';
+import type { Scheduler } from '../clock.js';
 import type { Gateway } from '../gateway/gateway.js';
 import { callGateway } from './gateway-call.js';
+import { ChannelLimits, channelOf, resumeWindowMs } from './channel-limits.js';
 import { GroupCommit } from '../store/group-commit.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -38,9 +45,25 @@ export interface AttemptsServiceDeps {
   random: () => number;
   machine: MachineConfig;
   gatewayCallTimeoutMs: number;
+  /** Gateway calls in flight at once per channel (channel-limits.ts); more wait their turn. */
+  gatewayConcurrency: number;
+  /** After a restart the first calls of the resumed attempts are spread over at most this long… */
+  resumeSpreadMs: number;
+  /** …and over no longer than it takes to start them at this rate per channel (a few start at once). */
+  resumeRatePerS: number;
   /** Publish on a device's down/ topic. */
   publish: (topic: string, payload: string, qos: 0 | 1) => Promise<void>;
   onHeartbeat?: (deviceId: string, msg: UpMessage<'heartbeat'>) => Promise<void> | void;
+  /** The protocol version a box reads (what it announced); a box that announced nothing reads v1. */
+  downVersionFor?: (deviceId: string) => number;
+}
+
+/** How one event is run (see `dispatch`). */
+interface DispatchOptions {
+  /** The device whose message this is: it must own the attempt. Absent for the cloud's own events. */
+  sender?: string;
+  /** Hold the gateway calls the event starts this long first (a resumed attempt's share of the spread). */
+  callDelayMs?: number;
 }
 
 /** How many times a write that lost an optimistic-concurrency race is re-run on fresh state. */
@@ -50,12 +73,16 @@ export class AttemptsService {
   private readonly lanes = new SerialLanes();
   private readonly commits: GroupCommit;
   private readonly timers = new Map<string, unknown>();
+  private readonly channels: ChannelLimits;
+  /** Resumed calls sleeping until their moment, with what wakes each; close() wakes them all. */
+  private readonly sleeps = new Map<unknown, () => void>();
   private readonly idPrefix = `c${randomBytes(3).toString('hex')}`;
   private idSeq = 0;
   private closed = false;
 
   constructor(private readonly deps: AttemptsServiceDeps) {
     this.commits = new GroupCommit(deps.store);
+    this.channels = new ChannelLimits(deps.gatewayConcurrency);
   }
 
   // ── inbound ─────────────────────────────────────────────────────────────────────────────────
@@ -92,35 +119,51 @@ export class AttemptsService {
   }
 
   private async route(deviceId: string, kind: UpKind, msg: UpMessage): Promise<void> {
-    if ('outTradeNo' in msg && !this.ownedBy(msg.outTradeNo, deviceId)) {
-      throw new ProtocolError(ErrorCode.FORBIDDEN, `outTradeNo ${msg.outTradeNo} does not belong to device ${deviceId}`);
-    }
     switch (kind) {
       case 'heartbeat':
         return this.deps.onHeartbeat?.(deviceId, msg as UpMessage<'heartbeat'>);
       case 'pay': {
         const m = msg as UpMessage<'pay'>;
         this.log(m.outTradeNo, deviceId).info({ saleId: m.saleId, amount: m.amount, wallet: m.wallet, code: maskPaymentCode(m.code) }, 'pay received');
-        return this.dispatch(m.outTradeNo, { type: 'pay', outTradeNo: m.outTradeNo, deviceId, saleId: m.saleId, saleRef: m.saleRef, amount: m.amount, currency: m.currency, wallet: m.wallet, code: m.code });
+        return this.dispatch(m.outTradeNo, { type: 'pay', outTradeNo: m.outTradeNo, deviceId, saleId: m.saleId, saleRef: m.saleRef, amount: m.amount, currency: m.currency, wallet: m.wallet, code: m.code }, { sender: deviceId });
       }
       case 'cancel': {
         const m = msg as UpMessage<'cancel'>;
-        return this.dispatch(m.outTradeNo, { type: 'cancel', outTradeNo: m.outTradeNo, deviceId, saleId: m.saleId, amount: m.amount, currency: m.currency, reason: m.reason });
+        return this.dispatch(m.outTradeNo, { type: 'cancel', outTradeNo: m.outTradeNo, deviceId, saleId: m.saleId, amount: m.amount, currency: m.currency, reason: this.cancelReason(m, deviceId) }, { sender: deviceId });
       }
       case 'query': {
         const m = msg as UpMessage<'query'>;
-        return this.dispatch(m.outTradeNo, { type: 'query', outTradeNo: m.outTradeNo, deviceId, saleId: m.saleId, amount: m.amount, currency: m.currency });
+        return this.dispatch(m.outTradeNo, { type: 'query', outTradeNo: m.outTradeNo, deviceId, saleId: m.saleId, amount: m.amount, currency: m.currency }, { sender: deviceId });
       }
       case 'ack': {
         const m = msg as UpMessage<'ack'>;
-        return this.dispatch(m.outTradeNo, { type: 'ack', state: m.state });
+        // Not recorded: the result is sent again on reconnect, and the box acks it again.
+        if (m.state === UNKNOWN) return this.log(m.outTradeNo, deviceId).warn('ack of a state this cloud does not know; ignored');
+        return this.dispatch(m.outTradeNo, { type: 'ack', state: m.state }, { sender: deviceId });
       }
     }
   }
 
-  /** The outTradeNo must belong to the device that sent it: `<deviceId>-<seq>`. */
-  private ownedBy(outTradeNo: string, deviceId: string): boolean {
-    return outTradeNo.startsWith(`${deviceId}-`);
+  /**
+   * A cancel is served whatever its reason (it reverses unless final). A newer box's reason is
+   * recorded as RECOVERY_CANCEL, "the box gave up on its own account": this cloud cannot name it,
+   * and must not send an old box a value it does not know.
+   */
+  private cancelReason(m: UpMessage<'cancel'>, deviceId: string): CancelMessage['reason'] {
+    if (m.reason !== UNKNOWN) return m.reason;
+    this.log(m.outTradeNo, deviceId).warn('cancel with a reason this cloud does not know; served as RECOVERY_CANCEL');
+    return 'RECOVERY_CANCEL';
+  }
+
+  /**
+   * A device acts only on its own attempts: a recorded attempt belongs to the device stored with it;
+   * an outTradeNo not recorded yet must be exactly `<sender>-<seq>`. (Not a prefix test: device ids
+   * may contain '-', and `sbA` would own `sbA-B-1` of device `sbA-B`.) Checked on the read the
+   * transition uses, inside the attempt's lane, so no other message can slip in between.
+   */
+  private checkOwner(outTradeNo: string, recorded: Attempt | undefined, sender: string): void {
+    const owner = recorded ? recorded.deviceId : OUT_TRADE_NO_PATTERN.exec(outTradeNo)?.[1];
+    if (owner !== sender) throw new ProtocolError(ErrorCode.FORBIDDEN, `outTradeNo ${outTradeNo} does not belong to device ${sender}`);
   }
 
   private async refuse(deviceId: string | undefined, kind: UpKind | undefined, payload: Buffer, err: unknown): Promise<void> {
@@ -138,18 +181,19 @@ export class AttemptsService {
   // ── the state machine loop ──────────────────────────────────────────────────────────────────
 
   /** Run one event for one attempt: read, transition, write (durably), then act. */
-  dispatch(outTradeNo: string, event: AttemptEvent): Promise<void> {
+  dispatch(outTradeNo: string, event: AttemptEvent, opts: DispatchOptions = {}): Promise<void> {
     return this.lanes.run(outTradeNo, async () => {
-      const effects = await this.step(outTradeNo, event);
-      for (const e of effects.list) this.perform(effects.attempt, e);
+      const effects = await this.step(outTradeNo, event, opts.sender);
+      for (const e of effects.list) this.perform(effects.attempt, e, opts.callDelayMs ?? 0);
       if (effects.attempt) this.schedule(effects.attempt);
     });
   }
 
-  private async step(outTradeNo: string, event: AttemptEvent): Promise<{ attempt: Attempt | undefined; list: Effect[] }> {
+  private async step(outTradeNo: string, event: AttemptEvent, sender: string | undefined): Promise<{ attempt: Attempt | undefined; list: Effect[] }> {
     let ev = event;
     for (let i = 0; i < MAX_WRITE_RETRIES; i++) {
       const before = await this.deps.store.getAttempt(outTradeNo);
+      if (sender !== undefined) this.checkOwner(outTradeNo, before, sender);
       const t = transition(before, ev, { now: this.deps.clock.now(), config: this.deps.machine, random: this.deps.random });
       if (!t.changed || !t.attempt) return { attempt: t.attempt, list: t.effects };
       const res = await this.commits.write({
@@ -172,11 +216,11 @@ export class AttemptsService {
     throw new ProtocolError(ErrorCode.INTERNAL, `attempt ${outTradeNo} kept changing under this write; will retry on the next event`);
   }
 
-  private perform(a: Attempt | undefined, e: Effect): void {
+  private perform(a: Attempt | undefined, e: Effect, callDelayMs: number): void {
     if (!a) return;
     switch (e.type) {
       case 'gateway':
-        return void this.runGateway(a, e);
+        return void this.runGateway(a, e, callDelayMs);
       case 'result':
         return void this.sendResult(a);
       case 'progress':
@@ -186,17 +230,38 @@ export class AttemptsService {
     }
   }
 
-  private async runGateway(a: Attempt, e: GatewayEffect): Promise<void> {
+  /**
+   * Not awaited by the attempt's lane: while the call sleeps or waits for a channel slot the lane
+   * is free, so the box's messages are answered and other attempts are not held up. Only the call
+   * itself holds the slot: its timeout starts when it does, and its answer is committed after.
+   */
+  private async runGateway(a: Attempt, e: GatewayEffect, delayMs: number): Promise<void> {
     const log = this.log(a.outTradeNo, a.deviceId);
-    this.deps.metrics.inc('gateway_calls_total', e.call);
-    // The transition just logged says which call goes out; its answer is logged at info.
-    log.debug({ call: e.call, seq: e.seq }, 'gateway call');
-    const outcome = await callGateway(this.deps.gateway, e, this.deps.gatewayCallTimeoutMs);
+    if (delayMs > 0) await this.sleep(delayMs);
+    const outcome = await this.channels.run(channelOf(a), async () => {
+      if (this.closed) return undefined; // never started: the next start resumes the attempt from the store
+      this.deps.metrics.inc('gateway_calls_total', e.call);
+      // The transition just logged says which call goes out; its answer is logged at info.
+      log.debug({ call: e.call, seq: e.seq }, 'gateway call');
+      return callGateway(this.deps.gateway, e, this.deps.gatewayCallTimeoutMs);
+    });
+    if (!outcome) return;
     log.info({ call: e.call, seq: e.seq, outcome: outcome.kind, ...('code' in outcome ? { gwCode: outcome.code } : {}) }, 'gateway answered');
     if (this.closed) return;
     await this.dispatch(a.outTradeNo, { type: 'outcome', call: e.call, seq: e.seq, outcome } as AttemptEvent).catch((err: unknown) =>
       log.error({ err: (err as Error).message }, 'could not record a gateway outcome; the attempt resumes from the store'),
     );
+  }
+
+  /** Wait on the injected scheduler; close() cuts every wait short. */
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const handle = this.deps.scheduler.setTimer(() => {
+        this.sleeps.delete(handle);
+        resolve();
+      }, ms);
+      this.sleeps.set(handle, resolve);
+    });
   }
 
   private schedule(a: Attempt): void {
@@ -218,7 +283,7 @@ export class AttemptsService {
     return { v: 1 as const, id: `${this.idPrefix}-${(this.idSeq++).toString(36)}`, ts: this.deps.clock.now() };
   }
 
-  resultMessage(a: Attempt): DownMessage<'result'> {
+  resultMessage(a: Attempt): DownToSend<'result'> {
     return {
       ...this.envelope(),
       outTradeNo: a.outTradeNo,
@@ -237,9 +302,18 @@ export class AttemptsService {
     await this.send(a.deviceId, 'result', this.resultMessage(a), 1);
   }
 
-  private async send<K extends DownKind>(deviceId: string, kind: K, msg: DownMessage<K>, qos: 0 | 1): Promise<void> {
+  private async send<K extends DownKind>(deviceId: string, kind: K, msg: DownToSend<K>, qos: 0 | 1): Promise<void> {
+    let payload: string;
     try {
-      await this.deps.publish(downTopic(deviceId, kind), JSON.stringify(msg), qos);
+      // In the shape of the version this box announced, never newer; `v` says which.
+      payload = encodeDown(kind, msg, this.deps.downVersionFor?.(deviceId) ?? MIN_PROTOCOL_VERSION);
+    } catch (err) {
+      // A defect of this cloud: nothing off-contract leaves. The state is in the store.
+      this.deps.logger.error({ deviceId, kind, code: (err as ProtocolError).code, err: (err as Error).message }, 'refusing to send an off-contract message');
+      return;
+    }
+    try {
+      await this.deps.publish(downTopic(deviceId, kind), payload, qos);
     } catch (err) {
       // The state is in the store; the box gets it again on its next query or reconnect.
       this.deps.logger.warn({ deviceId, kind, err: (err as Error).message }, 'publish to device failed');
@@ -253,19 +327,40 @@ export class AttemptsService {
 
   // ── lifecycle ───────────────────────────────────────────────────────────────────────────────
 
-  /** After a restart: every attempt with work left continues from the store (query, then reverse). */
+  /**
+   * After a restart: every attempt with work left continues from the store (query, then reverse).
+   * Each resume is written at once; the gateway call it starts first sleeps a random share of its
+   * channel's window, so thousands of open attempts do not hit a rate-limited wallet in one burst.
+   */
   async resumeAll(): Promise<number> {
     const active = await this.deps.store.listActiveAttempts();
-    await Promise.all(active.map((a) => this.dispatch(a.outTradeNo, { type: 'resume' })));
-    if (active.length) this.deps.logger.info({ count: active.length }, 'resumed attempts');
+    const windows = this.resumeWindows(active);
+    await Promise.all(active.map((a) => this.dispatch(a.outTradeNo, { type: 'resume' }, { callDelayMs: this.deps.random() * windows.get(channelOf(a))! })));
+    if (active.length) this.deps.logger.info({ count: active.length, spreadMs: Math.round(Math.max(...windows.values())) }, 'resumed attempts');
     return active.length;
   }
 
-  /** Stop timers and wait for every queued write to commit; gateway calls in flight resume on restart. */
+  /** Per channel, how long the first calls of its resumed attempts are spread over. */
+  private resumeWindows(active: Attempt[]): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const a of active) counts.set(channelOf(a), (counts.get(channelOf(a)) ?? 0) + 1);
+    const o = { maxMs: this.deps.resumeSpreadMs, ratePerS: this.deps.resumeRatePerS };
+    return new Map([...counts].map(([channel, n]) => [channel, resumeWindowMs(n, o)]));
+  }
+
+  /**
+   * Stop timers, drop the gateway calls not started yet, and wait for every queued write to commit;
+   * attempts with a call in flight or dropped resume on restart.
+   */
   async close(): Promise<void> {
     this.closed = true;
     for (const h of this.timers.values()) this.deps.scheduler.clearTimer(h);
     this.timers.clear();
+    for (const [h, wake] of this.sleeps) {
+      this.deps.scheduler.clearTimer(h);
+      wake();
+    }
+    this.sleeps.clear();
     await this.lanes.idle();
   }
 

@@ -1,8 +1,9 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { formatAmount, isCharged, isFinal, WALLETS, type EcrOutbound, type EcrResult } from '../../protocol/index.js';
 import { chaosSchedule, countByKind, FAULT_KINDS, type FaultKind, type ScheduledFault } from './chaos-schedule.js';
+import { logFindings, type InjectedFault } from './log-verdict.js';
 import { validCode } from '../devices/codes.js';
 import { createRandom, hashSeed, type Random } from '../random.js';
 import { reconcile, type ReconcileReport } from '../reconcile/reconcile.js';
@@ -15,8 +16,9 @@ import { DEFAULT_MIX, type ScenarioInput, type ScenarioMixInput } from '../gatew
  * under continuous sales, while faults from a seeded schedule (chaos-schedule.ts) hit them: boxes
  * and the cloud SIGKILLed and restarted, links dropped, black-holed and cut, the gateway hanging and
  * erring, MQTT deliveries duplicated, box clocks jumping. Then: stop injecting, settle (bounded),
- * reconcile gateway ledger, cloud, boxes, and what each cash register was told. Exit 0 only when
- * every attempt is final everywhere, nothing is lost and nothing is charged twice.
+ * reconcile gateway ledger, cloud, boxes, and what each cash register was told. Exit 0 exactly when
+ * every attempt is final everywhere, nothing is lost, nothing is charged twice, every register line
+ * matches the money, and the logs show nothing but the injected faults (log-verdict.ts).
  */
 export interface ChaosOptions {
   boxes: number;
@@ -60,6 +62,8 @@ export const CHAOS_MIX: ScenarioMixInput = {
 export const FAKETIME_LIB = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
 
 const SECOND = 1_000;
+/** How long a pay bound to the gateway_hang fault hangs. */
+const HANG_MS = 30_000;
 
 interface BoxState {
   box: Box;
@@ -86,6 +90,8 @@ class Runner {
   readonly states: BoxState[] = [];
   readonly stats: Stats = { sales: 0, offlineRefusals: 0, busyRefusals: 0, scans: 0, rescans: 0, cancels: 0, racingCancels: 0, noAnswer: 0 };
   readonly injected: FaultKind[] = [];
+  /** What was injected when, for judging the logs (log-verdict.ts). */
+  readonly faults: InjectedFault[] = [];
   readonly skipped: Array<{ fault: ScheduledFault; why: string }> = [];
   readonly errors: string[] = [];
   stopping = false;
@@ -133,7 +139,7 @@ class Runner {
     const code = validCode(this.codeRandom, this.codeRandom.pick(WALLETS));
     const now = Date.now();
     let scenario: ScenarioInput | undefined;
-    if (now < this.hangUntil) scenario = { name: 'hang', charged: this.codeRandom.next() < 0.5, hangMs: 30_000 };
+    if (now < this.hangUntil) scenario = { name: 'hang', charged: this.codeRandom.next() < 0.5, hangMs: HANG_MS };
     else if (now < this.errorsUntil) {
       scenario = {
         name: 'gateway_error',
@@ -249,6 +255,18 @@ class Runner {
     if (f.kind === 'cloud_kill' && this.cloudDown) return skip('cloud is down');
     this.injected.push(f.kind);
     this.out(`[${this.elapsed()}] ${f.kind}${where}${describe(f)}`);
+    const startMs = Date.now();
+    try {
+      await this.apply(f, st);
+    } finally {
+      // A hang binds codes whose pays then hang for 30 s (CHAOS_MIX): its consequences last that much longer.
+      const tail = f.kind === 'gateway_hang' ? HANG_MS : 0;
+      const skew = f.kind === 'clock_jump' ? { clockSkewS: Math.max(f.forwardS ?? 60, f.backS ?? 60) } : {};
+      this.faults.push({ kind: f.kind, ...(st ? { box: st.box.name } : {}), startMs, endMs: Math.max(Date.now(), startMs + f.durationMs + tail), ...skew });
+    }
+  }
+
+  private async apply(f: ScheduledFault, st: BoxState | undefined): Promise<void> {
     switch (f.kind) {
       case 'box_kill': {
         st!.down = true;
@@ -421,12 +439,12 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     writeFileSync(path.join(dir, 'reconcile.json'), `${JSON.stringify({ mismatches: report.mismatches, notes: report.notes, totals: report.totals }, null, 1)}\n`);
     ecrProblems = await checkEcr(runner.states, snapshot, 10 * SECOND);
     printSummary(out, runner, schedule, snapshot, report, ecrProblems);
-    const logs = logFindings(dir, runner.states.map((st) => st.box.name));
+    const logs = logFindings(dir, runner.states.map((st) => st.box.name), runner.faults);
     out('');
     out(`log findings: ${logs.lines.length ? '' : 'none'}`);
     for (const l of logs.lines) out(`  ${l}`);
     ok = report.ok && ecrProblems.length === 0 && runner.errors.length === 0 && logs.bad === 0;
-    out(ok ? 'CHAOS PASSED: every attempt final everywhere, nothing lost, nothing charged twice' : 'CHAOS FAILED');
+    out(ok ? 'CHAOS PASSED: every attempt final everywhere, nothing lost, nothing charged twice, no defect in the logs' : 'CHAOS FAILED');
     return { ok, dir, report, injected: countByKind(runner.injected.map((kind) => ({ kind }))), skipped: runner.skipped, ecrProblems, runnerErrors: runner.errors };
   } catch (err) {
     out(`CHAOS FAILED: the runner stopped: ${(err as Error).stack ?? String(err)}`);
@@ -479,43 +497,6 @@ function ecrProblems(states: BoxState[], snap: Snapshot): string[] {
     }
   });
   return problems;
-}
-
-/**
- * What the logs say beyond the money: a box message the cloud refused as invalid (a protocol bug on
- * one side), a message the cloud failed to handle, an error-level line on a box (ATTEMPT_CONFLICT:
- * the cloud contradicted a final result). Any of these fails the run; other refusals are listed.
- */
-export function logFindings(dir: string, boxes: string[]): { lines: string[]; bad: number } {
-  const counts = new Map<string, { n: number; bad: boolean; example: string }>();
-  const note = (key: string, bad: boolean, example: string) => {
-    const c = counts.get(key) ?? { n: 0, bad, example };
-    c.n += 1;
-    counts.set(key, c);
-  };
-  const scan = (file: string, who: string, fn: (l: Record<string, unknown>, raw: string) => void) => {
-    if (!existsSync(file)) return;
-    for (const raw of readFileSync(file, 'utf8').split('\n')) {
-      if (!raw.startsWith('{')) continue;
-      try {
-        fn(JSON.parse(raw) as Record<string, unknown>, raw);
-      } catch {
-        // not a log line
-      }
-    }
-    void who;
-  };
-  scan(path.join(dir, 'cloud.log'), 'cloud', (l, raw) => {
-    if (l.msg === 'message refused') note(`cloud refused a box message: ${String(l.code)}`, l.code === 'SCHEMA_INVALID' || l.code === 'INTERNAL', raw);
-    if (l.msg === 'message handling failed') note('cloud failed to handle a message', true, raw);
-  });
-  for (const name of boxes) {
-    scan(path.join(dir, name, 'device.log'), name, (l, raw) => {
-      if (typeof l.level === 'number' && l.level >= 50) note(`box error: ${String(l.msg)}${l.code ? ` (${String(l.code)})` : ''}`, true, raw);
-    });
-  }
-  const lines = [...counts].map(([k, c]) => `${c.bad ? 'BAD ' : ''}${k} ×${c.n}${c.bad ? `; e.g. ${c.example.slice(0, 300)}` : ''}`);
-  return { lines, bad: [...counts.values()].filter((c) => c.bad).reduce((a, c) => a + c.n, 0) };
 }
 
 function formatCounts(counts: Record<string, number>): string {

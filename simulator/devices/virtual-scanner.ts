@@ -1,4 +1,5 @@
-import { sleep, systemClock, type TimerScheduler } from '../clock.js';
+import type { Clock } from '../../protocol/clock.js';
+import { backgroundClock, sleep } from '../clock.js';
 import { createRandom, type Random } from '../random.js';
 import type { SerialEnd } from './serial-end.js';
 import { TERMINATORS, type Terminator } from './terminator.js';
@@ -14,7 +15,7 @@ export interface VirtualScannerDeps {
   charsPerMs?: number;
   /** Bytes per write when pacing; default 8 (a UART FIFO's worth). */
   chunkBytes?: number;
-  timers?: TimerScheduler;
+  timers?: Clock;
   random?: Random;
 }
 
@@ -27,12 +28,12 @@ export const OVERLONG_BYTES = 5 * 1024;
 
 export class VirtualScanner {
   private readonly terminator: Terminator;
-  private readonly timers: TimerScheduler;
+  private readonly timers: Clock;
   private readonly random: Random;
 
   constructor(private readonly deps: VirtualScannerDeps) {
     this.terminator = deps.terminator ?? 'CR';
-    this.timers = deps.timers ?? systemClock;
+    this.timers = deps.timers ?? backgroundClock;
     this.random = deps.random ?? createRandom('scanner');
   }
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { currency, outTradeNo, timestamp, type Currency } from '../../protocol/index.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../../protocol/clock.js';
 
 /**
  * The gateway's ledger: every money movement, in order. It is the ground truth every other part is

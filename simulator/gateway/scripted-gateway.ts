@@ -3,6 +3,7 @@ import type {
   CallOptions,
   FailReason,
   Gateway,
+  GatewayCall,
   PayOutcome,
   PayRequest,
   QueryOutcome,
@@ -13,11 +14,13 @@ import type {
   ReverseRequest,
 } from '../../cloud/gateway/gateway.js';
 import { maskPaymentCode, type Currency } from '../../protocol/index.js';
-import { sleep, systemClock, type Clock, type TimerHandle, type TimerScheduler } from '../clock.js';
-import { Ledger, type LedgerKind } from './ledger.js';
+import type { Clock } from '../../protocol/clock.js';
+import { backgroundClock, sleep } from '../clock.js';
+import { Ledger, netCharged, type LedgerKind } from './ledger.js';
+import { startGatewayServer, type GatewayServer } from './gateway-server.js';
 import { deviceIdOf } from '../out-trade-no.js';
 import { createRandom, hashSeed, type Random } from '../random.js';
-import { DEFAULT_MIX, Latency, pickScenario, Scenario, ScenarioMix, type ScenarioInput, type ScenarioMixInput, type ScenarioName } from './scenario.js';
+import { DEFAULT_MIX, INSTANT, Latency, pickScenario, Scenario, ScenarioMix, type ScenarioInput, type ScenarioMixInput, type ScenarioName } from './scenario.js';
 
 /**
  * A wallet in a box: implements the cloud's Gateway interface with scripted customers and faults.
@@ -26,7 +29,8 @@ import { DEFAULT_MIX, Latency, pickScenario, Scenario, ScenarioMix, type Scenari
  */
 export interface ScriptedGatewayDeps {
   clock?: Clock;
-  timers?: TimerScheduler;
+  /** The clock whose timers run the scenarios; defaults to `clock`. */
+  timers?: Clock;
   seed?: number | string;
   /** Scenarios for codes nobody bound; also carries the latency distribution. */
   mix?: ScenarioMixInput;
@@ -52,7 +56,7 @@ interface Order {
   queries: number;
   reverseRetriesLeft: number;
   lateLanded: boolean;
-  timer: TimerHandle | undefined;
+  timer: ReturnType<Clock['setTimeout']> | undefined;
   createdAt: number;
   gatewayTradeNo: string;
 }
@@ -65,6 +69,28 @@ export interface OrderView {
   scenario: ScenarioName;
 }
 
+/**
+ * Scripts for the next calls, for tests that script calls rather than codes (the cloud's tests).
+ * A pay script applies to the next pay of a new outTradeNo and takes precedence over the code's
+ * scenario. `userpaying`/`unknown`: the order stays pending until `confirm(outTradeNo)` (or a
+ * reverse closes it). `hold`/`charge-and-hold`: the answer never comes (until the caller aborts),
+ * without or with a charge.
+ */
+export type PayScript = 'success' | 'userpaying' | 'declined' | 'unknown' | 'hold' | 'charge-and-hold';
+export type QueryScript = 'truth' | 'unknown';
+/** 'lands-late': answers reversed but the order stays open, as when a reverse races the customer. */
+export type ReverseScript = 'truth' | 'retry_later' | 'unknown' | 'lands-late';
+
+/** Every unbound code succeeds at once, with no latency: the plain gateway of the cloud's tests. */
+export const EVERY_CODE_SUCCEEDS: ScenarioMixInput = { scenarios: [{ weight: 1, scenario: { name: 'success' } }], latency: INSTANT };
+
+const PAY_SCRIPT_SCENARIOS: Record<Exclude<PayScript, 'userpaying' | 'unknown'>, Scenario> = {
+  success: Scenario.parse({ name: 'success' }),
+  declined: Scenario.parse({ name: 'failure', reason: 'INSUFFICIENT_FUNDS' }),
+  hold: Scenario.parse({ name: 'hang', charged: false }),
+  'charge-and-hold': Scenario.parse({ name: 'hang', charged: true }),
+};
+
 interface Answer<T> {
   outcome: T;
   /** How long the answer takes; defaults to a latency draw. */
@@ -75,10 +101,17 @@ const DAY_MS = 86_400_000;
 
 export class ScriptedGateway implements Gateway {
   readonly ledger: Ledger;
+  /** Every call received, in order (before any answer). */
+  readonly calls: { call: GatewayCall; outTradeNo: string }[] = [];
+  /** Per-call scripts, consumed in order (see PayScript). */
+  pays: PayScript[] = [];
+  queries: QueryScript[] = [];
+  reverses: ReverseScript[] = [];
+  private callWaiters: (() => void)[] = [];
   private readonly orders = new Map<string, Order>();
   private readonly bindings = new Map<string, Scenario>();
   private readonly clock: Clock;
-  private readonly timers: TimerScheduler;
+  private readonly timers: Clock;
   private readonly seed: number | string;
   private readonly mix: ScenarioMix;
   private readonly latency: Latency;
@@ -88,8 +121,8 @@ export class ScriptedGateway implements Gateway {
   private tradeSeq = 0;
 
   constructor(deps: ScriptedGatewayDeps = {}) {
-    this.clock = deps.clock ?? systemClock;
-    this.timers = deps.timers ?? systemClock;
+    this.clock = deps.clock ?? backgroundClock;
+    this.timers = deps.timers ?? deps.clock ?? backgroundClock;
     this.seed = deps.seed ?? 1;
     this.mix = deps.mix ? ScenarioMix.parse(deps.mix) : DEFAULT_MIX;
     this.latency = Latency.parse({ ...this.mix.latency, ...deps.latency });
@@ -115,41 +148,81 @@ export class ScriptedGateway implements Gateway {
     return o && { outTradeNo, status: o.status, amount: o.amount, refunded: o.refunded, scenario: o.scenario.name };
   }
 
+  /** The customer confirms on the phone now: a pending order is charged (anything else: no change). */
+  confirm(outTradeNo: string): void {
+    const o = this.orders.get(outTradeNo);
+    if (o?.status === 'pending') this.charge(o);
+  }
+
+  /** Money that stays charged for one order, from the ledger. */
+  net(outTradeNo: string): number {
+    return netCharged(this.ledger.entries()).get(outTradeNo) ?? 0;
+  }
+
+  count(call: GatewayCall, outTradeNo?: string): number {
+    return this.calls.filter((c) => c.call === call && (outTradeNo === undefined || c.outTradeNo === outTradeNo)).length;
+  }
+
+  /** Resolves once `call` has been received `n` times (real time: for tests that wait on another process). */
+  async waitFor(call: GatewayCall, n = 1, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.count(call) < n) {
+      if (Date.now() > deadline) throw new Error(`gateway did not receive ${n} × ${call} within ${timeoutMs} ms (got ${this.count(call)})`);
+      await new Promise<void>((resolve) => {
+        this.callWaiters.push(resolve);
+        setTimeout(resolve, 50);
+      });
+    }
+  }
+
+  /** This gateway as the HTTP service of gateway-server.ts on a free loopback port. */
+  serve(): Promise<GatewayServer> {
+    return startGatewayServer({ gateway: this, logger: this.log });
+  }
+
   /** Cancels every scheduled confirmation and late landing (end of a test or process). */
   stop(): void {
     for (const o of this.orders.values()) this.clearTimer(o);
   }
 
   async pay(req: PayRequest, opts: CallOptions): Promise<PayOutcome> {
+    this.record('pay', req.outTradeNo);
     if (opts.signal.aborted) return timedOut('pay');
     const existing = this.orders.get(req.outTradeNo);
-    const answer = existing && existing.status !== 'absent' ? this.repeatPay(existing, req) : this.firstPay(req);
+    const answer = existing && existing.status !== 'absent' ? this.repeatPay(existing, req) : this.firstPay(req, this.pays.shift());
     this.log.debug({ call: 'pay', outTradeNo: req.outTradeNo, deviceId: deviceIdOf(req.outTradeNo), code: maskPaymentCode(req.code), outcome: answer.outcome.kind }, 'gateway pay');
     return this.reply('pay', answer, opts.signal);
   }
 
   async query(req: QueryRequest, opts: CallOptions): Promise<QueryOutcome> {
+    this.record('query', req.outTradeNo);
     if (opts.signal.aborted) return timedOut('query');
+    if (this.queries.shift() === 'unknown') return this.reply('query', { outcome: { kind: 'unknown', code: 'SYSTEMERROR', message: 'SYSTEMERROR: please query again' } }, opts.signal);
     const order = this.orders.get(req.outTradeNo);
     const outcome = order ? this.queryAnswer(order) : ({ kind: 'not_found' } as const);
     return this.reply('query', { outcome }, opts.signal);
   }
 
   async reverse(req: ReverseRequest, opts: CallOptions): Promise<ReverseOutcome> {
+    this.record('reverse', req.outTradeNo);
     if (opts.signal.aborted) return timedOut('reverse');
+    const scripted = this.scriptedReverse(this.reverses.shift());
+    if (scripted) return this.reply('reverse', { outcome: scripted }, opts.signal);
     const order = this.orders.get(req.outTradeNo) ?? this.closedStub(req.outTradeNo);
     return this.reply('reverse', { outcome: this.reverseAnswer(order) }, opts.signal);
   }
 
   async refund(req: RefundRequest, opts: CallOptions): Promise<RefundOutcome> {
+    this.record('refund', req.outTradeNo);
     if (opts.signal.aborted) return timedOut('refund');
     return this.reply('refund', { outcome: this.refundAnswer(req) }, opts.signal);
   }
 
   // ── state changes ───────────────────────────────────────────────────────────────────────────────
 
-  private firstPay(req: PayRequest): Answer<PayOutcome> {
-    const scenario = this.scenarioFor(req.code);
+  private firstPay(req: PayRequest, script?: PayScript): Answer<PayOutcome> {
+    if (script === 'userpaying' || script === 'unknown') return this.awaitCustomer(req, script);
+    const scenario = script ? PAY_SCRIPT_SCENARIOS[script] : this.scenarioFor(req.code);
     const order = this.newOrder(req, scenario);
     const userpaying = { kind: 'in_progress', message: 'USERPAYING' } as const;
     switch (scenario.name) {
@@ -181,6 +254,34 @@ export class ScriptedGateway implements Gateway {
       case 'late_success':
         return { outcome: userpaying };
     }
+  }
+
+  /** A scripted pay left to the customer: pending, with no timer, until `confirm` or a reverse. */
+  private awaitCustomer(req: PayRequest, script: 'userpaying' | 'unknown'): Answer<PayOutcome> {
+    this.newOrder(req, Scenario.parse({ name: 'user_paying' }));
+    return script === 'userpaying'
+      ? { outcome: { kind: 'in_progress', message: 'USERPAYING' } }
+      : { outcome: { kind: 'unknown', code: 'SYSTEMERROR', message: 'SYSTEMERROR: please query' } };
+  }
+
+  private scriptedReverse(script: ReverseScript | undefined): ReverseOutcome | undefined {
+    switch (script) {
+      case 'retry_later':
+        return { kind: 'retry_later', message: 'recall=Y: please reverse again' };
+      case 'unknown':
+        return { kind: 'unknown', code: 'TIMEOUT', message: 'reverse: no answer' };
+      case 'lands-late':
+        return { kind: 'reversed' };
+      default:
+        return undefined;
+    }
+  }
+
+  private record(call: GatewayCall, outTradeNo: string): void {
+    this.calls.push({ call, outTradeNo });
+    const waiters = this.callWaiters;
+    this.callWaiters = [];
+    for (const w of waiters) w();
   }
 
   /** A retried pay for a known outTradeNo changes nothing: it reports the order. */

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,27 +7,37 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 /**
  * CI smoke of every benchmark at tiny sizes (`--smoke`), so they cannot rot. No assertion on any
  * time or rate: only that each run finishes, writes its JSON with the expected fields, and that
- * reconciliation passed where the benchmark reconciles. The results go to a scratch directory, not
- * bench/results/.
+ * reconciliation passed where the benchmark reconciles. Nothing is written into the checkout: the
+ * results go to a scratch directory, not bench/results/, and the compiled code to a temporary
+ * directory (SCANBOX_BENCH_DIST), not dist/.
  */
 const ROOT = new URL('../../', import.meta.url).pathname;
 let out: string;
+let dist: string;
 
 beforeAll(() => {
   out = mkdtempSync(path.join(os.tmpdir(), 'scanbox-bench-smoke-'));
+  dist = mkdtempSync(path.join(os.tmpdir(), 'scanbox-bench-dist-'));
   // The footprint benchmark runs the compiled agent; the helpers prefer compiled code when current.
   // Type errors are `npm run typecheck`'s to report; tsc emits regardless, and that is what runs here.
-  const b = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
-  expect(existsSync(path.join(ROOT, 'dist/device/cli.js')), b.stdout + b.stderr).toBe(true);
+  const tsc = path.join(ROOT, 'node_modules/typescript/bin/tsc');
+  const b = spawnSync(process.execPath, [tsc, '-p', path.join(ROOT, 'tsconfig.build.json'), '--outDir', dist], { cwd: ROOT, encoding: 'utf8' });
+  expect(existsSync(path.join(dist, 'device/cli.js')), b.stdout + b.stderr).toBe(true);
+  // Compiled ESM outside the checkout: it needs the package type, and resolves packages from here.
+  writeFileSync(path.join(dist, 'package.json'), `${JSON.stringify({ type: 'module', private: true })}\n`);
+  symlinkSync(path.join(ROOT, 'node_modules'), path.join(dist, 'node_modules'), 'dir');
 }, 120_000);
 
-afterAll(() => rmSync(out, { recursive: true, force: true }));
+afterAll(() => {
+  rmSync(out, { recursive: true, force: true });
+  rmSync(dist, { recursive: true, force: true });
+});
 
 function runBench(name: string): Record<string, any> {
   const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench/run.ts'), name, '--smoke', '--no-build'], {
     cwd: ROOT,
     encoding: 'utf8',
-    env: { ...process.env, SCANBOX_BENCH_RESULTS: out },
+    env: { ...process.env, SCANBOX_BENCH_RESULTS: out, SCANBOX_BENCH_DIST: dist },
     timeout: 170_000,
   });
   expect(r.status, `bench ${name} exited ${r.status}\n${r.stdout}\n${r.stderr}`).toBe(0);

@@ -2,7 +2,9 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { decodeDown, upTopic, type DownKind } from '../../protocol/index.js';
 import { AttemptsService } from '../../cloud/payments/attempts-service.js';
-import type { Clock, Scheduler } from '../../cloud/clock.js';
+import { schedulerOf } from '../../cloud/clock.js';
+import { systemClock } from '../../protocol/clock.js';
+import { FakeClock } from '../support/fake-clock.js';
 import { machineConfig } from '../../cloud/index.js';
 import { parseConfig } from '../../cloud/config.js';
 import { createLogger } from '../../cloud/log.js';
@@ -10,37 +12,7 @@ import { Metrics } from '../../cloud/metrics.js';
 import { SqliteStore } from '../../cloud/store/sqlite-store.js';
 import { createPairingCode } from '../../cloud/pairing/pairing.js';
 import { payMsg, tempDir } from './harness.js';
-import { ScriptedGateway } from './scripted-gateway.js';
-
-/** Fake time: timers run only when the test advances the clock. */
-class FakeTime implements Clock, Scheduler {
-  t = 1_764_086_400_000;
-  private timers: { at: number; fn: () => void; id: number }[] = [];
-  private ids = 0;
-  now = () => this.t;
-  setTimer = (fn: () => void, delayMs: number) => {
-    const id = ++this.ids;
-    this.timers.push({ at: this.t + Math.max(0, delayMs), fn, id });
-    return id;
-  };
-  clearTimer = (id: unknown) => {
-    this.timers = this.timers.filter((x) => x.id !== id);
-  };
-  /** Move time forward, firing due timers in order and letting their async work settle. */
-  async advance(ms: number): Promise<void> {
-    const end = this.t + ms;
-    for (;;) {
-      await settle();
-      const next = this.timers.filter((x) => x.at <= end).sort((a, b) => a.at - b.at)[0];
-      if (!next) break;
-      this.timers = this.timers.filter((x) => x !== next);
-      this.t = Math.max(this.t, next.at);
-      next.fn();
-    }
-    this.t = end;
-    await settle();
-  }
-}
+import { EVERY_CODE_SUCCEEDS, ScriptedGateway } from '../../simulator/gateway/scripted-gateway.js';
 
 async function settle(): Promise<void> {
   for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
@@ -50,7 +22,7 @@ const DEVICE = 'sbTESTDEVICE';
 let store: SqliteStore;
 let remove: () => void;
 let dbPath: string;
-let time: FakeTime;
+let time: FakeClock;
 let gw: ScriptedGateway;
 let sent: { deviceId: string; kind: DownKind; msg: any }[];
 let service: AttemptsService;
@@ -62,10 +34,14 @@ function makeService(): AttemptsService {
     logger: createLogger('silent'),
     metrics: new Metrics(),
     clock: time,
-    scheduler: time,
+    scheduler: schedulerOf(time),
     random: () => 0.5,
     machine: machineConfig(parseConfig({})),
     gatewayCallTimeoutMs: 10_000,
+    gatewayConcurrency: 64,
+    // Resumed calls start at once here; their spread has its own suite (resume.test.ts).
+    resumeSpreadMs: 0,
+    resumeRatePerS: 500,
     publish: async (topic, payload) => {
       const [, , , deviceId, , kind] = topic.split('/') as [string, string, string, string, string, DownKind];
       sent.push({ deviceId, kind, msg: decodeDown(kind, payload) });
@@ -78,10 +54,10 @@ beforeEach(async () => {
   remove = t.remove;
   dbPath = join(t.dir, 'c.db');
   store = new SqliteStore(dbPath);
-  const { code } = await createPairingCode({ store, clock: { now: () => Date.now() }, codeTtlS: 60 }, 'M', 'S');
+  const { code } = await createPairingCode({ store, clock: systemClock, codeTtlS: 60 }, 'M', 'S');
   await store.redeemPairingCode(code, 'hw', Date.now(), { deviceId: DEVICE, secretHash: 'scrypt$x', firmware: null });
-  time = new FakeTime();
-  gw = new ScriptedGateway();
+  time = new FakeClock(1_764_086_400_000);
+  gw = new ScriptedGateway({ mix: EVERY_CODE_SUCCEEDS });
   sent = [];
   service = makeService();
 });

@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isFinal, type PairResponse } from '../../protocol/index.js';
-import { systemClock } from '../../cloud/clock.js';
+import { systemClock } from '../../protocol/clock.js';
 import { createPairingCode } from '../../cloud/pairing/pairing.js';
 import { SqliteStore } from '../../cloud/store/sqlite-store.js';
 import { envelope, FAST, payMsg, postPair, tempDir, TestBox } from './harness.js';
-import { ScriptedGateway, type PayScript } from './scripted-gateway.js';
+import { EVERY_CODE_SUCCEEDS, ScriptedGateway, type PayScript } from '../../simulator/gateway/scripted-gateway.js';
 
 /**
  * SIGKILL the cloud process between "attempt recorded" and "gateway answered" (the scripted
@@ -65,7 +65,7 @@ async function finalResult(box: TestBox, outTradeNo: string, saleId: string, tim
 }
 
 async function crashDuringPay(script: PayScript) {
-  const gw = new ScriptedGateway();
+  const gw = new ScriptedGateway({ mix: EVERY_CODE_SUCCEEDS });
   gw.pays.push(script);
   const server = await gw.serve();
   const tmp = tempDir();
@@ -108,7 +108,7 @@ describe('crash between "attempt recorded" and "gateway answered"', () => {
     expect(result.state).toBe('SUCCESS');
     expect(recorded?.state).toBe('SUCCESS');
     expect(gw.count('pay')).toBe(1);
-    expect(gw.ledger.filter((e) => e.kind === 'charge')).toHaveLength(1);
+    expect(gw.ledger.entries().filter((e) => e.kind === 'charge')).toHaveLength(1);
     expect(gw.net(result.outTradeNo)).toBe(1234);
     expect(gw.count('reverse')).toBe(0);
   }, 60_000);
@@ -117,7 +117,7 @@ describe('crash between "attempt recorded" and "gateway answered"', () => {
     const { gw, result } = await crashDuringPay('hold');
     expect(result.state).toBe('REVERSED');
     expect(gw.count('pay')).toBe(1);
-    expect(gw.ledger.filter((e) => e.kind === 'charge')).toHaveLength(0);
+    expect(gw.ledger.entries().filter((e) => e.kind === 'charge')).toHaveLength(0);
     expect(gw.net(result.outTradeNo)).toBe(0);
     expect(gw.count('query')).toBeGreaterThan(0);
   }, 60_000);

@@ -6,6 +6,7 @@ import { Metrics } from '../../cloud/metrics.js';
 import { ServerKey } from '../../cloud/pairing/server-key.js';
 import type { CloudStore, DeviceAuth } from '../../cloud/store/store.js';
 import { memoryLogger } from '../security/support.js';
+import { FakeClock } from '../support/fake-clock.js';
 
 /**
  * The authenticator on its own: a fake store of device hashes, a clock the test moves, and the
@@ -30,14 +31,14 @@ function setup() {
     getDeviceAuth: async (id: string) => devices.get(id),
     setSecretHash: async (id: string, secretHash: string) => void devices.set(id, { ...devices.get(id)!, secretHash }),
   } as unknown as CloudStore;
-  let now = 1_000_000;
+  const clock = new FakeClock(1_000_000);
   const delays: number[] = [];
   const log = memoryLogger();
   const metrics = new Metrics();
-  const auth = new DeviceAuthenticator({ store, logger: log.logger, metrics, key, clock: { now: () => now }, backoff: BACKOFF, logIntervalMs: 10_000, delay: async (ms) => void delays.push(ms) });
+  const auth = new DeviceAuthenticator({ store, logger: log.logger, metrics, key, clock, backoff: BACKOFF, logIntervalMs: 10_000, delay: async (ms) => void delays.push(ms) });
   const add = (id: string, secretHash: string, status: DeviceAuth['status'] = 'active') => devices.set(id, { secretHash, status, hardwareId: `hw-${id}` });
   const login = (id: string, secret: string, address = '10.1.1.1') => auth.check(id, id, Buffer.from(secret), address);
-  return { key, auth, devices, add, login, delays, log, metrics, advance: (ms: number) => (now += ms) };
+  return { key, auth, devices, add, login, delays, log, metrics, advance: (ms: number) => clock.advanceSync(ms) };
 }
 
 describe('device authentication', () => {

@@ -15,7 +15,7 @@ import {
   type UpKind,
   type UpMessage,
 } from '../../protocol/index.js';
-import { systemClock } from '../../cloud/clock.js';
+import { systemClock } from '../../protocol/clock.js';
 import type { CloudConfigInput } from '../../cloud/config.js';
 import type { Gateway } from '../../cloud/gateway/gateway.js';
 import { startCloud, type RunningCloud } from '../../cloud/index.js';

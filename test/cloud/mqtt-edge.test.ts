@@ -1,7 +1,8 @@
 import { generate, type IConnectPacket } from 'mqtt-packet';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Clock } from '../../cloud/clock.js';
+import type { Clock } from '../../protocol/clock.js';
+import { FakeClock } from '../support/fake-clock.js';
 import { createLogger, type Logger } from '../../cloud/log.js';
 import { Metrics } from '../../cloud/metrics.js';
 import {
@@ -436,16 +437,16 @@ describe('the guard on real sockets', () => {
   });
 
   it('logs one warn line per address per interval, however many cuts; the rest at debug', async () => {
-    let now = 1_000_000;
+    const clock = new FakeClock(1_000_000);
     const log = memoryLogger();
-    bench = await edgeBench({}, { logger: log.logger, clock: { now: () => now } });
+    bench = await edgeBench({}, { logger: log.logger, clock });
     const cutOnce = async () => {
       const { socket, closed } = await rawClient(bench.port);
       socket.write(PINGREQ);
       await closed;
     };
     for (let i = 0; i < 5; i++) await cutOnce();
-    now += 60_000;
+    clock.advanceSync(60_000);
     await cutOnce();
     const lines = log.lines.map((l) => JSON.parse(l) as { level: number; msg: string; address: string; why: string; suppressed?: number });
     const cutLines = lines.filter((l) => l.msg === 'mqtt connection cut');

@@ -1,18 +1,17 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PairErrorBody, PairResponse, PAIRING_CODE_PATTERN } from '../../protocol/index.js';
-import type { Clock } from '../../cloud/clock.js';
+import { FakeClock } from '../support/fake-clock.js';
 import { createPairingCode, redeemPairingCode } from '../../cloud/pairing/pairing.js';
 import { ServerKey } from '../../cloud/pairing/server-key.js';
 import { Metrics } from '../../cloud/metrics.js';
 import { startCloud, type RunningCloud } from '../../cloud/index.js';
 import { createLogger } from '../../cloud/log.js';
 import { FAST, postPair, tempDir } from './harness.js';
-import { ScriptedGateway } from './scripted-gateway.js';
+import { EVERY_CODE_SUCCEEDS, ScriptedGateway } from '../../simulator/gateway/scripted-gateway.js';
 import { join } from 'node:path';
 
 /** POST /v1/pair with a clock the test moves, so expiry needs no waiting. */
-let now = 1_764_086_400_000;
-const clock: Clock = { now: () => now };
+const clock = new FakeClock(1_764_086_400_000);
 let cloud: RunningCloud;
 let remove: () => void;
 
@@ -20,7 +19,7 @@ beforeEach(async () => {
   const t = tempDir();
   remove = t.remove;
   cloud = await startCloud({
-    gateway: new ScriptedGateway(),
+    gateway: new ScriptedGateway({ mix: EVERY_CODE_SUCCEEDS }),
     dbPath: join(t.dir, 'cloud.db'),
     mqttPort: 0,
     httpPort: 0,
@@ -61,7 +60,7 @@ describe('POST /v1/pair', () => {
 
   it('an expired code is 410 PAIRING_CODE_EXPIRED', async () => {
     const issued = await code();
-    now += 600_000;
+    clock.advanceSync(600_000);
     const res = await postPair(cloud.httpUrl, body(issued.code));
     expect([res.status, res.body.error.code]).toEqual([410, 'PAIRING_CODE_EXPIRED']);
   });
@@ -90,7 +89,7 @@ describe('POST /v1/pair', () => {
     expect(res.status).toBe(429);
     expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(((await res.json()) as PairErrorBody).error.code).toBe('RATE_LIMITED');
-    now += 61_000;
+    clock.advanceSync(61_000);
     expect((await postPair(cloud.httpUrl, body(issued.code))).status).toBe(200);
   });
 });

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { configFromEnv, loadConfig } from '../../cloud/config.js';
 import { isProtocolError } from '../../protocol/index.js';
 import { pairBox, payMsg, postPair, startTestCloud, tempDir, TestBox } from './harness.js';
-import { ScriptedGateway } from './scripted-gateway.js';
+import { EVERY_CODE_SUCCEEDS, ScriptedGateway } from '../../simulator/gateway/scripted-gateway.js';
 
 describe('TLS', () => {
   it('with a cert and key the broker speaks mqtts only and pairing https only, and a box pays over it', async () => {
@@ -13,7 +13,7 @@ describe('TLS', () => {
     const certFile = join(dir, 'cert.pem');
     const keyFile = join(dir, 'key.pem');
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
-    const cloud = await startTestCloud(new ScriptedGateway(), { tls: { certFile, keyFile } });
+    const cloud = await startTestCloud(new ScriptedGateway({ mix: EVERY_CODE_SUCCEEDS }), { tls: { certFile, keyFile } });
     try {
       expect(cloud.mqttUrl).toMatch(/^mqtts:\/\//);
       expect(cloud.httpUrl).toMatch(/^https:\/\//);

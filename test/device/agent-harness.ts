@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { SerialPortMock } from 'serialport';
 import type { EcrOutbound } from '../../protocol/index.js';
 import { startAgent, type Agent } from '../../device/agent.js';
-import { systemClock, type Clock } from '../../device/clock.js';
+import { systemClock, type Clock } from '../../protocol/clock.js';
 import { loadConfig, type DeviceConfigInput } from '../../device/config.js';
 import { Journal, type Credentials } from '../../device/journal.js';
 import type { SerialLike } from '../../device/serial-port.js';

@@ -14,6 +14,8 @@ import { useTempDirs } from './temp-dir.js';
 const tempDir = useTempDirs();
 const PAID_CODE = '134567890123451001';
 const SILENT_CODE = '134567890123451002';
+/** The customer is charged but the wallet never answers: only a cancel (which reverses) ends it. */
+const CHARGED_SILENT_CODE = '134567890123451003';
 
 let broker: TestBroker;
 let scannerSocat: { stop(): void } | null = null;
@@ -59,7 +61,7 @@ async function attempts(data: string): Promise<DeviceAttemptRecord[]> {
 
 beforeEach(async () => {
   broker = await TestBroker.start();
-  cloud = await FakeCloud.start(broker.url, { [PAID_CODE]: 'success', [SILENT_CODE]: 'silence' });
+  cloud = await FakeCloud.start(broker.url, { [PAID_CODE]: 'success', [SILENT_CODE]: 'silence', [CHARGED_SILENT_CODE]: 'charge-and-hold' });
 });
 
 afterEach(async () => {
@@ -113,29 +115,31 @@ describe('box agent as a process on pseudo-terminals', () => {
     expect(r.ecr.lines.filter((l) => l.type === 'result')).toHaveLength(1);
   });
 
-  it('crash after the attempt is journaled, nothing charged: restart cancels it past its deadline (REVERSED), never re-pays', async () => {
+  it('crash after the pay left, the customer charged but the wallet silent: restart cancels it past its deadline (REVERSED, charge undone), never re-pays', async () => {
+    // (Killed before the pay left, the query finds nothing and the cloud tombstones it: the
+    // integration test "restart with a journaled, never-published pay" covers that branch.)
     const r = await rig();
     const env = { SCANBOX_DEVICE_PAYMENT_DEADLINE_MS: '1500', SCANBOX_DEVICE_RECHECK_MS: '60000' };
     const box = await startBox(r, env);
     r.ecr.json({ type: 'sale', ref: 'C2', amount: 800, currency: 'CNY' });
     await r.ecr.lines.find((l) => l.type === 'progress' && l.stage === 'WAITING_CODE', 'WAITING_CODE');
-    r.scanner.write(`${SILENT_CODE}\n`);
-    await box.logs.find((l) => l.msg === 'attempt created', 'attempt journaled');
+    r.scanner.write(`${CHARGED_SILENT_CODE}\n`);
+    await cloud.up.find((u) => u.kind === 'pay', 'pay reached the cloud');
     await box.kill('SIGKILL');
 
     const again = await startBox(r, env);
     const final = await again.logs.find((l) => l.msg === 'attempt final' && l.outTradeNo === 'box1-1', 'attempt final', 15_000);
-    // Killed after the pay left: the cloud knows it, so the box cancels (REVERSED). Killed before:
-    // the query finds nothing and the cloud tombstones it (CANCELLED). Either way, not charged.
-    if (final.state === 'REVERSED') expect(cloud.up.filter((u) => u.kind === 'cancel').map((u) => u.msg)).toMatchObject([{ outTradeNo: 'box1-1' }]);
-    else expect(final).toMatchObject({ state: 'CANCELLED', reason: 'UNKNOWN_ATTEMPT' });
+    expect(final).toMatchObject({ state: 'REVERSED', reason: 'DEADLINE' });
+    expect(cloud.up.filter((u) => u.kind === 'cancel').map((u) => u.msg)).toMatchObject([{ outTradeNo: 'box1-1', reason: 'DEADLINE' }]);
     r.ecr.json({ type: 'cancel', ref: 'C2' });
     const res = await r.ecr.lines.find((l) => l.type === 'result', 'result');
     expect(res).toMatchObject({ ref: 'C2', outcome: 'NOT_PAID' });
-    expect(cloud.charges).toEqual([]);
-    expect(cloud.up.filter((u) => u.kind === 'pay').length).toBeLessThanOrEqual(1);
+    // The customer was charged; only the box's cancel after the restart got the money back.
+    expect(cloud.ledger.map((e) => e.kind)).toEqual(['charge', 'reverse']);
+    expect(cloud.net('box1-1')).toBe(0);
+    expect(cloud.up.filter((u) => u.kind === 'pay')).toHaveLength(1);
     const [rec] = await attempts(r.data);
-    expect(rec!.state === 'REVERSED' || rec!.state === 'CANCELLED').toBe(true);
+    expect(rec!.state).toBe('REVERSED');
   });
 
   it('the scanner vanishes (socat dies) and comes back: reopened with backoff, then it pays', async () => {

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SerialPortMock } from 'serialport';
-import { systemClock } from '../../device/clock.js';
+import { systemClock } from '../../protocol/clock.js';
 import { Journal } from '../../device/journal.js';
 import { OFFLINE_WILL_ID, type HeartbeatMessage } from '../../protocol/index.js';
 import { waitUntil } from './wait-until.js';
@@ -20,6 +20,8 @@ const CODES = {
   password: '134567890123450003',
   silence: '134567890123450004',
   success2: '281234567890120005',
+  /** The customer is charged but the wallet never answers: only a cancel (which reverses) ends it. */
+  chargedSilent: '134567890123450006',
 } as const;
 const SCRIPTS: Record<string, PayScript> = {
   [CODES.success]: 'success',
@@ -27,6 +29,7 @@ const SCRIPTS: Record<string, PayScript> = {
   [CODES.password]: 'userpaying-then-success',
   [CODES.silence]: 'silence',
   [CODES.success2]: 'success',
+  [CODES.chargedSilent]: 'charge-and-hold',
 };
 
 let broker: TestBroker;
@@ -153,7 +156,7 @@ describe('agent against an in-process broker and a scripted cloud', () => {
     await startBox({ paymentDeadlineMs: 60_000 });
     await online();
     box.sale('R8', 100);
-    box.scan(`${CODES.silence}\r`);
+    box.scan(`${CODES.chargedSilent}\r`);
     await cloud.up.find((u) => u.kind === 'pay', 'pay');
     await broker.cut();
     await box.logs.find((l) => l.msg === 'cloud link down; new payments are refused until it is back', 'link down');
@@ -165,7 +168,9 @@ describe('agent against an in-process broker and a scripted cloud', () => {
     expect(r).toMatchObject({ outcome: 'NOT_PAID', reason: 'CASHIER_CANCEL' });
     const kinds = cloud.up.filter((u) => u.kind !== 'heartbeat').map((u) => u.kind);
     expect(kinds.indexOf('cancel')).toBeGreaterThan(kinds.indexOf('pay'));
-    expect(cloud.charges).toEqual([]);
+    // The customer had been charged: NOT_PAID holds only because the cancel reversed it.
+    expect(cloud.ledger.map((e) => e.kind)).toEqual(['charge', 'reverse']);
+    expect(cloud.net('box1-1')).toBe(0);
   });
 
   it('heartbeat carries the status; an unclean drop publishes the documented offline will', async () => {

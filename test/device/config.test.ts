@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { startAgent } from '../../device/agent.js';
-import { systemClock } from '../../device/clock.js';
+import { systemClock } from '../../protocol/clock.js';
 import { envName, loadConfig, readCaFile } from '../../device/config.js';
 import { writeCredentials } from './agent-harness.js';
 import { useTempDirs } from './temp-dir.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Journal } from '../../device/journal.js';
 import { Outbox, OutboxPump, type OutboxRow, type Publisher } from '../../device/outbox.js';
-import { ManualClock } from './manual-clock.js';
+import { FakeClock } from '../support/fake-clock.js';
 import { useTempDirs } from './temp-dir.js';
 
 const tempDir = useTempDirs();
@@ -25,7 +25,7 @@ function setup() {
   const pub = new ManualPublisher();
   const delivered: OutboxRow[] = [];
   const stalls: OutboxRow[] = [];
-  const clock = new ManualClock();
+  const clock = new FakeClock(1_700_000_000_000);
   const pump = new OutboxPump({
     clock,
     stallMs: 15_000,
@@ -94,12 +94,12 @@ describe('outbox', () => {
     const { journal, outbox, pub, pump, stalls, clock } = setup();
     journal.transaction(() => outbox.add('query', 'box1-1', q(1), 1));
     pump.kick();
-    clock.advance(14_999);
+    clock.advanceSync(14_999);
     expect(stalls).toEqual([]);
-    clock.advance(1);
+    clock.advanceSync(1);
     expect(stalls.map((r) => r.outTradeNo)).toEqual(['box1-1']);
     pub.ackNext();
-    clock.advance(60_000);
+    clock.advanceSync(60_000);
     expect(stalls).toHaveLength(1);
     journal.close();
   });

@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { Journal } from '../../device/journal.js';
 import { pino } from 'pino';
 import { pairingQrText } from '../../protocol/index.js';
-import { systemClock } from '../../device/clock.js';
+import { systemClock } from '../../protocol/clock.js';
 import { loadConfig } from '../../device/config.js';
 import { ConsoleDisplay } from '../../device/display.js';
 import { checkTransport, MAX_PAIR_RESPONSE_BYTES, pairBox, type PostJson } from '../../device/pairing.js';

@@ -201,14 +201,16 @@ describe('payment state machine: restart, reconnect, lost and odd messages', () 
     expect(sends(r.effects, 'query').map((e) => e.message)).toEqual([expect.objectContaining({ outTradeNo: 'box1-1' })]);
   });
 
-  it('the cloud does not know the attempt: CANCELLED UNKNOWN_ATTEMPT is final; an ATTEMPT_UNKNOWN error triggers a tombstoning cancel', () => {
+  it('the cloud does not know the attempt: CANCELLED UNKNOWN_ATTEMPT (echoing the amount) is final; ATTEMPT_TOMBSTONED asks again', () => {
     const b = bookWithAttempt();
     const r = step(b, result(attempt(b), 'CANCELLED', 'UNKNOWN_ATTEMPT'), T0 + 10);
     expect(attempt(r.book).state).toBe('CANCELLED');
     expect(ecrLines(r.effects)).toEqual([expect.objectContaining({ stage: 'ATTEMPT_FAILED' })]);
-    const err: PaymentEvent = { type: 'cloudError', message: { v: 1, id: 'e1', ts: T0, code: 'ATTEMPT_UNKNOWN', message: 'unknown', outTradeNo: 'box1-1' } };
-    const e = step(b, err, T0 + 10);
-    expect(sends(e.effects, 'cancel').map((x) => x.message)).toEqual([expect.objectContaining({ reason: 'RECOVERY_CANCEL' })]);
+    const tombstoned: PaymentEvent = { type: 'cloudError', message: { v: 1, id: 'e1', ts: T0, code: 'ATTEMPT_TOMBSTONED', message: 'tombstoned', outTradeNo: 'box1-1' } };
+    expect(sends(step(b, tombstoned, T0 + 10).effects).map((x) => x.up)).toEqual(['query']);
+    // An error code the cloud never sends about an attempt is logged and changes nothing.
+    const unknown: PaymentEvent = { type: 'cloudError', message: { v: 1, id: 'e2', ts: T0, code: 'ATTEMPT_UNKNOWN', message: 'unknown', outTradeNo: 'box1-1' } };
+    expect(step(b, unknown, T0 + 10).effects.map((x) => x.kind)).toEqual(['log']);
   });
 
   it('after a restart a still-paying attempt past its deadline is cancelled, not re-paid', () => {
@@ -275,6 +277,12 @@ describe('payment state machine: restart, reconnect, lost and odd messages', () 
     const wrong = step(b, result({ ...attempt(b), amount: 1 }, 'SUCCESS'), T0 + 5);
     expect(attempt(wrong.book).state).toBe('CREATED');
     expect(only(wrong.effects, 'log')[0]!.fields).toMatchObject({ code: 'ATTEMPT_CONFLICT' });
+    // Not-charged answers too: the cloud echoes the amount in every result, a tombstone's included.
+    for (const state of ['CANCELLED', 'FAILED', 'REVERSED'] as const) {
+      const r = step(b, result({ ...attempt(b), amount: 1 }, state), T0 + 5);
+      expect(attempt(r.book).state, state).toBe('CREATED');
+      expect(r.effects.map((x) => (x.kind === 'log' ? x.fields.code : x.kind)), state).toEqual(['ATTEMPT_CONFLICT']);
+    }
     const unknown = step(b, result({ ...attempt(b), outTradeNo: 'box1-99' }, 'SUCCESS'), T0 + 5);
     expect(unknown.effects.filter((e) => e.kind !== 'log')).toEqual([]);
   });

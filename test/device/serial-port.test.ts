@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import type { PortState } from '../../protocol/index.js';
 import { ReopeningPort, type SerialLike } from '../../device/serial-port.js';
-import { ManualClock } from './manual-clock.js';
+import { FakeClock } from '../support/fake-clock.js';
 
 /** A serial port whose presence the test controls: `plugged` decides whether open succeeds. */
 class FakeDevice {
@@ -41,7 +41,7 @@ class FakeDevice {
 
 describe('serial port that stays wanted', () => {
   it('reopens with backoff after the device vanishes, reporting reopening → absent → open', () => {
-    const clock = new ManualClock();
+    const clock = new FakeClock(1_700_000_000_000);
     const dev = new FakeDevice();
     const states: PortState[] = [];
     const warnings: object[] = [];
@@ -63,31 +63,31 @@ describe('serial port that stays wanted', () => {
 
     dev.unplug();
     expect(states).toEqual(['open', 'reopening']);
-    clock.advance(74); // first retry after backoffDelay(0) = 75 ms with random 0.5
+    clock.advanceSync(74); // first retry after backoffDelay(0) = 75 ms with random 0.5
     expect(dev.opens).toBe(1); // no busy retry loop
-    clock.advance(10_000 - 74); // several failed opens, with growing delays, while unplugged
+    clock.advanceSync(10_000 - 74); // several failed opens, with growing delays, while unplugged
     expect(states.at(-1)).toBe('absent');
     const failedOpens = dev.opens - 1;
     expect(failedOpens).toBeGreaterThan(3);
     expect(failedOpens).toBeLessThan(30);
 
     dev.plugged = true;
-    clock.advance(1_000);
+    clock.advanceSync(1_000);
     expect(states.at(-1)).toBe('open');
     dev.current!.emit('data', Buffer.from('after replug'));
     expect(data).toEqual(['after replug']);
   });
 
   it('stop closes the port and cancels a pending reopen', async () => {
-    const clock = new ManualClock();
+    const clock = new FakeClock(1_700_000_000_000);
     const dev = new FakeDevice();
     dev.plugged = false;
     const port = new ReopeningPort({ name: 'ecr', path: '/dev/y', baudRate: 9600, factory: dev.factory, clock, random: () => 0, backoff: { baseMs: 100, maxMs: 100 }, log: { info: () => undefined, warn: () => undefined } });
     port.start();
-    expect(clock.pending()).toBe(1);
+    expect(clock.pendingTimers()).toBe(1);
     await port.stop();
     expect(port.state).toBe('closed');
-    expect(clock.pending()).toBe(0);
+    expect(clock.pendingTimers()).toBe(0);
     expect(port.write('x')).toBe(false);
   });
 });

@@ -5,6 +5,8 @@ import { AgentHarness, writeCredentials, type LogLine } from '../device/agent-ha
 import { TestBroker } from '../device/broker.js';
 import { FakeCloud, type PayScript } from '../device/fake-cloud.js';
 import { JOURNAL_FILE } from '../../device/journal.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /**
@@ -30,7 +32,9 @@ export interface FuzzBox {
   close(): Promise<void>;
 }
 
-export async function startFuzzBox(dataDir: string, config: Record<string, unknown> = {}): Promise<FuzzBox> {
+/** The box's journal lives in its own temp dir for the whole suite (removed by `close`), not a per-test one. */
+export async function startFuzzBox(config: Record<string, unknown> = {}): Promise<FuzzBox> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'scanbox-fuzz-'));
   const broker = await TestBroker.start();
   const cloud = await FakeCloud.start(broker.url, SCRIPTS);
   writeCredentials(dataDir, 'fz1', broker.url);
@@ -49,6 +53,7 @@ export async function startFuzzBox(dataDir: string, config: Record<string, unkno
       await cloud.close();
       await broker.close();
       SerialPortMock.binding.reset();
+      rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

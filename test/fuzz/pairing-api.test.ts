@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PAIR_EXAMPLES } from '../../protocol/examples.js';
 import { decodeJson, ERROR_CODES, isProtocolError, PairErrorBody, PairRequest, PAIRING_CODE_ALPHABET } from '../../protocol/index.js';
-import { systemClock } from '../../cloud/clock.js';
+import { systemClock } from '../../protocol/clock.js';
 import { createPairingCode } from '../../cloud/pairing/pairing.js';
 import { payMsg, postPair, TestBox } from '../cloud/harness.js';
 import { money, scrape, startProbeCloud, type ProbeCloud } from '../security/support.js';

@@ -1,8 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { classifyPaymentCode, ErrorCode, isProtocolError, pairingQrText, parsePairingQr } from '../../protocol/index.js';
+import { ErrorCode, pairingQrText } from '../../protocol/index.js';
 import { MAX_SCAN_LINE_BYTES } from '../../device/scanner.js';
-import { useTempDirs } from '../device/temp-dir.js';
 import type { LogLine } from '../device/agent-harness.js';
 import { CODES, cut, emitChunks, expectHealthy, moneyRows, nthLog, ReferenceLines, show, startFuzzBox, tally, type FuzzBox, type RefItem } from './device-fuzz.js';
 
@@ -10,9 +9,10 @@ import { CODES, cut, emitChunks, expectHealthy, moneyRows, nthLog, ReferenceLine
  * Fuzzing the box's scanner port: random bytes and mutated payment codes (a digit changed, inserted
  * or deleted, letters, spaces, full-width digits, other unicode, NUL, lines up to and past 5 KB with
  * and without a line end, mixed CR / LF / CRLF, line ends split across reads, pairing QR texts),
- * written to a real agent while no sale is waiting and while one is. For every line the protocol's
- * own classifier (classifyPaymentCode / parsePairingQr) and an independent model of the framing say
- * what must happen; the agent must log each rejected line with exactly that ErrorCode, tell the
+ * written to a real agent while no sale is waiting and while one is. For every line an oracle
+ * written here from the wallets' published rules (not protocol/payment-code.ts, the code under test)
+ * and an independent model of the framing say what must happen; the agent must log each rejected
+ * line with exactly that ErrorCode, tell the
  * cashier on the screen while a sale is waiting, create no attempt, send no pay, write nothing to the
  * cash register, change no journal row — and afterwards still take a valid code to PAID.
  */
@@ -32,6 +32,34 @@ interface ScanCase {
   chunks: Uint8Array[];
 }
 type Outcome = { kind: 'reject'; code: string } | { kind: 'pairing' } | { kind: 'code'; code: string };
+
+/** Known answers of the published rules: the oracle is checked against them (last test), and they are sent to the agent too. */
+const KNOWN_ANSWERS: readonly [string, string | null][] = [
+  ['134567890123456789', null],
+  ['101234567890123456', null],
+  ['151234567890123456', null],
+  ['161234567890123456', ErrorCode.CODE_UNKNOWN_PREFIX],
+  ['091234567890123456', ErrorCode.CODE_UNKNOWN_PREFIX],
+  ['13456789012345678', ErrorCode.CODE_WRONG_LENGTH],
+  ['1345678901234567890', ErrorCode.CODE_WRONG_LENGTH],
+  ['2512345678901234', null],
+  ['251234567890123', ErrorCode.CODE_WRONG_LENGTH],
+  ['301234567890123456789012', null],
+  ['3012345678901234567890123', ErrorCode.CODE_WRONG_LENGTH],
+  ['241234567890123456', ErrorCode.CODE_UNKNOWN_PREFIX],
+  ['311234567890123456', ErrorCode.CODE_UNKNOWN_PREFIX],
+  ['6212345678901234567', null],
+  ['621234567890123456', ErrorCode.CODE_WRONG_LENGTH],
+  ['6312345678901234567', ErrorCode.CODE_UNKNOWN_PREFIX],
+  ['5', ErrorCode.CODE_UNKNOWN_PREFIX],
+  ['', ErrorCode.CODE_EMPTY],
+  ['1'.repeat(33), ErrorCode.CODE_TOO_LONG],
+  ['x'.repeat(40), ErrorCode.CODE_TOO_LONG],
+  ['13456789012345678a', ErrorCode.CODE_NOT_DIGITS],
+  [' 134567890123456789', ErrorCode.CODE_NOT_DIGITS],
+  ['\uff1134567890123456789', ErrorCode.CODE_NOT_DIGITS],
+  ['-134567890123456789', ErrorCode.CODE_NOT_DIGITS],
+];
 
 // ── generators ───────────────────────────────────────────────────────────────────────────────────
 
@@ -76,7 +104,9 @@ const pairingText: fc.Arbitrary<[string, string]> = fc.oneof(
   fc.integer({ min: 500, max: 1100 }).map((n): [string, string] => ['pairing-qr-long', `${QR}&pad=${'x'.repeat(n)}`]),
   fc.constantFrom('scanbox:pair?', 'scanbox:pair?%', 'scanbox:pair?code=%E0%A4%A&cloud=%', 'scanbox:pair', 'SCANBOX:PAIR?code=ABCDEFGHJK').map((s): [string, string] => ['pairing-qr-odd', s]),
 );
-const lineText = fc.oneof({ weight: 5, arbitrary: mutatedCode }, { weight: 2, arbitrary: randomText }, { weight: 2, arbitrary: pairingText });
+/** The boundaries of the published rules, verbatim (random mutants seldom hit e.g. a 24 prefix at 16 digits). */
+const knownAnswer = fc.constantFrom(...KNOWN_ANSWERS.map(([t]) => t)).map((t): [string, string] => ['known-answer', t]);
+const lineText = fc.oneof({ weight: 5, arbitrary: mutatedCode }, { weight: 2, arbitrary: randomText }, { weight: 2, arbitrary: pairingText }, { weight: 1, arbitrary: knownAnswer });
 
 const TERMINATORS = ['', '\r', '\n', '\r\n', '\n\r', '\r\r\n', '\n\n'] as const;
 const utf8 = (s: string) => new Uint8Array(Buffer.from(s, 'utf8'));
@@ -122,27 +152,62 @@ const scanCase: fc.Arbitrary<ScanCase> = fc.oneof(
 
 // ── the oracle ───────────────────────────────────────────────────────────────────────────────────
 
-/** What the protocol says one framed line must become. `last` is the last accepted code (debounce). */
+/**
+ * The customer payment codes the box accepts, from the wallets' published rules (see the references
+ * in protocol/payment-code.ts; the predicate below is written from them, not from that code):
+ * WeChat Pay auth_code 18 digits starting 10–15; Alipay auth_code 16–24 digits starting 25–30;
+ * UnionPay QR 19 digits starting 62. 32 characters is the field size the wallet APIs allow.
+ */
+const WALLET_RULES: readonly { prefixes: readonly string[]; lengths: readonly number[] }[] = [
+  { prefixes: ['10', '11', '12', '13', '14', '15'], lengths: [18] },
+  { prefixes: ['25', '26', '27', '28', '29', '30'], lengths: [16, 17, 18, 19, 20, 21, 22, 23, 24] },
+  { prefixes: ['62'], lengths: [19] },
+];
+const ASCII_DIGITS = '0123456789';
+
+/** Which rule a line breaks first, in the order protocol/README.md ("Payment codes") lists the ErrorCodes. */
+function judgeCode(text: string): string | null {
+  if (text.length === 0) return ErrorCode.CODE_EMPTY;
+  if (text.length > 32) return ErrorCode.CODE_TOO_LONG;
+  if ([...text].some((ch) => !ASCII_DIGITS.includes(ch))) return ErrorCode.CODE_NOT_DIGITS;
+  const rule = WALLET_RULES.find((r) => r.prefixes.includes(text.slice(0, 2)));
+  if (!rule) return ErrorCode.CODE_UNKNOWN_PREFIX;
+  if (!rule.lengths.includes(text.length)) return ErrorCode.CODE_WRONG_LENGTH;
+  return null;
+}
+
+/**
+ * The pairing QR as the protocol documents it: `scanbox:pair?code=…&cloud=…`, at most 512
+ * characters, `cloud` an http(s) address without spaces, `code` 10 characters of Crockford base32
+ * (no I, L, O, U) that may be typed in lower case with dashes or spaces.
+ */
+function judgePairing(text: string): string | null {
+  if (text.length > 512) return ErrorCode.PAIRING_CODE_INVALID;
+  const params = new URLSearchParams(text.slice('scanbox:pair?'.length));
+  if (!/^https?:\/\/\S+$/.test(params.get('cloud') ?? '')) return ErrorCode.PAIRING_CODE_INVALID;
+  const code = (params.get('code') ?? '').toUpperCase().replace(/[\s-]/g, '');
+  if (code.length !== 10 || [...code].some((ch) => !'0123456789ABCDEFGHJKMNPQRSTVWXYZ'.includes(ch))) return ErrorCode.PAIRING_CODE_INVALID;
+  return null;
+}
+
+/** What one framed line must become. `last` is the last accepted code (debounce). */
 function expectFor(item: RefItem, last: { code: string | null }): Outcome {
   if (item.kind === 'tooLong') return { kind: 'reject', code: ErrorCode.LINE_TOO_LONG };
-  try {
-    if (item.text.startsWith('scanbox:pair?')) {
-      parsePairingQr(item.text);
-      return { kind: 'pairing' };
-    }
-    const { code } = classifyPaymentCode(item.text);
-    if (code === last.code) return { kind: 'reject', code: ErrorCode.DUPLICATE_SCAN };
-    last.code = code;
-    return { kind: 'code', code };
-  } catch (err) {
-    if (isProtocolError(err)) return { kind: 'reject', code: err.code };
-    throw err;
+  if (item.text.startsWith('scanbox:pair?')) {
+    const bad = judgePairing(item.text);
+    return bad ? { kind: 'reject', code: bad } : { kind: 'pairing' };
   }
+  const bad = judgeCode(item.text);
+  if (bad) return { kind: 'reject', code: bad };
+  if (item.text === last.code) return { kind: 'reject', code: ErrorCode.DUPLICATE_SCAN };
+  last.code = item.text;
+  return { kind: 'code', code: item.text };
 }
+
+
 
 // ── the run ──────────────────────────────────────────────────────────────────────────────────────
 
-const tempDir = useTempDirs();
 let fz: FuzzBox;
 const byKind = new Map<string, number>();
 const byCode = new Map<string, number>();
@@ -153,7 +218,7 @@ let splitReads = 0;
 const lastAccepted: { code: string | null } = { code: null };
 
 beforeAll(async () => {
-  fz = await startFuzzBox(tempDir(), { scanDebounceMs: DEBOUNCE_MS });
+  fz = await startFuzzBox({ scanDebounceMs: DEBOUNCE_MS });
 });
 afterAll(async () => {
   console.log(
@@ -286,5 +351,16 @@ describe('random and mutated scanner lines against a running agent', () => {
     expect(moneyRows(db).attempts).toMatchObject([{ out_trade_no: 'fz1-1', state: 'SUCCESS' }]);
     expectHealthy(box);
     expect(cloud.invalid).toEqual([]);
+  });
+});
+
+describe('the scanner oracle (independent of protocol/payment-code.ts)', () => {
+  it('gives the known answers of the published rules', () => {
+    expect(KNOWN_ANSWERS.map(([t]) => [t, judgeCode(t)])).toEqual(KNOWN_ANSWERS);
+    expect(judgePairing(QR)).toBeNull();
+    expect(judgePairing(pairingQrText({ code: 'abcde-fghjk', cloudUrl: 'https://h' }))).toBeNull();
+    for (const bad of ['scanbox:pair?', `${QR}&pad=${'x'.repeat(600)}`, 'scanbox:pair?code=ABCDEFGHJI&cloud=http%3A%2F%2Fh', 'scanbox:pair?code=ABCDEFGHJK&cloud=ftp%3A%2F%2Fh']) {
+      expect(judgePairing(bad), bad).toBe(ErrorCode.PAIRING_CODE_INVALID);
+    }
   });
 });

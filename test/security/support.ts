@@ -5,13 +5,13 @@ import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { UP_EXAMPLES } from '../../protocol/examples.js';
 import type { UpKind, UpMessage } from '../../protocol/index.js';
-import type { Clock } from '../../cloud/clock.js';
+import type { Clock } from '../../protocol/clock.js';
 import type { CloudConfigInput } from '../../cloud/config.js';
 import { startCloud, type RunningCloud } from '../../cloud/index.js';
 import { createLogger, type Logger } from '../../cloud/log.js';
 import type { Attempt } from '../../cloud/payments/transaction.js';
 import { envelope, FAST, tempDir } from '../cloud/harness.js';
-import { ScriptedGateway } from '../cloud/scripted-gateway.js';
+import { EVERY_CODE_SUCCEEDS, ScriptedGateway } from '../../simulator/gateway/scripted-gateway.js';
 
 /**
  * What the security probes and the cloud-side fuzzers share on top of test/cloud/harness.ts:
@@ -22,7 +22,7 @@ export type ProbeCloud = RunningCloud & { dir: string; dbPath: string; gw: Scrip
 
 export async function startProbeCloud(opts: { config?: CloudConfigInput; clock?: Clock; logger?: Logger } = {}): Promise<ProbeCloud> {
   const { dir, remove } = tempDir();
-  const gw = new ScriptedGateway();
+  const gw = new ScriptedGateway({ mix: EVERY_CODE_SUCCEEDS });
   const dbPath = join(dir, 'cloud.db');
   const cloud = await startCloud({
     gateway: gw,
@@ -107,7 +107,7 @@ export interface MoneySnapshot {
 }
 
 export async function money(cloud: ProbeCloud): Promise<MoneySnapshot> {
-  return { attempts: await cloud.store.listAttempts({}), gatewayCalls: cloud.gw.calls.length, ledger: cloud.gw.ledger.length };
+  return { attempts: await cloud.store.listAttempts({}), gatewayCalls: cloud.gw.calls.length, ledger: cloud.gw.ledger.entries().length };
 }
 
 const run = promisify(execFile);

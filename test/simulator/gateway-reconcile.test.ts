@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CloudAttemptRecord } from '../../protocol/index.js';
-import { ManualClock } from '../../simulator/clock.js';
+import { FakeClock } from '../support/fake-clock.js';
 import { validCode } from '../../simulator/devices/codes.js';
 import { ScriptedGateway } from '../../simulator/gateway/scripted-gateway.js';
 import { createRandom } from '../../simulator/random.js';
@@ -34,7 +34,7 @@ describe('scripted gateway + reference conversation + reconcile', () => {
   });
 
   it('each scenario ends in its expected state and the whole run reconciles', async () => {
-    const clock = new ManualClock();
+    const clock = new FakeClock();
     const gateway = new ScriptedGateway({ clock, timers: clock, seed: 11 });
     const random = createRandom(11);
     const cloud: CloudAttemptRecord[] = [];
@@ -55,7 +55,7 @@ describe('scripted gateway + reference conversation + reconcile', () => {
   });
 
   it('a conversation that stops after the reverse (no late check) is caught by reconcile', async () => {
-    const clock = new ManualClock();
+    const clock = new FakeClock();
     const gateway = new ScriptedGateway({ clock, timers: clock });
     const code = validCode(createRandom(2), 'alipay');
     gateway.bind(code, { name: 'late_success', landAfterMs: 1_000 });

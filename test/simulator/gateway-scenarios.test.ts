@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PayRequest } from '../../cloud/gateway/gateway.js';
-import { ManualClock } from '../../simulator/clock.js';
+import { FakeClock } from '../support/fake-clock.js';
 import { ScriptedGateway } from '../../simulator/gateway/scripted-gateway.js';
 import { netCharged } from '../../simulator/gateway/ledger.js';
 import { DEFAULT_MIX, pickScenario, SCENARIO_NAMES, type ScenarioInput } from '../../simulator/gateway/scenario.js';
@@ -11,7 +11,7 @@ const open = () => ({ signal: new AbortController().signal });
 let gateways: ScriptedGateway[] = [];
 
 function setup(scenario: ScenarioInput, extra: { reverseWindowMs?: number } = {}) {
-  const clock = new ManualClock();
+  const clock = new FakeClock();
   const gateway = new ScriptedGateway({ clock, timers: clock, seed: 1, mix: { scenarios: [{ weight: 1, scenario: { name: 'success' } }] }, ...extra });
   gateway.bind(CODE, scenario);
   gateways.push(gateway);
@@ -187,7 +187,7 @@ describe('scripted gateway scenarios', () => {
   });
 
   it('latency: answers arrive after the drawn delay on the injected clock; instant needs no timer', async () => {
-    const clock = new ManualClock();
+    const clock = new FakeClock();
     const slow = new ScriptedGateway({ clock, timers: clock, mix: { scenarios: [{ weight: 1, scenario: { name: 'success' } }], latency: { minMs: 100, maxMs: 200 } } });
     const req: PayRequest = { outTradeNo: 'box1-9', amount: 1, currency: 'CNY', code: CODE, wallet: 'wechat' };
     let answered = false;

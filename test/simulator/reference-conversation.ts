@@ -1,6 +1,6 @@
 import type { Gateway, QueryOutcome } from '../../cloud/gateway/gateway.js';
 import type { CloudAttemptRecord, FinalState, Wallet } from '../../protocol/index.js';
-import type { ManualClock } from '../../simulator/clock.js';
+import type { FakeClock } from '../support/fake-clock.js';
 
 /**
  * A deliberately small version of the cloud's gateway conversation (DESIGN.md, "Cloud, per
@@ -24,7 +24,7 @@ interface Attempt {
   wallet: Wallet;
 }
 
-export async function converse(gateway: Gateway, clock: ManualClock, a: Attempt, t: Timings = TIMINGS): Promise<CloudAttemptRecord> {
+export async function converse(gateway: Gateway, clock: FakeClock, a: Attempt, t: Timings = TIMINGS): Promise<CloudAttemptRecord> {
   const call = <T>(fn: (signal: AbortSignal) => Promise<T>) => withTimeout(clock, t.callTimeoutMs, fn);
   const ref = { outTradeNo: a.outTradeNo, wallet: a.wallet };
   const createdAt = clock.now();
@@ -40,7 +40,7 @@ export async function converse(gateway: Gateway, clock: ManualClock, a: Attempt,
 
 async function reverseThenCheck(
   gateway: Gateway,
-  clock: ManualClock,
+  clock: FakeClock,
   a: Attempt,
   call: <T>(fn: (signal: AbortSignal) => Promise<T>) => Promise<T>,
   t: Timings,
@@ -63,7 +63,7 @@ function isFinalAnswer(o: { kind: string }): boolean {
 }
 
 /** Time runs until the call answers; if the caller's timeout passes first, the call is aborted. */
-async function withTimeout<T>(clock: ManualClock, ms: number, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+async function withTimeout<T>(clock: FakeClock, ms: number, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const abort = new AbortController();
   let done = false;
   const p = fn(abort.signal).finally(() => (done = true));

@@ -1,0 +1,339 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Attempt } from '../../cloud/payments/transaction.js';
+import type { AttemptWrite, CloudStore, NewDevice } from '../../cloud/store/store.js';
+
+/**
+ * The CloudStore contract (cloud/store/store.ts) as the services rely on it, written once and run
+ * against every implementation (SQLite inline and on its commit thread today; PostgreSQL later).
+ * Only the interface is used: what a store does inside (hashes, caches, indexes, file modes) belongs
+ * to its own tests.
+ */
+export interface StoreSubject {
+  store: CloudStore;
+  /** Closes the store (if the test did not) and removes what it left behind. */
+  dispose(): Promise<void>;
+}
+
+export function attempt(outTradeNo: string, patch: Partial<Attempt> = {}): Attempt {
+  const deviceId = outTradeNo.slice(0, outTradeNo.lastIndexOf('-'));
+  return {
+    outTradeNo, deviceId, saleId: 's1', saleRef: 'R1', amount: 100, currency: 'CNY', wallet: 'wechat', state: 'PAYING', reason: null,
+    createdAt: 1, updatedAt: 1, payAt: 1, deadlineAt: 2, nextAt: null, step: 'pay', inFlight: 'pay', callSeq: 1, tries: 0,
+    cancelReason: null, gatewayTradeNo: null, ackedState: null, version: 0, ...patch,
+  };
+}
+
+export const write = (a: Attempt, expectedVersion: number, claimSale = false, event = 'test'): AttemptWrite => ({ attempt: a, expectedVersion, event, fromState: null, note: '', claimSale });
+
+const MINUTE = 60_000;
+const device = (deviceId: string, secretHash = `hash-${deviceId}`): NewDevice => ({ deviceId, secretHash, firmware: '1.0.0' });
+
+export function describeStoreConformance(name: string, makeSubject: () => Promise<StoreSubject>): void {
+  describe(`CloudStore conformance: ${name}`, () => {
+    let subject: StoreSubject;
+    let s: CloudStore;
+    let codes = 0;
+    /** A fresh pairing code for merchant/store, valid from `at` for a minute. */
+    const code = async (merchantId = 'M1', storeId = 'S1', at = 1_000) => {
+      const c = `CODE${String(++codes).padStart(6, '0')}`;
+      await s.createPairingCode({ code: c, merchantId, storeId, createdAt: at, expiresAt: at + MINUTE });
+      return c;
+    };
+    const pair = async (deviceId: string, hardwareId: string, merchantId = 'M1', at = 1_000, proven?: string) =>
+      s.redeemPairingCode(await code(merchantId, 'S1', at), hardwareId, at, device(deviceId), proven);
+
+    beforeEach(async () => {
+      subject = await makeSubject();
+      s = subject.store;
+    });
+    afterEach(async () => {
+      await subject.dispose();
+    });
+
+    describe('attempts: optimistic versioning', () => {
+      it('expectedVersion 0 means "must not exist": the first write creates version 1, a second create fails and changes nothing', async () => {
+        expect(await s.writeAttempts([write(attempt('sbA-1'), 0)])).toEqual([{ ok: true, version: 1 }]);
+        const before = await s.getAttempt('sbA-1');
+        expect(before).toMatchObject({ outTradeNo: 'sbA-1', state: 'PAYING', version: 1 });
+        expect(await s.writeAttempts([write(attempt('sbA-1', { state: 'FAILED', amount: 999 }), 0)])).toEqual([{ ok: false, why: 'version' }]);
+        expect(await s.getAttempt('sbA-1')).toEqual(before);
+        expect(await s.attemptEvents('sbA-1')).toHaveLength(1);
+      });
+
+      it('an update of an attempt that does not exist fails with version', async () => {
+        expect(await s.writeAttempts([write(attempt('sbA-9'), 1)])).toEqual([{ ok: false, why: 'version' }]);
+        expect(await s.getAttempt('sbA-9')).toBeUndefined();
+        expect(await s.attemptEvents('sbA-9')).toEqual([]);
+      });
+
+      it('writes are versioned: a stale writer loses with why "version" and changes nothing', async () => {
+        await s.writeAttempts([write(attempt('sbA-1'), 0)]);
+        expect(await s.writeAttempts([write(attempt('sbA-1', { state: 'SUCCESS', gatewayTradeNo: 'g1' }), 1)])).toEqual([{ ok: true, version: 2 }]);
+        const winner = await s.getAttempt('sbA-1');
+        expect(await s.writeAttempts([write(attempt('sbA-1', { state: 'FAILED' }), 1)])).toEqual([{ ok: false, why: 'version' }]);
+        expect(await s.getAttempt('sbA-1')).toEqual(winner);
+        expect((await s.attemptEvents('sbA-1')).map((e) => e.toState)).toEqual(['PAYING', 'SUCCESS']);
+      });
+
+      it('getAttempt answers what was written, with the version the write returned; an unknown attempt is undefined', async () => {
+        const a = attempt('sbA-1', { saleRef: null, wallet: 'alipay', nextAt: 42, step: 'poll', inFlight: null, callSeq: 3, tries: 2, gatewayTradeNo: 'g7' });
+        const [r] = await s.writeAttempts([write(a, 0)]);
+        expect(await s.getAttempt('sbA-1')).toEqual({ ...a, version: r!.ok ? r!.version : -1 });
+        expect(await s.getAttempt('sbA-2')).toBeUndefined();
+      });
+    });
+
+    describe('attempts: group writes', () => {
+      it('each write of a group succeeds or fails on its own, in order', async () => {
+        await s.writeAttempts([write(attempt('sbA-2'), 0)]);
+        const res = await s.writeAttempts([write(attempt('sbA-1'), 0), write(attempt('sbA-2', { state: 'FAILED' }), 5), write(attempt('sbA-3', { saleId: 's3' }), 0)]);
+        expect(res).toEqual([{ ok: true, version: 1 }, { ok: false, why: 'version' }, { ok: true, version: 1 }]);
+        expect((await s.getAttempt('sbA-1'))?.state).toBe('PAYING');
+        expect((await s.getAttempt('sbA-2'))?.state).toBe('PAYING');
+        expect((await s.getAttempt('sbA-3'))?.state).toBe('PAYING');
+      });
+
+      it('two writes of one attempt in one group: the first wins, the second is stale', async () => {
+        await s.writeAttempts([write(attempt('sbA-1'), 0)]);
+        const res = await s.writeAttempts([write(attempt('sbA-1', { state: 'SUCCESS' }), 1), write(attempt('sbA-1', { state: 'FAILED' }), 1)]);
+        expect(res).toEqual([{ ok: true, version: 2 }, { ok: false, why: 'version' }]);
+        expect((await s.getAttempt('sbA-1'))?.state).toBe('SUCCESS');
+      });
+
+      it('an empty group is answered with no results', async () => {
+        expect(await s.writeAttempts([])).toEqual([]);
+      });
+    });
+
+    describe('attempts: the sale claim', () => {
+      it('one sale (deviceId, saleId) can be claimed by one attempt only; the loser gets sale_taken with the winner and leaves no trace', async () => {
+        await s.writeAttempts([write(attempt('sbA-1'), 0), write(attempt('sbA-2'), 0)]);
+        const res = await s.writeAttempts([write(attempt('sbA-1', { state: 'SUCCESS' }), 1, true), write(attempt('sbA-2', { state: 'SUCCESS' }), 1, true)]);
+        expect(res).toEqual([{ ok: true, version: 2 }, { ok: false, why: 'sale_taken', winner: 'sbA-1' }]);
+        expect(await s.getAttempt('sbA-2')).toMatchObject({ state: 'PAYING', version: 1 });
+        expect((await s.attemptEvents('sbA-2')).map((e) => e.toState)).toEqual(['PAYING']);
+        // The winner may claim its own sale again (a retried write).
+        expect(await s.writeAttempts([write(attempt('sbA-1', { state: 'SUCCESS' }), 2, true)])).toEqual([{ ok: true, version: 3 }]);
+        // Later writes of the loser still fail the claim, in another group too.
+        expect(await s.writeAttempts([write(attempt('sbA-2', { state: 'SUCCESS' }), 1, true)])).toEqual([{ ok: false, why: 'sale_taken', winner: 'sbA-1' }]);
+      });
+
+      it('the same saleId on another device, or another sale on the same device, is a different sale', async () => {
+        await s.writeAttempts([write(attempt('sbA-1'), 0), write(attempt('sbB-1'), 0), write(attempt('sbA-2', { saleId: 's2' }), 0)]);
+        const res = await s.writeAttempts([
+          write(attempt('sbA-1', { state: 'SUCCESS' }), 1, true),
+          write(attempt('sbB-1', { state: 'SUCCESS' }), 1, true),
+          write(attempt('sbA-2', { saleId: 's2', state: 'SUCCESS' }), 1, true),
+        ]);
+        expect(res).toEqual([{ ok: true, version: 2 }, { ok: true, version: 2 }, { ok: true, version: 2 }]);
+      });
+
+      it('a write refused for its version claims nothing: another attempt can still claim the sale', async () => {
+        await s.writeAttempts([write(attempt('sbA-1'), 0), write(attempt('sbA-2'), 0)]);
+        expect(await s.writeAttempts([write(attempt('sbA-1', { state: 'SUCCESS' }), 7, true)])).toEqual([{ ok: false, why: 'version' }]);
+        expect(await s.writeAttempts([write(attempt('sbA-2', { state: 'SUCCESS' }), 1, true)])).toEqual([{ ok: true, version: 2 }]);
+      });
+
+      it('a write without claimSale neither claims nor is refused by a claim', async () => {
+        await s.writeAttempts([write(attempt('sbA-1'), 0), write(attempt('sbA-2'), 0)]);
+        await s.writeAttempts([write(attempt('sbA-1', { state: 'SUCCESS' }), 1, true)]);
+        expect(await s.writeAttempts([write(attempt('sbA-2', { state: 'REFUND_PENDING', reason: 'DUPLICATE_PAYMENT' }), 1)])).toEqual([{ ok: true, version: 2 }]);
+      });
+    });
+
+    describe('attempts: lists', () => {
+      it('lists as active: not final, a late check due, and a late check in flight (chaos: cloud killed mid late check)', async () => {
+        await s.writeAttempts([
+          write(attempt('sbA-1'), 0),
+          write(attempt('sbA-2', { saleId: 's2', state: 'REVERSED', step: 'late_check', inFlight: null, nextAt: 5 }), 0),
+          write(attempt('sbA-3', { saleId: 's3', state: 'REVERSED', step: 'late_check', inFlight: 'query', nextAt: null }), 0),
+          write(attempt('sbA-4', { saleId: 's4', state: 'REVERSED', step: null, inFlight: null, nextAt: null }), 0),
+          write(attempt('sbA-5', { saleId: 's5', state: 'SUCCESS', step: null, inFlight: null, nextAt: null }), 0),
+        ]);
+        expect((await s.listActiveAttempts()).map((a) => a.outTradeNo).sort()).toEqual(['sbA-1', 'sbA-2', 'sbA-3']);
+      });
+
+      it("lists a device's final results it has not acknowledged, oldest first: not another device's, not acked, not in progress", async () => {
+        const done = { step: null, inFlight: null, nextAt: null } as const;
+        await s.writeAttempts([
+          write(attempt('sbA-1', { ...done, createdAt: 20, state: 'SUCCESS' }), 0),
+          write(attempt('sbA-2', { ...done, createdAt: 10, saleId: 's2', state: 'FAILED' }), 0),
+          write(attempt('sbA-3', { ...done, createdAt: 5, saleId: 's3', state: 'SUCCESS', ackedState: 'SUCCESS' }), 0),
+          write(attempt('sbA-4', { createdAt: 1, saleId: 's4' }), 0),
+          write(attempt('sbAB-1', { ...done, state: 'FAILED' }), 0),
+        ]);
+        expect((await s.listUnackedFinal('sbA')).map((a) => a.outTradeNo)).toEqual(['sbA-2', 'sbA-1']);
+        // An ack of an earlier state does not acknowledge a later one.
+        await s.writeAttempts([write(attempt('sbA-3', { ...done, createdAt: 5, saleId: 's3', state: 'REFUNDED', ackedState: 'SUCCESS' }), 1)]);
+        expect((await s.listUnackedFinal('sbA')).map((a) => a.outTradeNo)).toEqual(['sbA-3', 'sbA-2', 'sbA-1']);
+        expect(await s.listUnackedFinal('sbZ')).toEqual([]);
+      });
+
+      it('listAttempts filters by state, outTradeNo and device (a device id that prefixes another is not confused), oldest first, with a limit', async () => {
+        await s.writeAttempts([
+          write(attempt('sbA-1', { createdAt: 3, state: 'SUCCESS' }), 0),
+          write(attempt('sbA-2', { createdAt: 1, saleId: 's2' }), 0),
+          write(attempt('sbA-3', { createdAt: 2, saleId: 's3', state: 'SUCCESS' }), 0),
+          write(attempt('sbAB-1', { createdAt: 0, state: 'SUCCESS' }), 0),
+        ]);
+        const ids = async (f: Parameters<CloudStore['listAttempts']>[0]) => (await s.listAttempts(f)).map((a) => a.outTradeNo);
+        expect(await ids({})).toEqual(['sbAB-1', 'sbA-2', 'sbA-3', 'sbA-1']);
+        expect(await ids({ deviceId: 'sbA' })).toEqual(['sbA-2', 'sbA-3', 'sbA-1']);
+        expect(await ids({ deviceId: 'sbAB' })).toEqual(['sbAB-1']);
+        expect(await ids({ state: 'SUCCESS' })).toEqual(['sbAB-1', 'sbA-3', 'sbA-1']);
+        expect(await ids({ state: 'SUCCESS', deviceId: 'sbA' })).toEqual(['sbA-3', 'sbA-1']);
+        expect(await ids({ outTradeNo: 'sbA-3' })).toEqual(['sbA-3']);
+        expect(await ids({ outTradeNo: 'sbA-9' })).toEqual([]);
+        expect(await ids({ limit: 2 })).toEqual(['sbAB-1', 'sbA-2']);
+      });
+    });
+
+    describe('attempts: the audit trail', () => {
+      it('each successful write appends one event, in order; refused writes append none', async () => {
+        await s.writeAttempts([write(attempt('sbA-1', { updatedAt: 10 }), 0, false, 'pay')]);
+        await s.writeAttempts([write(attempt('sbA-1', { state: 'FAILED', updatedAt: 11 }), 9, false, 'stale')]);
+        await s.writeAttempts([{ ...write(attempt('sbA-1', { state: 'REFUND_PENDING', reason: 'DUPLICATE_PAYMENT', updatedAt: 12 }), 1, false, 'outcome'), fromState: 'PAYING', note: 'dup' }]);
+        await s.writeAttempts([{ ...write(attempt('sbA-1', { state: 'REFUNDED', reason: 'DUPLICATE_PAYMENT', updatedAt: 13 }), 2, false, 'refund'), fromState: 'REFUND_PENDING' }]);
+        const events = await s.attemptEvents('sbA-1');
+        expect(events.map(({ outTradeNo, at, event, fromState, toState, note }) => ({ outTradeNo, at, event, fromState, toState, note }))).toEqual([
+          { outTradeNo: 'sbA-1', at: 10, event: 'pay', fromState: null, toState: 'PAYING', note: '' },
+          { outTradeNo: 'sbA-1', at: 12, event: 'outcome', fromState: 'PAYING', toState: 'REFUND_PENDING', note: 'dup' },
+          { outTradeNo: 'sbA-1', at: 13, event: 'refund', fromState: 'REFUND_PENDING', toState: 'REFUNDED', note: '' },
+        ]);
+        const seqs = events.map((e) => e.seq);
+        expect([...seqs].sort((a, b) => a - b)).toEqual(seqs);
+        expect(new Set(seqs).size).toBe(seqs.length);
+      });
+
+      it("an attempt's trail holds its own events only", async () => {
+        await s.writeAttempts([write(attempt('sbA-1'), 0), write(attempt('sbA-2', { saleId: 's2' }), 0)]);
+        await s.writeAttempts([write(attempt('sbA-2', { saleId: 's2', state: 'FAILED' }), 1)]);
+        expect((await s.attemptEvents('sbA-1')).map((e) => e.toState)).toEqual(['PAYING']);
+        expect((await s.attemptEvents('sbA-2')).map((e) => e.toState)).toEqual(['PAYING', 'FAILED']);
+        expect(await s.attemptEvents('sbA-3')).toEqual([]);
+      });
+    });
+
+    describe('pairing codes', () => {
+      it('a code is single-use: checked fine, redeemed once into an active device of its merchant and store, then "used"', async () => {
+        const c = await code('M1', 'S7', 1_000);
+        expect(await s.checkPairingCode(c, 1_001)).toBeUndefined();
+        expect(await s.redeemPairingCode(c, 'hw1', 1_002, device('sbA'))).toEqual({ ok: true, merchantId: 'M1', storeId: 'S7', revoked: [] });
+        expect(await s.checkPairingCode(c, 1_003)).toBe('used');
+        expect(await s.redeemPairingCode(c, 'hw2', 1_003, device('sbB'))).toEqual({ ok: false, why: 'used' });
+        expect(await s.getDevice('sbB')).toBeUndefined();
+        expect(await s.getDevice('sbA')).toMatchObject({
+          deviceId: 'sbA', hardwareId: 'hw1', merchantId: 'M1', storeId: 'S7', status: 'active', connectivity: 'never',
+          lastSeenAt: null, firmware: '1.0.0', pairedAt: 1_002, revokedAt: null,
+        });
+      });
+
+      it('an unknown code is "unknown"; a code expires at its expiry time', async () => {
+        expect(await s.checkPairingCode('NOSUCHCODE', 1_000)).toBe('unknown');
+        expect(await s.redeemPairingCode('NOSUCHCODE', 'hw1', 1_000, device('sbA'))).toEqual({ ok: false, why: 'unknown' });
+        const c = await code('M1', 'S1', 1_000);
+        expect(await s.checkPairingCode(c, 1_000 + MINUTE - 1)).toBeUndefined();
+        expect(await s.checkPairingCode(c, 1_000 + MINUTE)).toBe('expired');
+        expect(await s.redeemPairingCode(c, 'hw1', 1_000 + MINUTE, device('sbA'))).toEqual({ ok: false, why: 'expired' });
+        expect(await s.getDevice('sbA')).toBeUndefined();
+      });
+
+      it('re-pairing a hardware id within its merchant revokes the old device', async () => {
+        await pair('sbA', 'hw1', 'M1', 1_000);
+        expect(await pair('sbB', 'hw1', 'M1', 2_000)).toEqual({ ok: true, merchantId: 'M1', storeId: 'S1', revoked: ['sbA'] });
+        expect(await s.getDevice('sbA')).toMatchObject({ status: 'revoked', revokedAt: 2_000 });
+        expect(await s.getDevice('sbB')).toMatchObject({ status: 'active' });
+      });
+
+      it("another merchant's active hardware id is refused with hardware_in_use, and nothing changes (the code stays unused)", async () => {
+        await pair('sbA', 'hw1', 'M1', 1_000);
+        const c = await code('M2', 'S1', 2_000);
+        expect(await s.redeemPairingCode(c, 'hw1', 2_000, device('sbB'))).toEqual({ ok: false, why: 'hardware_in_use', deviceId: 'sbA', merchantId: 'M1' });
+        expect(await s.checkPairingCode(c, 2_001)).toBeUndefined();
+        expect(await s.getDevice('sbB')).toBeUndefined();
+        expect(await s.getDevice('sbA')).toMatchObject({ status: 'active', revokedAt: null });
+        // A wrong proof is no proof.
+        expect(await s.redeemPairingCode(c, 'hw1', 2_002, device('sbB'), 'sbZ')).toMatchObject({ ok: false, why: 'hardware_in_use' });
+      });
+
+      it('proof of the old device (its id proven by the caller) moves the hardware to the other merchant', async () => {
+        await pair('sbA', 'hw1', 'M1', 1_000);
+        expect(await pair('sbB', 'hw1', 'M2', 2_000, 'sbA')).toEqual({ ok: true, merchantId: 'M2', storeId: 'S1', revoked: ['sbA'] });
+        expect(await s.getDevice('sbA')).toMatchObject({ status: 'revoked' });
+      });
+
+      it('once the old device is revoked, the hardware id pairs under another merchant', async () => {
+        await pair('sbA', 'hw1', 'M1', 1_000);
+        expect(await s.revokeDevice('sbA', 1_500)).toBe(true);
+        expect(await pair('sbB', 'hw1', 'M2', 2_000)).toEqual({ ok: true, merchantId: 'M2', storeId: 'S1', revoked: [] });
+      });
+    });
+
+    describe('devices', () => {
+      it('getDeviceAuth answers the secret hash, status and hardware id; setSecretHash replaces the hash', async () => {
+        await pair('sbA', 'hw1');
+        expect(await s.getDeviceAuth('sbA')).toEqual({ secretHash: 'hash-sbA', status: 'active', hardwareId: 'hw1' });
+        await s.setSecretHash('sbA', 'hmac$new');
+        expect(await s.getDeviceAuth('sbA')).toEqual({ secretHash: 'hmac$new', status: 'active', hardwareId: 'hw1' });
+        expect(await s.getDeviceAuth('sbZ')).toBeUndefined();
+      });
+
+      it('revocation: once, with its time; revokedSince lists the devices revoked after a moment', async () => {
+        await pair('sbA', 'hw1');
+        await pair('sbB', 'hw2');
+        await pair('sbC', 'hw3');
+        expect(await s.revokeDevice('sbA', 5_000)).toBe(true);
+        expect(await s.revokeDevice('sbA', 6_000)).toBe(false);
+        expect(await s.revokeDevice('sbZ', 6_000)).toBe(false);
+        expect(await s.revokeDevice('sbB', 7_000)).toBe(true);
+        expect(await s.getDevice('sbA')).toMatchObject({ status: 'revoked', revokedAt: 5_000 });
+        expect((await s.getDeviceAuth('sbA'))?.status).toBe('revoked');
+        const since = async (t: number) => (await s.revokedSince(t)).sort((a, b) => a.revokedAt - b.revokedAt);
+        expect(await since(0)).toEqual([{ deviceId: 'sbA', revokedAt: 5_000 }, { deviceId: 'sbB', revokedAt: 7_000 }]);
+        expect(await since(5_000)).toEqual([{ deviceId: 'sbB', revokedAt: 7_000 }]);
+        expect(await since(7_000)).toEqual([]);
+      });
+
+      it('lists every device', async () => {
+        await pair('sbA', 'hw1', 'M1');
+        await pair('sbB', 'hw2', 'M2');
+        expect((await s.listDevices()).map((d) => d.deviceId).sort()).toEqual(['sbA', 'sbB']);
+      });
+    });
+
+    describe('fleet', () => {
+      it('updates the fleet and marks silent online boxes stale', async () => {
+        await pair('sbA', 'hw1', 'M1', 1);
+        await s.updateFleet([{ deviceId: 'sbA', at: 100, connectivity: 'online', outboxDepth: 3 }]);
+        expect(await s.getDevice('sbA')).toMatchObject({ connectivity: 'online', lastSeenAt: 100, outboxDepth: 3 });
+        expect(await s.markStale(50)).toEqual([]);
+        expect(await s.markStale(101)).toEqual(['sbA']);
+        expect((await s.getDevice('sbA'))?.connectivity).toBe('stale');
+      });
+
+      it('an update keeps the fields it does not carry, and last seen never moves back', async () => {
+        await pair('sbA', 'hw1');
+        await s.updateFleet([{ deviceId: 'sbA', at: 100, connectivity: 'online', firmware: '2.0.0', outboxDepth: 3, pendingAttempts: 1 }]);
+        await s.updateFleet([{ deviceId: 'sbA', at: 90, outboxDepth: 0 }]);
+        expect(await s.getDevice('sbA')).toMatchObject({ connectivity: 'online', lastSeenAt: 100, firmware: '2.0.0', outboxDepth: 0, pendingAttempts: 1 });
+        await s.updateFleet([]);
+        await s.updateFleet([{ deviceId: 'sbZ', at: 1, connectivity: 'online' }]);
+        expect(await s.getDevice('sbZ')).toBeUndefined();
+      });
+
+      it('only online boxes go stale: offline and never-seen ones stay as they are', async () => {
+        await pair('sbA', 'hw1');
+        await pair('sbB', 'hw2');
+        await pair('sbC', 'hw3');
+        await s.updateFleet([
+          { deviceId: 'sbA', at: 100, connectivity: 'online' },
+          { deviceId: 'sbB', at: 100, connectivity: 'offline' },
+        ]);
+        expect(await s.markStale(1_000)).toEqual(['sbA']);
+        expect(await s.markStale(1_000)).toEqual([]);
+        expect((await s.getDevice('sbB'))?.connectivity).toBe('offline');
+        expect((await s.getDevice('sbC'))?.connectivity).toBe('never');
+      });
+    });
+  });
+}
