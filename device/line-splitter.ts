@@ -3,7 +3,9 @@
  * their setup, and a terminator may arrive split across two reads, so CR and LF both end a line and
  * an LF right after a CR (even in the next chunk) is swallowed. A line that grows past `maxBytes`
  * without a terminator is reported once as too long and the rest of it is discarded up to the next
- * terminator, so a babbling port can never grow memory.
+ * terminator, so a babbling port can never grow memory. (`@serialport/parser-readline` fits neither
+ * rule: it takes one delimiter string and buffers an unterminated line without bound, so it is not a
+ * dependency.)
  */
 export type SplitItem = { kind: 'line'; text: string } | { kind: 'tooLong'; bytes: number };
 
