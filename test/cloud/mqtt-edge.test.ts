@@ -17,7 +17,7 @@ import {
   type MqttLimits,
 } from '../../cloud/broker/mqtt-edge.js';
 import { DOWN_KINDS, downTopic, MAX_PAYLOAD_BYTES, upTopic, UP_KINDS } from '../../protocol/index.js';
-import { memoryLogger, publishPacket, startProbeCloud, upMsg, type ProbeCloud } from '../security/support.js';
+import { memoryLogger, publishPacket, remainingLength, startProbeCloud, upMsg, type ProbeCloud } from '../security/support.js';
 import { pairBox, payMsg, TestBox } from './harness.js';
 
 /**
@@ -35,15 +35,7 @@ function connectPacket(extra: Partial<IConnectPacket> = {}): Buffer {
 
 /** A packet of `type` with a remaining length of exactly `remaining` (body of zeros). */
 function packetOf(type: number, remaining: number): Buffer {
-  const len: number[] = [];
-  let r = remaining;
-  do {
-    let b = r % 128;
-    r = Math.floor(r / 128);
-    if (r > 0) b |= 0x80;
-    len.push(b);
-  } while (r > 0);
-  return Buffer.concat([Buffer.from([type << 4, ...len]), Buffer.alloc(remaining)]);
+  return Buffer.concat([Buffer.from([type << 4, ...remainingLength(remaining)]), Buffer.alloc(remaining)]);
 }
 
 /** The remaining length a generated packet announces. */

@@ -5,7 +5,7 @@ import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { upTopic, type PairResponse } from '../../protocol/index.js';
 import { pairBox, payMsg, TestBox } from '../cloud/harness.js';
-import { memoryLogger, money, startProbeCloud, upMsg, type ProbeCloud } from './support.js';
+import { memoryLogger, money, remainingLength, startProbeCloud, upMsg, type ProbeCloud } from './support.js';
 
 /**
  * aedes 1.x has no maximum packet size: a packet is buffered whole before anything looks at it.
@@ -54,17 +54,6 @@ async function peakRssDuring<T>(work: () => Promise<T>): Promise<{ result: T; pe
   } finally {
     clearInterval(sampler);
   }
-}
-
-function remainingLength(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return out;
 }
 
 async function open(): Promise<Socket> {

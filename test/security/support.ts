@@ -66,21 +66,25 @@ export async function scrape(metricsUrl: string): Promise<(name: string) => numb
   return (name) => totals.get(name) ?? 0;
 }
 
+/** MQTT's remaining-length varint (7 bits a byte, low first), for headers that announce any size at all. */
+export function remainingLength(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) b |= 0x80;
+    out.push(b);
+  } while (n > 0);
+  return out;
+}
+
 /** MQTT 3.1.1 PUBLISH packet built by hand, so no client-side topic validation gets in the way. */
 export function publishPacket(topic: string, payload: Buffer | string, qos: 0 | 1, messageId = 1): Buffer {
   const t = Buffer.from(topic, 'utf8');
   const p = Buffer.isBuffer(payload) ? payload : Buffer.from(payload, 'utf8');
   if (t.length > 0xffff) throw new Error('topic longer than 65535 bytes cannot be encoded');
   const varHeader = Buffer.concat([Buffer.from([t.length >> 8, t.length & 0xff]), t, qos ? Buffer.from([messageId >> 8, messageId & 0xff]) : Buffer.alloc(0)]);
-  let remaining = varHeader.length + p.length;
-  const len: number[] = [];
-  do {
-    let byte = remaining % 128;
-    remaining = Math.floor(remaining / 128);
-    if (remaining > 0) byte |= 0x80;
-    len.push(byte);
-  } while (remaining > 0);
-  return Buffer.concat([Buffer.from([0x30 | (qos << 1), ...len]), varHeader, p]);
+  return Buffer.concat([Buffer.from([0x30 | (qos << 1), ...remainingLength(varHeader.length + p.length)]), varHeader, p]);
 }
 
 export function rawPublish(client: MqttClient, topic: string, payload: Buffer | string, qos: 0 | 1 = 1): void {
