@@ -1,7 +1,7 @@
 import { hashSecret, generateDeviceId, generateSecret } from '../cloud/pairing/credentials.js';
 import { createPairingCode, ServerKey, SqliteStore, type Attempt, type CloudStore } from '../cloud/index.js';
 import { secretKeyFileOf } from '../cloud/config.js';
-import { systemClock } from '../cloud/clock.js';
+import { systemClock } from '../protocol/clock.js';
 import { CloudAttemptRecord, type DeviceAttemptRecord, type FinalState, type ResultMessage } from '../protocol/index.js';
 import { ScriptedGateway } from '../simulator/gateway/scripted-gateway.js';
 import { INSTANT } from '../simulator/gateway/scenario.js';

@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createPairingCode, instantGateway, startCloud, type RunningCloud } from '../cloud/index.js';
-import { systemClock } from '../cloud/clock.js';
+import { systemClock } from '../protocol/clock.js';
 import { createLogger } from '../cloud/log.js';
 import { pairBox } from '../device/index.js';
 import { readServiceDefinition, SERVICE_UNIT_NAME } from './service-definition.js';

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { createPairingCode, SqliteStore, startCloud, type Attempt, type RunningCloud } from '../cloud/index.js';
-import { systemClock } from '../cloud/clock.js';
+import { systemClock } from '../protocol/clock.js';
 import { createLogger } from '../cloud/log.js';
 import { Journal, pairBox } from '../device/index.js';
 import type { Attempt as BoxAttempt, Sale } from '../device/payment.js';

@@ -1,7 +1,6 @@
 import { AttemptsService } from './payments/attempts-service.js';
 import { startBroker } from './broker/broker.js';
 import { systemClock, type Clock } from '../protocol/clock.js';
-import { systemScheduler, type Scheduler } from './clock.js';
 import { parseConfig, secretKeyFileOf, type CloudConfig, type CloudConfigInput } from './config.js';
 import { DeviceAuthenticator } from './broker/device-auth.js';
 import { Fleet } from './fleet/fleet.js';
@@ -26,7 +25,6 @@ export type { Gateway } from './gateway/gateway.js';
 export type { CloudStore, DeviceRow } from './store/store.js';
 export type { Attempt } from './payments/transaction.js';
 export type { Clock } from '../protocol/clock.js';
-export type { Scheduler } from './clock.js';
 
 export interface StartCloudOptions {
   gateway: Gateway;
@@ -38,7 +36,8 @@ export interface StartCloudOptions {
   /** Any subset of the config; the rest takes defaults. */
   config?: CloudConfigInput;
   clock?: Clock;
-  scheduler?: Scheduler;
+  /** Timers of the attempt steps (default: the system clock's). */
+  timers?: Clock;
   logger?: Logger;
   random?: () => number;
 }
@@ -95,7 +94,7 @@ export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud>
       logger,
       metrics,
       clock,
-      scheduler: opts.scheduler ?? systemScheduler,
+      timers: opts.timers ?? systemClock,
       random: opts.random ?? Math.random,
       machine: machineConfig(config),
       gatewayCallTimeoutMs: config.gatewayCallTimeoutMs,

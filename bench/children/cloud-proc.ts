@@ -1,4 +1,4 @@
-import { systemClock } from '../../cloud/clock.js';
+import { systemClock } from '../../protocol/clock.js';
 import { createPairingCode, startCloud } from '../../cloud/index.js';
 import { createLogger } from '../../cloud/log.js';
 import { pairingQrText } from '../../protocol/index.js';

@@ -19,7 +19,6 @@ import {
   type UpMessage,
 } from '../../protocol/index.js';
 import type { Clock } from '../../protocol/clock.js';
-import type { Scheduler } from '../clock.js';
 import type { Gateway } from '../gateway/gateway.js';
 import { callGateway } from './gateway-call.js';
 import { ChannelLimits, channelOf, resumeWindowMs } from './channel-limits.js';
@@ -41,7 +40,8 @@ export interface AttemptsServiceDeps {
   logger: Logger;
   metrics: Metrics;
   clock: Clock;
-  scheduler: Scheduler;
+  /** Whose timers schedule the steps (a fake in tests; `clock` only tells the time). */
+  timers: Clock;
   random: () => number;
   machine: MachineConfig;
   gatewayCallTimeoutMs: number;
@@ -253,10 +253,10 @@ export class AttemptsService {
     );
   }
 
-  /** Wait on the injected scheduler; close() cuts every wait short. */
+  /** Wait on the injected timers; close() cuts every wait short. */
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const handle = this.deps.scheduler.setTimer(() => {
+      const handle = this.deps.timers.setTimeout(() => {
         this.sleeps.delete(handle);
         resolve();
       }, ms);
@@ -267,10 +267,10 @@ export class AttemptsService {
   private schedule(a: Attempt): void {
     const key = a.outTradeNo;
     const old = this.timers.get(key);
-    if (old !== undefined) this.deps.scheduler.clearTimer(old);
+    if (old !== undefined) this.deps.timers.clearTimeout(old);
     this.timers.delete(key);
     if (a.nextAt === null || a.inFlight || this.closed) return;
-    const handle = this.deps.scheduler.setTimer(() => {
+    const handle = this.deps.timers.setTimeout(() => {
       this.timers.delete(key);
       this.dispatch(key, { type: 'tick' }).catch((err: unknown) => this.log(key, a.deviceId).error({ err: (err as Error).message }, 'tick failed'));
     }, a.nextAt - this.deps.clock.now());
@@ -354,10 +354,10 @@ export class AttemptsService {
    */
   async close(): Promise<void> {
     this.closed = true;
-    for (const h of this.timers.values()) this.deps.scheduler.clearTimer(h);
+    for (const h of this.timers.values()) this.deps.timers.clearTimeout(h);
     this.timers.clear();
     for (const [h, wake] of this.sleeps) {
-      this.deps.scheduler.clearTimer(h);
+      this.deps.timers.clearTimeout(h);
       wake();
     }
     this.sleeps.clear();

@@ -2,7 +2,6 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { decodeDown, upTopic, type DownKind } from '../../protocol/index.js';
 import { AttemptsService } from '../../cloud/payments/attempts-service.js';
-import { schedulerOf } from '../../cloud/clock.js';
 import { systemClock } from '../../protocol/clock.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { machineConfig } from '../../cloud/index.js';
@@ -34,7 +33,7 @@ function makeService(): AttemptsService {
     logger: createLogger('silent'),
     metrics: new Metrics(),
     clock: time,
-    scheduler: schedulerOf(time),
+    timers: time,
     random: () => 0.5,
     machine: machineConfig(parseConfig({})),
     gatewayCallTimeoutMs: 10_000,

@@ -4,7 +4,7 @@ import { EVERY_CODE_SUCCEEDS, ScriptedGateway } from '../../simulator/gateway/sc
 import type { CloudStore, RunningCloud } from '../../cloud/index.js';
 import { Fleet } from '../../cloud/fleet/fleet.js';
 import { createLogger } from '../../cloud/log.js';
-import { systemClock } from '../../cloud/clock.js';
+import { systemClock } from '../../protocol/clock.js';
 import { DOWN_SCHEMAS, ResultMessage, parseTopic, upTopic, type DownKind, type UpKind } from '../../protocol/index.js';
 import { envelope, pairBox, payMsg, startTestCloud, TestBox, until } from './harness.js';
 

@@ -1,5 +1,4 @@
 import type { CallOptions, Gateway, GatewayCall, PayOutcome, PayRequest, QueryOutcome, QueryRequest, RefundOutcome, RefundRequest, ReverseOutcome, ReverseRequest } from '../../cloud/gateway/gateway.js';
-import { schedulerOf } from '../../cloud/clock.js';
 import { parseConfig } from '../../cloud/config.js';
 import { machineConfig } from '../../cloud/index.js';
 import { createLogger } from '../../cloud/log.js';
@@ -129,7 +128,7 @@ export function shellFor(o: ShellOptions): AttemptsService {
     logger: createLogger('silent'),
     metrics: new Metrics(),
     clock: o.clock,
-    scheduler: schedulerOf(o.clock),
+    timers: o.clock,
     random: o.random ?? (() => 0.5),
     machine: machineConfig(config),
     gatewayCallTimeoutMs: o.gatewayCallTimeoutMs ?? config.gatewayCallTimeoutMs,
