@@ -47,7 +47,8 @@ export const CloudConfig = z.strictObject({
   pollDeadlineMs: z
     .strictObject({ wechat: ms.default(45_000), alipay: ms.default(60_000), unionpay: ms.default(45_000) })
     .default({ wechat: 45_000, alipay: 60_000, unionpay: 45_000 }),
-  reverseMinDelayMs: ms.default(15_000),
+  /** WeChat forbids a reverse within 15 s of the pay; 1 s more for transit and the two clocks. */
+  reverseMinDelayMs: ms.default(16_000),
   reverseRetryMs: ms.default(2_000),
   reverseRetryMaxMs: ms.default(60_000),
   reverseFastRetries: z.number().int().min(1).default(3),

@@ -39,7 +39,12 @@ export interface Attempt {
   reason: ResultReason | null;
   createdAt: number;
   updatedAt: number;
-  /** When the pay was handed to the gateway (reverse must wait reverseMinDelayMs after it). */
+  /**
+   * The latest moment the wallet can have seen the pay: when its answer arrived (or its call timed
+   * out), or when the cloud resumed with it still in flight. A reverse waits reverseMinDelayMs after
+   * it: counted from when the pay was received, a wallet measuring on its side saw reverses 14.96 s
+   * after a pay that took a while to reach it.
+   */
   payAt: number | null;
   /** End of query polling; past it the attempt is reversed. */
   deadlineAt: number | null;
@@ -320,7 +325,7 @@ function onAck(a: Attempt, state: FinalState, ctx: MachineContext): Transition {
 
 function onOutcome(a: Attempt, e: Extract<AttemptEvent, { type: 'outcome' }>, ctx: MachineContext): Transition {
   if (a.inFlight !== e.call || a.callSeq !== e.seq) return same(a, `stale ${e.call} outcome ignored`);
-  const cleared: Attempt = { ...a, inFlight: null };
+  const cleared: Attempt = { ...a, inFlight: null, ...(e.call === 'pay' ? { payAt: ctx.now } : {}) };
   switch (e.call) {
     case 'pay':
       return onPayOutcome(cleared, e.outcome, e.saleWinner, ctx);
@@ -460,7 +465,9 @@ function onTick(a: Attempt, ctx: MachineContext): Transition {
  * a refunding one refunded again (same refundNo). A pay is never re-sent: the code is not stored.
  */
 function onResume(a: Attempt, ctx: MachineContext): Transition {
-  const t = moved(a, { inFlight: null, callSeq: a.callSeq + 1 }, ctx, `resume in ${a.state}`);
+  // A pay that was out when the cloud died may reach the wallet up to now.
+  const payAt = a.inFlight === 'pay' ? ctx.now : a.payAt;
+  const t = moved(a, { inFlight: null, callSeq: a.callSeq + 1, payAt }, ctx, `resume in ${a.state}`);
   const r = t.attempt!;
   switch (a.state) {
     case 'CREATED':
@@ -468,7 +475,7 @@ function onResume(a: Attempt, ctx: MachineContext): Transition {
       return call(moved(r, { state: 'PAYING', step: 'poll' }, ctx, t.note), 'query');
     case 'CANCELLING':
     case 'REVERSE_PENDING':
-      return callAt(t, 'reverse', reverseAt(a, ctx), ctx);
+      return callAt(t, 'reverse', reverseAt(r, ctx), ctx);
     case 'REFUND_PENDING':
       return call(t, a.step === 'verify' ? 'query' : 'refund');
     default:

@@ -336,7 +336,7 @@ describe('cancel from the device', () => {
     const payAnswered = transition(d.a, { type: 'outcome', call: 'pay', seq: 1, outcome: ok }, { now: d.now, config, random: () => 0.5 });
     d.a = payAnswered.attempt;
     expect(d.state).toBe('CANCELLING');
-    expect(d.a!.nextAt).toBe(T0 + 15_000);
+    expect(d.a!.nextAt).toBe(T0 + 3_000 + 15_000); // counted from the pay's answer
     expect(kinds(d.tick().effects)).toEqual(['gateway:reverse']);
     d.answer({ kind: 'reversed' });
     expect([d.state, d.a!.reason]).toEqual(['REVERSED', 'CASHIER_CANCEL']);
@@ -381,7 +381,7 @@ describe('cancel from the device', () => {
     const d = paying();
     d.at(2_000).send(cancel);
     const t = d.at(3_000).answer(o);
-    expect([kinds(t.effects), d.state, d.a!.nextAt]).toEqual([[], 'CANCELLING', T0 + 15_000]);
+    expect([kinds(t.effects), d.state, d.a!.nextAt]).toEqual([[], 'CANCELLING', T0 + 3_000 + 15_000]);
     expect(kinds(d.tick().effects)).toEqual(['gateway:reverse']);
   });
 
@@ -522,11 +522,11 @@ describe('resume after a restart', () => {
     expect(d.send({ type: 'resume' }).effects).toEqual([]);
   });
 
-  it('a cancelled attempt resumed within reverseMinDelayMs of its pay: the reverse still waits for it', () => {
+  it('a cancelled attempt resumed with its pay still out: the reverse waits reverseMinDelayMs after the resume (the pay may reach the wallet up to then)', () => {
     const d = paying();
     d.at(2_000).send(cancel); // the pay is still out when the cloud dies
     const t = d.at(5_000).send({ type: 'resume' });
-    expect([kinds(t.effects), d.state, d.a!.inFlight, d.a!.nextAt]).toEqual([[], 'CANCELLING', null, T0 + 15_000]);
+    expect([kinds(t.effects), d.state, d.a!.inFlight, d.a!.nextAt]).toEqual([[], 'CANCELLING', null, T0 + 5_000 + 15_000]);
     expect(kinds(d.tick().effects)).toEqual(['gateway:reverse']);
   });
 });
@@ -573,6 +573,17 @@ describe('defence in depth (hand-built states)', () => {
     d.at(3_000).answer({ kind: 'in_progress' });
     d.a = { ...d.a!, nextAt: T0 + 4_000 };
     const t = d.tick();
-    expect([kinds(t.effects), d.a!.nextAt]).toEqual([[], T0 + 15_000]);
+    expect([kinds(t.effects), d.a!.nextAt]).toEqual([[], T0 + 3_000 + 15_000]);
+  });
+
+  it('the reverse gap counts from when the pay answered or timed out, not from when it was received', () => {
+    const d = paying(); // received and sent at T0; the wallet may see it only just before the timeout
+    const t = d.at(10_000).answer(unknown('TIMEOUT'));
+    expect(d.a!.payAt).toBe(T0 + 10_000);
+    expect(kinds(t.effects)).toEqual(['progress:QUERYING']);
+    d.at(11_000).send(cancel);
+    expect(d.a!.nextAt).toBe(T0 + 10_000 + 15_000);
+    expect(d.tick().effects.map((e) => e.type)).toEqual(['gateway']);
+    expect(d.now - (T0 + 10_000)).toBeGreaterThanOrEqual(config.reverseMinDelayMs);
   });
 });
