@@ -92,55 +92,53 @@ const garbage = fc.oneof(
   fc.object({ maxDepth: 3 }).map((v) => JSON.stringify(v) ?? ''),
 );
 
+/**
+ * One direction's decoder under fuzzing: mutants of each kind's example (answered exactly as their
+ * mutation says), garbage (any decode refusal), and the valid example itself (read).
+ */
+function fuzzDecoder<K extends string>(
+  target: string,
+  kinds: readonly K[],
+  examples: Record<K, unknown>,
+  schemas: Record<K, { shape: Record<string, unknown> }>,
+  rules: Record<K, ReadRules>,
+  decode: (kind: K, payload: string | Buffer) => unknown,
+  run: { seed: number; numRuns: number },
+): void {
+  const valid = (kind: K): Mutant => ({ mutation: 'valid', payload: Buffer.from(JSON.stringify(examples[kind])), expect: 'read' });
+  const arb = fc.constantFrom(...kinds).chain((kind) =>
+    fc.record({
+      kind: fc.constant(kind),
+      input: fc.oneof(
+        { weight: 6, arbitrary: mutants(examples[kind] as Record<string, Json>, rules[kind]) },
+        { weight: 3, arbitrary: garbage },
+        { weight: 1, arbitrary: fc.constant(valid(kind)) },
+      ),
+    }),
+  );
+  fc.assert(
+    fc.property(arb, ({ kind, input }) => {
+      const shape = schemas[kind].shape;
+      if (typeof input === 'object' && 'expect' in input) return exactly(target, input, () => decode(kind, input.payload), shape, rules[kind]);
+      anyRefusal(target, input, () => decode(kind, input), shape, rules[kind]);
+    }),
+    run,
+  );
+}
+
 afterAll(() => {
   for (const [target, t] of Object.entries(tally)) console.log(`fuzz protocol ${target}: ${t.ok + t.refused} cases, ${t.refused} refused with a ProtocolError, ${t.ok} valid`);
 });
 
 describe('protocol parsers under fuzzing (seeded, no network)', () => {
   it(`decodeUp: ${PROTOCOL_FUZZ.decodeUp} mutated, garbage and valid payloads`, () => {
-    const valid = (kind: UpKind): Mutant => ({ mutation: 'valid', payload: Buffer.from(JSON.stringify(UP_EXAMPLES[kind])), expect: 'read' });
-    const arb = fc.constantFrom(...UP_KINDS).chain((kind) =>
-      fc.record({
-        kind: fc.constant(kind),
-        input: fc.oneof(
-          { weight: 6, arbitrary: mutants(UP_EXAMPLES[kind] as unknown as Record<string, Json>, UP_READ_RULES[kind]) },
-          { weight: 3, arbitrary: garbage },
-          { weight: 1, arbitrary: fc.constant(valid(kind)) },
-        ),
-      }),
-    );
-    fc.assert(
-      fc.property(arb, ({ kind, input }) => {
-        const shape = UP_SCHEMAS[kind].shape;
-        if (typeof input === 'object' && 'expect' in input) return exactly('decodeUp', input, () => decodeUp(kind, input.payload), shape, UP_READ_RULES[kind]);
-        anyRefusal('decodeUp', input, () => decodeUp(kind, input), shape, UP_READ_RULES[kind]);
-      }),
-      { seed: SEED, numRuns: PROTOCOL_FUZZ.decodeUp },
-    );
+    fuzzDecoder('decodeUp', UP_KINDS, UP_EXAMPLES, UP_SCHEMAS, UP_READ_RULES, decodeUp, { seed: SEED, numRuns: PROTOCOL_FUZZ.decodeUp });
     expect(tally.decodeUp!.ok + tally.decodeUp!.refused).toBe(PROTOCOL_FUZZ.decodeUp);
     expect(tally.decodeUp!.ok).toBeGreaterThan(0);
   });
 
   it(`decodeDown: ${PROTOCOL_FUZZ.decodeDown} mutated, garbage and valid payloads`, () => {
-    const valid = (kind: DownKind): Mutant => ({ mutation: 'valid', payload: Buffer.from(JSON.stringify(DOWN_EXAMPLES[kind])), expect: 'read' });
-    const arb = fc.constantFrom(...DOWN_KINDS).chain((kind) =>
-      fc.record({
-        kind: fc.constant(kind),
-        input: fc.oneof(
-          { weight: 6, arbitrary: mutants(DOWN_EXAMPLES[kind] as unknown as Record<string, Json>, DOWN_READ_RULES[kind]) },
-          { weight: 3, arbitrary: garbage },
-          { weight: 1, arbitrary: fc.constant(valid(kind)) },
-        ),
-      }),
-    );
-    fc.assert(
-      fc.property(arb, ({ kind, input }) => {
-        const shape = DOWN_SCHEMAS[kind].shape;
-        if (typeof input === 'object' && 'expect' in input) return exactly('decodeDown', input, () => decodeDown(kind, input.payload), shape, DOWN_READ_RULES[kind]);
-        anyRefusal('decodeDown', input, () => decodeDown(kind, input), shape, DOWN_READ_RULES[kind]);
-      }),
-      { seed: SEED + 1, numRuns: PROTOCOL_FUZZ.decodeDown },
-    );
+    fuzzDecoder('decodeDown', DOWN_KINDS, DOWN_EXAMPLES, DOWN_SCHEMAS, DOWN_READ_RULES, decodeDown, { seed: SEED + 1, numRuns: PROTOCOL_FUZZ.decodeDown });
     expect(tally.decodeDown!.ok).toBeGreaterThan(0);
   });
 
