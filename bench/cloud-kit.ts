@@ -1,3 +1,4 @@
+import { ensureMerchant } from '../cloud/merchants/merchant.js';
 import { hashSecret, generateDeviceId, generateSecret } from '../cloud/pairing/credentials.js';
 import { createPairingCode, ServerKey, SqliteStore, type Attempt, type CloudStore } from '../cloud/index.js';
 import { secretKeyFileOf } from '../cloud/config.js';
@@ -31,6 +32,7 @@ export async function seedDevices(store: CloudStore, key: ServerKey, count: numb
   const secretHash = hashSecret(key, secret);
   const ids: string[] = [];
   const now = Date.now();
+  await ensureMerchant(store, merchant, now);
   for (let i = 0; i < count; i++) {
     const { code } = await createPairingCode({ store, clock: systemClock, codeTtlS: 3600 }, merchant, `S-${i % 50}`);
     const deviceId = generateDeviceId();

@@ -1,3 +1,4 @@
+import { ensureMerchant } from '../cloud/merchants/merchant.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -79,6 +80,7 @@ export async function footprint(p: FootprintParams): Promise<BenchResult> {
   try {
     cloud = await startCloud({ gateway: instantGateway(), dbPath: path.join(tmp.dir, 'cloud.db'), mqttPort: 0, httpPort: 0, metricsPort: 0, config: { logLevel: 'warn' }, logger: createLogger('warn') });
     const dataDir = path.join(tmp.dir, 'box');
+    await ensureMerchant(cloud.store, 'M-BENCH');
     const { code } = await createPairingCode({ store: cloud.store, clock: systemClock, codeTtlS: 600 }, 'M-BENCH', 'S-1');
     await pairBox({ code, cloudUrl: cloud.httpUrl, dataDir, hardwareId: 'bench-footprint-box' });
     const configFile = path.join(tmp.dir, 'device.json');

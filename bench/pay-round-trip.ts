@@ -1,6 +1,6 @@
 import { EventEmitter, once } from 'node:events';
 import type { MqttClient } from 'mqtt';
-import { deviceDownFilter, PROTOCOL_VERSION, upTopic, type PairResponse, type ResultMessage } from '../protocol/index.js';
+import { deviceDownFilter, PAIRING_VERSION, upTopic, type PairResponse, type ResultMessage } from '../protocol/index.js';
 import { connectNoDelay } from './floors.js';
 
 /**
@@ -19,7 +19,7 @@ export interface PayProbe {
 }
 
 export async function pairProbe(httpUrl: string, code: string, mqttUrl: string): Promise<PayProbe> {
-  const res = await fetch(`${httpUrl}/v1/pair`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ v: PROTOCOL_VERSION, code, hardwareId: 'bench-pay-probe' }) });
+  const res = await fetch(`${httpUrl}/v1/pair`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ v: PAIRING_VERSION, code, hardwareId: 'bench-pay-probe' }) });
   if (!res.ok) throw new Error(`pairing the pay probe: HTTP ${res.status} ${await res.text()}`);
   const creds = (await res.json()) as PairResponse;
   const client = await connectNoDelay(mqttUrl, creds.deviceId, { username: creds.deviceId, password: creds.secret, reconnectPeriod: 0 });

@@ -1,3 +1,4 @@
+import { ensureMerchant } from '../cloud/merchants/merchant.js';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { createPairingCode, SqliteStore, startCloud, type Attempt, type RunningCloud } from '../cloud/index.js';
@@ -90,6 +91,7 @@ async function boxRecovery(p: RecoveryParams) {
   try {
     cloud = await startCloud({ gateway, dbPath: path.join(tmp.dir, 'cloud.db'), mqttPort: 0, httpPort: 0, metricsPort: 0, config: { logLevel: 'warn' }, logger: createLogger('warn') });
     const dataDir = path.join(tmp.dir, 'box');
+    await ensureMerchant(cloud.store, 'M-BENCH');
     const { code } = await createPairingCode({ store: cloud.store, clock: systemClock, codeTtlS: 600 }, 'M-BENCH', 'S-1');
     const { deviceId } = await pairBox({ code, cloudUrl: cloud.httpUrl, dataDir, hardwareId: 'bench-recovery-box' });
 
@@ -108,7 +110,7 @@ async function boxRecovery(p: RecoveryParams) {
         const attempt: BoxAttempt = { outTradeNo, saleId, saleRef: ref, amount, currency: 'CNY', wallet: 'wechat', state: 'CANCELLING', reason: null, createdAt: now, updatedAt: now, deadline: now + 60_000, nextCheckAt: now };
         journal.persist({ kind: 'saveSale', sale, from: null, cause: 'bench: ecr sale, then cashier cancel' });
         journal.persist({ kind: 'saveAttempt', attempt, from: null, cause: 'bench: scanned, then cancelled' });
-        const cancel = CancelMessage.parse({ v: 1, id: `cancel-${outTradeNo}`, ts: now, outTradeNo, saleId, amount, currency: 'CNY', reason: 'CASHIER_CANCEL' });
+        const cancel = CancelMessage.parse({ v: 2, id: `cancel-${outTradeNo}`, ts: now, outTradeNo, saleId, amount, currency: 'CNY', reason: 'CASHIER_CANCEL' });
         journal.sql('INSERT INTO outbox (kind, out_trade_no, payload, created_at) VALUES (?, ?, ?, ?)').run('cancel', outTradeNo, JSON.stringify(cancel), now);
         if (i % 2 === 1) landed.push({ outTradeNo, saleId, saleRef: ref, amount });
       }
@@ -225,12 +227,13 @@ async function cloudRecovery(p: RecoveryParams) {
       const payAt = charged ? now - 1_000 : now - 120_000;
       if (charged) {
         landed++;
-        await gateway.pay({ outTradeNo, amount, currency: 'CNY', code: validCode(random, 'wechat'), wallet: 'wechat' }, { signal });
+        await gateway.pay({ outTradeNo, amount, currency: 'CNY', code: validCode(random, 'wechat'), wallet: 'wechat', merchant: 'M1', channel: 'wechat' }, { signal });
       }
       const attempt: Attempt = {
         outTradeNo, deviceId, saleId: `${deviceId}-s${i}`, saleRef: `R${i}`, amount, currency: 'CNY', wallet: 'wechat',
         state: 'PAYING', reason: null, createdAt: payAt, updatedAt: payAt, payAt, deadlineAt: payAt + 45_000, nextAt: null,
         step: 'pay', inFlight: 'pay', callSeq: 1, tries: 0, cancelReason: null, gatewayTradeNo: null, ackedState: null, version: 0,
+        merchantId: 'M1', channel: null, charged: null, walletPaidAt: null, buyerPaid: null, discount: null, flag: null,
       };
       batch.push({ attempt, expectedVersion: 0, event: 'pay', fromState: null, note: 'bench: recorded; pay sent; then the cloud died', claimSale: false });
       if (batch.length === 1000 || i === p.cloudAttempts) {

@@ -5,7 +5,7 @@ import { report, type BenchResult } from './result.js';
 import { ROOT } from './harness.js';
 
 /**
- * `npm run bench` — all five benchmarks, each in its own Node process, one after another.
+ * `npm run bench` — every benchmark, each in its own Node process, one after another.
  * `npm run bench -- NAME [NAME…]` — only those. `--smoke` runs tiny sizes (what CI does: the figures
  * mean nothing, the point is that nothing rots). Any parameter can be overridden: `--sales 2000`.
  * Each benchmark writes bench/results/NAME.json (or $SCANBOX_BENCH_RESULTS/NAME.json).
@@ -20,6 +20,7 @@ const BENCHES: Record<string, Bench> = {
   fleet: { load: async () => { const m = await import('./fleet.js'); return { run: m.fleet, defaults: m.FLEET_DEFAULTS, smoke: m.FLEET_SMOKE }; } },
   recovery: { load: async () => { const m = await import('./recovery.js'); return { run: m.recovery, defaults: m.RECOVERY_DEFAULTS, smoke: m.RECOVERY_SMOKE }; } },
   footprint: { load: async () => { const m = await import('./footprint.js'); return { run: m.footprint, defaults: m.FOOTPRINT_DEFAULTS, smoke: m.FOOTPRINT_SMOKE }; } },
+  wallets: { load: async () => { const m = await import('./wallets.js'); return { run: m.wallets, defaults: m.WALLETS_DEFAULTS, smoke: m.WALLETS_SMOKE }; } },
 };
 export const BENCH_NAMES = Object.keys(BENCHES);
 

@@ -1,12 +1,10 @@
 import { Command, Option } from 'commander';
 import QRCode from 'qrcode';
-import { ATTEMPT_STATES, CloudAttemptRecord, ErrorCode, isProtocolError, pairingQrText, ProtocolError, type AttemptState } from '../protocol/index.js';
+import { ATTEMPT_STATES, CloudAttemptRecord, describeIssues, ErrorCode, isProtocolError, pairingQrText, ProtocolError, type AttemptState } from '../protocol/index.js';
+import { merchantId as merchantIdSchema, MerchantPatch, type Merchant } from './merchants/merchant.js';
 import { systemClock } from '../protocol/clock.js';
 import { loadConfig, type CloudConfig } from './config.js';
-import type { Gateway } from './gateway/gateway.js';
-import { httpGateway } from './gateway/http-gateway.js';
 import { startCloud } from './index.js';
-import { instantGateway } from './gateway/instant-gateway.js';
 import { createLogger } from './log.js';
 import { createPairingCode } from './pairing/pairing.js';
 import { SqliteStore } from './store/sqlite-store.js';
@@ -83,16 +81,8 @@ program
   .action(async (o: StartFlags) => {
     const config = configFrom(o, { mqttPort: o.mqttPort, httpPort: o.httpPort, host: o.host, gatewayUrl: o.gatewayUrl, gateway: o.gateway, ...tlsFlags(o), ...metricsFlags(o) });
     const logger = createLogger(config.logLevel);
-    let gateway: Gateway;
-    if (config.gatewayUrl) gateway = httpGateway(config.gatewayUrl);
-    else if (config.gateway === 'instant') {
-      logger.warn('using the built-in INSTANT gateway: every payment succeeds and no money moves. Never use this in production');
-      gateway = instantGateway();
-    } else {
-      throw new ProtocolError(ErrorCode.CONFIG_INVALID, '--gateway-url is required (or --gateway instant for benchmarks and smoke tests)');
-    }
     // Handlers first: a supervisor may send SIGTERM the moment it reads the ready line.
-    const starting = startCloud({ gateway, config, logger });
+    const starting = startCloud({ config, logger });
     const stop = (signal: string) => {
       logger.info({ signal }, 'stopping: no new connections; finishing store writes');
       starting.then((cloud) => cloud.close()).then(
@@ -106,6 +96,65 @@ program
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
     await starting;
+  });
+
+const merchant = program.command('merchant').description("the provider's merchants and their wallet sub-accounts (a pairing code binds a box to one)");
+const merchantFields = (c: Command) =>
+  c
+    .option('--name <name>', 'display name')
+    .option('--wechat-sub-mch-id <id>', 'WeChat Pay sub_mch_id (特约商户号); "" clears it')
+    .option('--alipay-app-auth-token <token>', 'Alipay app_auth_token (the merchant\'s authorisation of the provider app); "" clears it')
+    .option('--db <path>', 'SQLite store')
+    .option('--config <file>', 'JSON config file')
+    .option('--json', 'print JSON');
+interface MerchantFlags {
+  name?: string;
+  wechatSubMchId?: string;
+  alipayAppAuthToken?: string;
+  db?: string;
+  config?: string;
+  json?: boolean;
+}
+/** An empty string clears a field; a malformed id is refused before the store is touched. */
+function merchantPatch(o: MerchantFlags): MerchantPatch {
+  const clear = (v: string | undefined) => (v === '' ? null : v);
+  const r = MerchantPatch.safeParse({ name: clear(o.name), wechatSubMchId: clear(o.wechatSubMchId), alipayAppAuthToken: clear(o.alipayAppAuthToken) });
+  if (!r.success) throw new ProtocolError(ErrorCode.CONFIG_INVALID, `merchant fields are invalid: ${describeIssues(r.error)}`);
+  return r.data;
+}
+function checkMerchantId(id: string): string {
+  const r = merchantIdSchema.safeParse(id);
+  if (!r.success) throw new ProtocolError(ErrorCode.CONFIG_INVALID, `merchant id is invalid: ${describeIssues(r.error)}`);
+  return r.data;
+}
+/** The app_auth_token is a credential: listings show that it is set, never its value. */
+function showMerchant(m: Merchant): Record<string, unknown> {
+  return { ...m, alipayAppAuthToken: m.alipayAppAuthToken === null ? null : 'set' };
+}
+function printMerchant(m: Merchant, json: boolean | undefined): void {
+  if (json) return void console.log(JSON.stringify(showMerchant(m)));
+  console.log(`${m.merchantId}\t${m.name ?? '-'}\twechat sub_mch_id ${m.wechatSubMchId ?? '-'}\talipay app_auth_token ${m.alipayAppAuthToken ? 'set' : '-'}`);
+}
+merchantFields(merchant.command('add <merchantId>').description('add a merchant (refused if it exists)')).action(async (id: string, o: MerchantFlags) => {
+  const patch = merchantPatch(o);
+  await withStore(o, async (store) => printMerchant(await store.addMerchant(checkMerchantId(id), patch, Date.now()), o.json));
+});
+merchantFields(merchant.command('set <merchantId>').description("change a merchant's name or wallet sub-ids (refused if it does not exist)")).action(async (id: string, o: MerchantFlags) => {
+  const patch = merchantPatch(o);
+  await withStore(o, async (store) => printMerchant(await store.updateMerchant(checkMerchantId(id), patch, Date.now()), o.json));
+});
+merchant
+  .command('list')
+  .description('every merchant with its wallet sub-ids (tokens shown as "set")')
+  .option('--db <path>', 'SQLite store')
+  .option('--config <file>', 'JSON config file')
+  .option('--json', 'print JSON')
+  .action(async (o: { db?: string; config?: string; json?: boolean }) => {
+    await withStore(o, async (store) => {
+      const list = await store.listMerchants();
+      if (o.json) return void console.log(JSON.stringify(list.map(showMerchant)));
+      for (const m of list) printMerchant(m, false);
+    });
   });
 
 const pair = program.command('pair').description('pairing codes for field engineers');
@@ -173,10 +222,11 @@ program
   .option('--config <file>', 'JSON config file')
   .addOption(new Option('--state <state>', 'only attempts in this state').choices(ATTEMPT_STATES))
   .option('--id <outTradeNo>', 'one attempt, with its full event history')
+  .option('--flagged', 'only attempts flagged for a person (amount mismatch)')
   .option('--json', 'print a JSON array of CloudAttemptRecord')
-  .action(async (o: { db?: string; config?: string; state?: AttemptState; id?: string; json?: boolean }) => {
+  .action(async (o: { db?: string; config?: string; state?: AttemptState; id?: string; flagged?: boolean; json?: boolean }) => {
     await withStore(o, async (store) => {
-      const list = await store.listAttempts({ state: o.state, outTradeNo: o.id });
+      const list = await store.listAttempts({ state: o.state, outTradeNo: o.id, ...(o.flagged ? { flag: 'AMOUNT_MISMATCH' as const } : {}) });
       if (o.json) return void console.log(JSON.stringify(list.map(toRecord)));
       if (o.id && list.length === 0) throw new ProtocolError(ErrorCode.ATTEMPT_UNKNOWN, `no attempt ${o.id}`);
       for (const a of list) console.log(describe(a));
@@ -194,7 +244,7 @@ function toRecord(a: Attempt): CloudAttemptRecord {
 
 function describe(a: Attempt): string {
   const amount = `${a.amount} ${a.currency}`;
-  return [a.outTradeNo, a.state, a.reason ?? '-', a.saleId, amount, a.wallet ?? '-', new Date(a.updatedAt).toISOString()].join('\t');
+  return [a.outTradeNo, a.state, a.reason ?? '-', a.saleId, amount, a.wallet ?? '-', a.channel ?? '-', a.flag ?? '-', new Date(a.updatedAt).toISOString()].join('\t');
 }
 
 try {

@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { describeIssues, ErrorCode, ProtocolError } from '../protocol/index.js';
 import { DEFAULT_MQTT_LIMITS } from './broker/mqtt-edge.js';
+import { ChannelsConfig, RoutesConfig } from './gateway/channel-config.js';
+import { WALLET_RULES } from './gateway/wallet-rules.js';
 
 /**
  * The cloud's configuration: defaults < JSON file < SCANBOX_CLOUD_* environment < CLI flags.
@@ -9,6 +11,16 @@ import { DEFAULT_MQTT_LIMITS } from './broker/mqtt-edge.js';
  */
 const ms = z.number().int().nonnegative();
 const port = z.number().int().min(0).max(65535);
+
+type WalletNumber = 'pollDeadlineMs' | 'reverseMinDelayMs';
+function defaults(key: WalletNumber) {
+  return { wechat: WALLET_RULES.wechat[key], alipay: WALLET_RULES.alipay[key], unionpay: WALLET_RULES.unionpay[key] };
+}
+/** One number per wallet, defaulting to the wallet's published rule. */
+function perWallet(key: WalletNumber) {
+  const d = defaults(key);
+  return z.strictObject({ wechat: ms.default(d.wechat), alipay: ms.default(d.alipay), unionpay: ms.default(d.unionpay) }).default(d);
+}
 
 export const CloudConfig = z.strictObject({
   host: z.string().min(1).default('127.0.0.1'),
@@ -30,9 +42,14 @@ export const CloudConfig = z.strictObject({
   loginBackoff: z
     .strictObject({ baseMs: ms.default(250), maxMs: ms.default(5_000), windowMs: ms.default(60_000) })
     .default({ baseMs: 250, maxMs: 5_000, windowMs: 60_000 }),
+  /** The generic JSON gateway (the simulator's; UnionPay's): serves every wallet no `routes` entry or same-named channel serves. */
   gatewayUrl: z.string().url().optional(),
   /** 'instant' = built-in always-success gateway for benchmarks and smoke tests, never production. */
   gateway: z.enum(['http', 'instant']).default('http'),
+  /** Provider accounts by name (channel-config.ts): WeChat Pay, Alipay, generic HTTP. */
+  channels: ChannelsConfig.default({}),
+  /** The channel each wallet's new attempts start on; default: the channel named after the wallet. */
+  routes: RoutesConfig.default({}),
   gatewayCallTimeoutMs: ms.default(10_000),
   /** Gateway calls in flight at once per channel (today: per wallet); more wait their turn, in order. */
   gatewayConcurrency: z.number().int().min(1).default(64),
@@ -44,11 +61,12 @@ export const CloudConfig = z.strictObject({
   resumeRatePerS: z.number().positive().default(500),
   queryFirstDelayMs: ms.default(5_000),
   queryIntervalMs: ms.default(5_000),
-  pollDeadlineMs: z
-    .strictObject({ wechat: ms.default(45_000), alipay: ms.default(60_000), unionpay: ms.default(45_000) })
-    .default({ wechat: 45_000, alipay: 60_000, unionpay: 45_000 }),
-  /** WeChat forbids a reverse within 15 s of the pay; 1 s more for transit and the two clocks. */
-  reverseMinDelayMs: ms.default(16_000),
+  pollDeadlineMs: perWallet('pollDeadlineMs'),
+  /**
+   * Least time from the pay's answer (or timeout) to a reverse, per wallet (wallet-rules.ts): WeChat
+   * forbids one within 15 s (+1 s margin), Alipay cancels right away. A single number applies to all.
+   */
+  reverseMinDelayMs: z.union([ms.transform((n) => ({ wechat: n, alipay: n, unionpay: n })), perWallet('reverseMinDelayMs')]).default(defaults('reverseMinDelayMs')),
   reverseRetryMs: ms.default(2_000),
   reverseRetryMaxMs: ms.default(60_000),
   reverseFastRetries: z.number().int().min(1).default(3),

@@ -14,6 +14,8 @@ import { ServerKey } from './pairing/server-key.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { CloudStore } from './store/store.js';
 import type { MachineConfig } from './payments/transaction.js';
+import { channelsFromConfig } from './gateway/channels.js';
+import { reverseWindowsOf, WALLET_RULES } from './gateway/wallet-rules.js';
 
 export { httpGateway } from './gateway/http-gateway.js';
 export { instantGateway } from './gateway/instant-gateway.js';
@@ -27,7 +29,8 @@ export type { Attempt } from './payments/transaction.js';
 export type { Clock } from '../protocol/clock.js';
 
 export interface StartCloudOptions {
-  gateway: Gateway;
+  /** Serves every channel the config does not define (a test's or a simulator's gateway); default: the config's channels only. */
+  gateway?: Gateway;
   dbPath?: string;
   mqttPort?: number;
   httpPort?: number;
@@ -62,6 +65,7 @@ export function machineConfig(c: CloudConfig): MachineConfig {
     queryIntervalMs: c.queryIntervalMs,
     pollDeadlineMs: c.pollDeadlineMs,
     reverseMinDelayMs: c.reverseMinDelayMs,
+    reverseWindows: reverseWindowsOf(WALLET_RULES),
     reverseRetryMs: c.reverseRetryMs,
     reverseRetryMaxMs: c.reverseRetryMaxMs,
     reverseFastRetries: c.reverseFastRetries,
@@ -88,9 +92,12 @@ export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud>
     const link = broker.serviceLink;
     cleanup.unshift(() => link.close());
     const fleet = new Fleet({ store, clock, logger, heartbeatIntervalS: config.heartbeatIntervalS });
+    const router = channelsFromConfig(config, { merchants: (id) => store.getMerchant(id), clock, logger }, opts.gateway);
+    cleanup.unshift(() => router.close());
     const attempts = new AttemptsService({
       store,
-      gateway: opts.gateway,
+      gateway: router,
+      channelFor: (wallet, merchantId) => router.channelFor(wallet, merchantId),
       logger,
       metrics,
       clock,

@@ -50,6 +50,12 @@ export const MIGRATIONS: readonly string[] = [
   // v2: the result line to the cash register survives a crash between commit and write.
   `ALTER TABLE sales ADD COLUMN reported INTEGER NOT NULL DEFAULT 1;
    CREATE INDEX attempts_open ON attempts(state) WHERE state NOT IN ('SUCCESS','FAILED','CANCELLED','REVERSED','REFUNDED');`,
+  // v3: the wallet's receipt of an attempt, from the cloud's final result (protocol v2); NULL until one came.
+  `ALTER TABLE attempts ADD COLUMN receipt_trade_no TEXT;
+   ALTER TABLE attempts ADD COLUMN receipt_paid_at INTEGER;
+   ALTER TABLE attempts ADD COLUMN receipt_total INTEGER;
+   ALTER TABLE attempts ADD COLUMN receipt_buyer_paid INTEGER;
+   ALTER TABLE attempts ADD COLUMN receipt_discount INTEGER;`,
 ];
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
@@ -102,6 +108,11 @@ interface AttemptRow {
   created_at: number;
   updated_at: number;
   deadline: number;
+  receipt_trade_no: string | null;
+  receipt_paid_at: number | null;
+  receipt_total: number | null;
+  receipt_buyer_paid: number | null;
+  receipt_discount: number | null;
 }
 
 export interface JournalOpenOptions {
@@ -260,12 +271,34 @@ export class Journal {
   }
 
   private saveAttempt(a: Attempt, from: AttemptState | null, cause: string): void {
+    const r = a.receipt;
     this.sql(
-        `INSERT INTO attempts (out_trade_no, sale_id, sale_ref, amount, currency, wallet, state, reason, created_at, updated_at, deadline)
-         VALUES (@outTradeNo, @saleId, @saleRef, @amount, @currency, @wallet, @state, @reason, @createdAt, @updatedAt, @deadline)
-         ON CONFLICT(out_trade_no) DO UPDATE SET state = excluded.state, reason = excluded.reason, updated_at = excluded.updated_at`,
+        `INSERT INTO attempts (out_trade_no, sale_id, sale_ref, amount, currency, wallet, state, reason, created_at, updated_at, deadline,
+           receipt_trade_no, receipt_paid_at, receipt_total, receipt_buyer_paid, receipt_discount)
+         VALUES (@outTradeNo, @saleId, @saleRef, @amount, @currency, @wallet, @state, @reason, @createdAt, @updatedAt, @deadline,
+           @receiptTradeNo, @receiptPaidAt, @receiptTotal, @receiptBuyerPaid, @receiptDiscount)
+         ON CONFLICT(out_trade_no) DO UPDATE SET state = excluded.state, reason = excluded.reason, updated_at = excluded.updated_at,
+           receipt_trade_no = excluded.receipt_trade_no, receipt_paid_at = excluded.receipt_paid_at, receipt_total = excluded.receipt_total,
+           receipt_buyer_paid = excluded.receipt_buyer_paid, receipt_discount = excluded.receipt_discount`,
       )
-      .run(a);
+      .run({
+        outTradeNo: a.outTradeNo,
+        saleId: a.saleId,
+        saleRef: a.saleRef,
+        amount: a.amount,
+        currency: a.currency,
+        wallet: a.wallet,
+        state: a.state,
+        reason: a.reason,
+        createdAt: a.createdAt,
+        updatedAt: a.updatedAt,
+        deadline: a.deadline,
+        receiptTradeNo: r?.walletTradeNo ?? null,
+        receiptPaidAt: r?.paidAt ?? null,
+        receiptTotal: r?.total ?? null,
+        receiptBuyerPaid: r?.buyerPaid ?? null,
+        receiptDiscount: r?.discount ?? null,
+      });
     if (from !== a.state) this.transition(a.updatedAt, a.saleId, a.outTradeNo, from, a.state, cause);
   }
 
@@ -362,6 +395,21 @@ function toAttempt(r: AttemptRow, now: number): Attempt {
     updatedAt: r.updated_at,
     deadline: r.deadline,
     nextCheckAt: now,
+    ...receiptOf(r),
+  };
+}
+
+/** The receipt kept with an attempt (journal v3): absent without a trade number and a total. */
+function receiptOf(r: AttemptRow): Pick<Attempt, 'receipt'> {
+  if (r.receipt_trade_no === null || r.receipt_total === null) return {};
+  return {
+    receipt: {
+      walletTradeNo: r.receipt_trade_no,
+      ...(r.receipt_paid_at !== null ? { paidAt: r.receipt_paid_at } : {}),
+      total: r.receipt_total,
+      ...(r.receipt_buyer_paid !== null ? { buyerPaid: r.receipt_buyer_paid } : {}),
+      ...(r.receipt_discount !== null ? { discount: r.receipt_discount } : {}),
+    },
   };
 }
 

@@ -1,12 +1,17 @@
 import type { IClientOptions, MqttClient } from 'mqtt';
 import {
+  ErrorCode,
+  MIN_PROTOCOL_VERSION,
   PROTOCOL_VERSION,
   backoffDelay,
   decodeDown,
   deviceDownFilter,
   encodeUp,
   parseTopic,
+  reencodeUp,
+  salvageMessageId,
   upTopic,
+  type AnyVersion,
   type BackoffPolicy,
   type DeviceStatus,
   type DownKind,
@@ -23,8 +28,17 @@ import type { Publisher } from './outbox.js';
 //
 // The heartbeat's `v` is this box's protocol version: its announcement. It adds no field, so even a
 // cloud that still refuses unknown fields reads it (protocol/README.md "Evolution rules").
+//
+// Clouds released before tolerant reading refuse any `v` but 1 with UNSUPPORTED_VERSION. When the
+// cloud refuses the heartbeat (or any message this box sent in its own version on this connection)
+// that way, the box speaks v1 to it until it reconnects: up/ shapes are the same in v1 but for `v`.
+// What was refused is sent again in v1 at once, so the queries and acks sent on connect, before the
+// answer came, are not lost. The last will is always v1: it is registered before any answer, and
+// every cloud reads it (the cloud takes no announcement from a will).
 
 const STOP_GRACE_MS = 2_000;
+/** Messages sent in this box's own version that may still be refused, by id: the newest few of the connection. */
+const REMEMBERED_OWN_VERSION = 64;
 
 export type MqttConnect = (url: string, opts: IClientOptions) => MqttClient;
 
@@ -68,6 +82,10 @@ export class CloudLink implements Publisher {
   private seq = 0;
   /** A cloud must not send newer shapes than this box announced; said once per connection if it does. */
   private newerCloudSeen = false;
+  /** The protocol version spoken on this connection: this box's own, or v1 to a cloud that refused it. */
+  private speaking: number = PROTOCOL_VERSION;
+  /** Sent in this box's own version on this connection, by message id, so a refusal of its `v` can be answered. */
+  private readonly sentInOwnVersion = new Map<string, { topic: string; payload: string }>();
   connected = false;
 
   constructor(private readonly opts: CloudLinkOptions) {}
@@ -97,7 +115,7 @@ export class CloudLink implements Publisher {
 
   publish(topic: string, payload: string, done: (err?: Error) => void): void {
     if (!this.client) return done(new Error('link not started'));
-    this.client.publish(topic, payload, { qos: 1 }, (err) => {
+    this.client.publish(topic, this.spoken(topic, payload), { qos: 1 }, (err) => {
       if (!err) this.opts.handlers.onContact();
       done(err ?? undefined);
     });
@@ -127,9 +145,10 @@ export class CloudLink implements Publisher {
     if (first === 'late') await client.endAsync(true).catch(() => undefined);
   }
 
-  private will(): HeartbeatMessage {
+  /** v1, which every cloud reads: the will is registered before the cloud could refuse anything newer. */
+  private will(): AnyVersion<HeartbeatMessage> {
     const status = { ...this.opts.status(), scanner: 'closed', ecr: 'closed' } as const;
-    return { v: PROTOCOL_VERSION, id: OFFLINE_WILL_ID, ts: this.opts.clock.now(), status };
+    return { v: MIN_PROTOCOL_VERSION, id: OFFLINE_WILL_ID, ts: this.opts.clock.now(), status };
   }
 
   private onConnect(client: MqttClient): void {
@@ -137,6 +156,9 @@ export class CloudLink implements Publisher {
     stream.setNoDelay?.(true);
     this.failures = 0;
     this.newerCloudSeen = false;
+    // A new connection may be to another cloud (or a newer one): announce this box's own version again.
+    this.speaking = PROTOCOL_VERSION;
+    this.sentInOwnVersion.clear();
     this.opts.logger.info({ url: this.opts.url }, 'cloud link connected');
     client.subscribe(deviceDownFilter(this.opts.deviceId), { qos: 1 }, (err) => {
       if (err) {
@@ -175,10 +197,11 @@ export class CloudLink implements Publisher {
   private heartbeat(): void {
     this.opts.clock.clearTimeout(this.heartbeatTimer);
     if (!this.connected || !this.client) return;
-    const msg: HeartbeatMessage = { v: PROTOCOL_VERSION, id: `hb-${this.opts.clock.now()}-${++this.seq}`, ts: this.opts.clock.now(), status: this.opts.status() };
+    const msg: AnyVersion<HeartbeatMessage> = { v: this.speaking, id: `hb-${this.opts.clock.now()}-${++this.seq}`, ts: this.opts.clock.now(), status: this.opts.status() };
     const payload = this.encodeHeartbeat(msg);
     if (payload !== null) {
-      this.client.publish(upTopic(this.opts.deviceId, 'heartbeat'), payload, { qos: 1 }, (err) => {
+      const topic = upTopic(this.opts.deviceId, 'heartbeat');
+      this.client.publish(topic, this.spoken(topic, payload), { qos: 1 }, (err) => {
         if (!err) this.opts.handlers.onContact();
       });
     }
@@ -198,20 +221,77 @@ export class CloudLink implements Publisher {
     }
     this.opts.handlers.onContact();
     this.noteCloudVersion(decoded.msg.v);
+    if (decoded.kind === 'error' && this.ownVersionRefused(decoded.msg as DownMessage<'error'>)) return;
     this.opts.handlers.onDown(decoded.kind, decoded.msg);
   }
 
   /** Read all the same, by the fields this box knows; but the cloud broke the rule, so say so. */
   private noteCloudVersion(v: number): void {
-    if (v <= PROTOCOL_VERSION || this.newerCloudSeen) return;
+    if (v <= this.speaking || this.newerCloudSeen) return;
     this.newerCloudSeen = true;
-    this.opts.logger.warn({ cloudVersion: v, boxVersion: PROTOCOL_VERSION }, 'cloud sent a newer protocol version than this box announced; reading the fields it knows');
+    this.opts.logger.warn({ cloudVersion: v, boxVersion: this.speaking }, 'cloud sent a newer protocol version than this box announced; reading the fields it knows');
+  }
+
+  /**
+   * The payload as it leaves on this connection: as encoded (the box's own version, remembered in
+   * case the cloud refuses it) or, to a cloud that refused that version, again in v1.
+   */
+  private spoken(topic: string, payload: string): string {
+    if (this.speaking === PROTOCOL_VERSION) {
+      const id = salvageMessageId(payload);
+      if (id !== undefined) {
+        this.sentInOwnVersion.delete(id);
+        this.sentInOwnVersion.set(id, { topic, payload });
+        if (this.sentInOwnVersion.size > REMEMBERED_OWN_VERSION) this.sentInOwnVersion.delete(this.sentInOwnVersion.keys().next().value!);
+      }
+      return payload;
+    }
+    try {
+      const t = parseTopic(topic);
+      return t.direction === 'up' ? reencodeUp(t.kind, payload, this.speaking) : payload;
+    } catch (err) {
+      // Up/ shapes are the same in v1 but for `v`, so this is a defect: the cloud refuses it, no money moves.
+      this.opts.logger.error({ topic, err: (err as Error).message, code: (err as { code?: string }).code }, `message cannot be said in protocol v${this.speaking}; sent as it is`);
+      return payload;
+    }
+  }
+
+  /**
+   * The cloud refused the `v` of a message this box sent in its own version on this connection: it
+   * is a cloud released before tolerant reading (a later one reads every v ≥ 1). Speak v1 to it
+   * until the next connection (one warn line), and send that message again in v1. Returns whether
+   * the error was this, and so is handled here.
+   */
+  private ownVersionRefused(m: DownMessage<'error'>): boolean {
+    if (m.code !== ErrorCode.UNSUPPORTED_VERSION || m.refId === undefined) return false;
+    const refused = this.sentInOwnVersion.get(m.refId);
+    if (!refused || !this.client) return false;
+    this.sentInOwnVersion.delete(m.refId);
+    if (this.speaking !== MIN_PROTOCOL_VERSION) {
+      // What else was sent in v2 before this answer stays remembered: its refusal is answered the same way.
+      this.speaking = MIN_PROTOCOL_VERSION;
+      this.opts.logger.warn(
+        { boxVersion: PROTOCOL_VERSION, speaking: MIN_PROTOCOL_VERSION, refId: m.refId, cloudSaid: m.message },
+        `the cloud does not read protocol v${PROTOCOL_VERSION} (UNSUPPORTED_VERSION): speaking v${MIN_PROTOCOL_VERSION} to it until the next connection`,
+      );
+    }
+    const heartbeat = refused.topic === upTopic(this.opts.deviceId, 'heartbeat');
+    this.opts.logger.info({ topic: refused.topic, refId: m.refId }, `sending the refused message again in protocol v${this.speaking}`);
+    if (heartbeat) {
+      // A fresh one: the old cloud marks the box online now, not an interval later.
+      this.heartbeat();
+    } else {
+      this.client.publish(refused.topic, this.spoken(refused.topic, refused.payload), { qos: 1 }, (err) => {
+        if (!err) this.opts.handlers.onContact();
+      });
+    }
+    return true;
   }
 
   /** Strict on sending: an off-contract heartbeat is a defect of this box, logged and never sent. */
-  private encodeHeartbeat(msg: HeartbeatMessage): string | null {
+  private encodeHeartbeat(msg: AnyVersion<HeartbeatMessage>): string | null {
     try {
-      return encodeUp('heartbeat', msg);
+      return encodeUp('heartbeat', msg, msg.v);
     } catch (err) {
       this.opts.logger.error({ err: (err as Error).message, code: (err as { code?: string }).code }, 'heartbeat is off-contract; not sent');
       return null;

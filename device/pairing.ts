@@ -4,7 +4,7 @@ import { isIPv4 } from 'node:net';
 import {
   ERROR_CODES,
   ErrorCode,
-  PROTOCOL_VERSION,
+  PAIRING_VERSION,
   PairErrorBody,
   PairResponse,
   ProtocolError,
@@ -67,7 +67,7 @@ export async function pairBox(opts: PairOptions): Promise<PairOutcome> {
   try {
     const previous = previousCredentials(journal, opts.reset ?? false);
     const body: PairRequest = {
-      v: PROTOCOL_VERSION,
+      v: PAIRING_VERSION,
       code,
       hardwareId: opts.hardwareId ?? journal.hardwareId(),
       firmware: FIRMWARE_VERSION,

@@ -13,6 +13,7 @@ import {
   type DownMessage,
   type EcrStage,
   type PaymentCode,
+  type Receipt,
   type ResultReason,
   type Unknown,
   type UpKind,
@@ -31,7 +32,8 @@ import { screens } from './screens.js';
 
 export type SaleState = 'OPEN' | 'CANCELLING' | 'PAID' | 'NOT_PAID';
 export const SALE_STATES = ['OPEN', 'CANCELLING', 'PAID', 'NOT_PAID'] as const satisfies readonly SaleState[];
-export type SaleEndReason = 'CASHIER_CANCEL' | 'DEADLINE';
+/** Why a sale closed without payment: the cashier, its deadline, or the wallet charging another amount (AMOUNT_MISMATCH). */
+export type SaleEndReason = 'CASHIER_CANCEL' | 'DEADLINE' | 'AMOUNT_MISMATCH';
 type CancelReason = CancelMessage['reason'];
 
 export interface Sale {
@@ -66,6 +68,8 @@ export interface Attempt {
   deadline: number;
   /** When to ask the cloud again in case a result was lost. Not journaled: a restart queries all. */
   nextCheckAt: number;
+  /** The wallet's receipt, kept from the final result that carried it (protocol v2); absent until then. */
+  receipt?: Receipt;
 }
 
 export interface PaymentRules {
@@ -272,13 +276,24 @@ function reportFinal(t: Step, sale: Sale, lastAttempt?: string): void {
   if (sale.state === 'PAID') {
     const a = sale.paidBy ? t.book.attempts[sale.paidBy] : undefined;
     const wallet = a ? { wallet: a.wallet } : {};
-    t.ecr({ ...base, outcome: 'PAID', ...(sale.paidBy ? { outTradeNo: sale.paidBy } : {}), ...wallet }, sale.saleId);
+    t.ecr({ ...base, outcome: 'PAID', ...(sale.paidBy ? { outTradeNo: sale.paidBy } : {}), ...wallet, ...receiptFields(a?.receipt) }, sale.saleId);
     t.show(screens.success(sale.amount), { saleRef: sale.ref, ...(sale.paidBy ? { outTradeNo: sale.paidBy } : {}) });
     return;
   }
   const reason = sale.endReason ?? 'CASHIER_CANCEL';
   t.ecr({ ...base, outcome: 'NOT_PAID', reason, ...(lastAttempt ? { outTradeNo: lastAttempt } : {}) }, sale.saleId);
-  t.show(screens.notPaid(), { saleRef: sale.ref });
+  t.show(reason === 'AMOUNT_MISMATCH' ? screens.amountMismatch() : screens.notPaid(), { saleRef: sale.ref });
+}
+
+/** What a PAID line tells the cash register of the wallet's receipt, so it can print it. */
+function receiptFields(r: Receipt | undefined): Pick<Extract<EcrOutbound, { type: 'result' }>, 'walletTradeNo' | 'paidAt' | 'buyerPaid' | 'discount'> {
+  if (!r) return {};
+  return {
+    walletTradeNo: r.walletTradeNo,
+    ...(r.paidAt !== undefined ? { paidAt: r.paidAt } : {}),
+    ...(r.buyerPaid !== undefined ? { buyerPaid: r.buyerPaid } : {}),
+    ...(r.discount !== undefined ? { discount: r.discount } : {}),
+  };
 }
 
 /** A refunded duplicate may have been the attempt we called the payer; the other success is. */
@@ -295,7 +310,9 @@ function repointPaidBy(t: Step, sale: Sale, paid: Attempt | undefined): void {
 /** Cashier cancel or sale deadline: cancel what is in flight; final once every attempt is. */
 function endSale(t: Step, sale: Sale, reason: SaleEndReason): void {
   const closing = t.setSale(sale, { state: 'CANCELLING', endReason: reason }, reason);
-  for (const a of t.attemptsOf(closing)) if (isOpenAttempt(a)) cancelAttempt(t, a, reason);
+  // up/cancel has no AMOUNT_MISMATCH (a new reason would be a new protocol version): the box gives up on its own account.
+  const cancelReason: CancelReason = reason === 'AMOUNT_MISMATCH' ? 'RECOVERY_CANCEL' : reason;
+  for (const a of t.attemptsOf(closing)) if (isOpenAttempt(a)) cancelAttempt(t, a, cancelReason);
   settle(t, closing.saleId);
   const now = t.book.sales[closing.saleId];
   if (now?.state !== 'CANCELLING') return;
@@ -432,7 +449,7 @@ const onResult: Handler<'result'> = (t, e) => {
   }
   if (!isFinal(m.state)) return applyInterim(t, a, m.state);
   if (!isFinal(a.state)) return applyFinal(t, a, m);
-  if (a.state === m.state) return ack(t, a); // a re-sent result: the earlier ack may have been lost
+  if (a.state === m.state) return resent(t, a, m);
   applyChangedFinal(t, a, m);
 };
 
@@ -462,24 +479,53 @@ function applyInterim(t: Step, a: Attempt, state: AttemptState): void {
   t.setAttempt(a, { state }, `cloud reports ${state}`);
 }
 
+/** The receipt a final result carries, kept with the attempt; one already kept stays when a later result has none. */
+function withReceipt(a: Attempt, m: KnownResult): Pick<Attempt, 'receipt'> {
+  const receipt = m.receipt ?? a.receipt;
+  return receipt ? { receipt } : {};
+}
+
+/** A re-sent final result: ack it again (the earlier ack may have been lost), keeping a receipt it brings that the attempt lacks. */
+function resent(t: Step, a: Attempt, m: KnownResult): void {
+  const next = !a.receipt && m.receipt ? t.setAttempt(a, { receipt: m.receipt }, `cloud result ${m.state}: the wallet's receipt`) : a;
+  ack(t, next);
+}
+
 function applyFinal(t: Step, a: Attempt, m: KnownResult): void {
   // Also when the cloud gave up on its own (deadline → CANCELLING → REVERSED): the cashier must
   // learn that this code is done and another may be scanned.
   const firstFinal = !isFinal(a.state);
   const reason = knownReason(m.reason);
-  const next = t.setAttempt(a, { state: m.state, reason }, `cloud result ${m.state}`);
+  const next = t.setAttempt(a, { state: m.state, reason, ...withReceipt(a, m) }, `cloud result ${m.state}`);
   ack(t, next);
   t.log(m.state === 'SUCCESS' ? 'info' : 'warn', 'attempt final', { outTradeNo: a.outTradeNo, state: m.state, reason: m.reason });
+  if (m.state === 'SUCCESS' && m.receipt && m.receipt.total !== a.amount) {
+    // The cloud calls a charge of another amount AMOUNT_MISMATCH, never SUCCESS: the state decides, support is told.
+    t.log('error', "a paid result's receipt shows another total than the attempt's amount", { outTradeNo: a.outTradeNo, amount: a.amount, total: m.receipt.total, code: ErrorCode.ATTEMPT_CONFLICT });
+  }
   const sale = t.book.sales[a.saleId];
   if (!sale) return;
   if (m.state === 'SUCCESS' && sale.state === 'PAID') {
     t.log('warn', 'second success for one sale; the cloud refunds it', { outTradeNo: a.outTradeNo, saleRef: sale.ref, code: ErrorCode.DUPLICATE_PAYMENT });
   }
+  if (reason === 'AMOUNT_MISMATCH') return amountMismatch(t, sale);
   settle(t, sale.saleId);
   if (firstFinal && m.state !== 'SUCCESS' && t.book.sales[sale.saleId]?.state === 'OPEN') {
     t.progress(sale, 'ATTEMPT_FAILED', `payment failed (${reason ?? m.state}); another code may be scanned`, a.outTradeNo);
     t.show(screens.attemptFailed(sale.amount, reason), { saleRef: sale.ref, outTradeNo: a.outTradeNo });
   }
+}
+
+/**
+ * The wallet charged another amount than the sale's: nothing is paid, the cloud undoes the charge.
+ * The sale ends NOT_PAID at once with that reason (the customer is still at the counter, and the
+ * cash register must not wait for another code): an open sale is closed (any attempt still open is
+ * cancelled first), a closing one reports it as its reason. A sale already final keeps its outcome.
+ */
+function amountMismatch(t: Step, sale: Sale): void {
+  if (sale.state === 'OPEN') return endSale(t, sale, 'AMOUNT_MISMATCH');
+  if (sale.state === 'CANCELLING') t.setSale(sale, { endReason: 'AMOUNT_MISMATCH' }, 'the wallet charged another amount');
+  settle(t, sale.saleId);
 }
 
 /**
@@ -495,7 +541,7 @@ function applyChangedFinal(t: Step, a: Attempt, m: KnownResult): void {
   if (!allowed) {
     return t.log('error', 'cloud result contradicts a final state; ignored', { outTradeNo: a.outTradeNo, code: ErrorCode.ATTEMPT_CONFLICT, have: from, got: to });
   }
-  const next = t.setAttempt(a, { state: to, reason: knownReason(m.reason) ?? a.reason }, `cloud result changed ${from} → ${to}`);
+  const next = t.setAttempt(a, { state: to, reason: knownReason(m.reason) ?? a.reason, ...withReceipt(a, m) }, `cloud result changed ${from} → ${to}`);
   ack(t, next);
   t.log(from === 'SUCCESS' ? 'warn' : 'info', 'final result changed', { outTradeNo: a.outTradeNo, from, to, reason: m.reason });
   settle(t, a.saleId);

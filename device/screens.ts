@@ -16,6 +16,7 @@ const REASON_TEXT: Partial<Record<ResultReason, string>> = {
   GATEWAY_ERROR: '支付通道异常',
   UNKNOWN_ATTEMPT: '支付未送达',
   TOMBSTONED: '支付已撤销',
+  AMOUNT_MISMATCH: '扣款金额不符',
 };
 
 export function reasonText(reason: ResultReason | null | undefined): string {
@@ -34,6 +35,8 @@ export const screens = {
   timedOut: (amount: number): Screen => ({ screen: `支付超时，正在撤销；可重新扫码 ${formatAmount(amount)}`, voice: '支付超时' }),
   cancelling: (): Screen => ({ screen: '正在取消交易，请稍候…', voice: null }),
   notPaid: (): Screen => ({ screen: '交易已取消，未扣款', voice: '交易已取消' }),
+  /** The wallet charged another amount than the sale's: the sale is not paid, and that charge is being returned. */
+  amountMismatch: (): Screen => ({ screen: '扣款金额不符，正在退回；本单未收款', voice: '扣款金额不符，本单未收款' }),
   offline: (): Screen => ({ screen: '网络未连接，暂不能收款，请使用其他方式', voice: '网络未连接' }),
   noSale: (): Screen => ({ screen: '请先在收银机上输入金额', voice: null }),
   busy: (): Screen => ({ screen: '正在处理上一笔付款，请稍候', voice: null }),

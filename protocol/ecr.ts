@@ -30,7 +30,12 @@ export const EcrProgress = z.strictObject({
   outTradeNo: f.outTradeNo.optional(),
   message: f.shortText,
 });
-/** Sent once per sale, only when its outcome is final: PAID, or NOT_PAID with the reason. */
+/**
+ * Sent once per sale, only when its outcome is final: PAID, or NOT_PAID with the reason. A PAID line
+ * carries the wallet's receipt when the cloud sent one, so the cash register can print it: the
+ * wallet's trade number, when it took the money, and what the buyer paid and the discount when the
+ * wallet said so (their total is the line's `amount`).
+ */
 export const EcrResult = z.strictObject({
   type: z.literal('result'),
   ref: f.saleRef,
@@ -40,6 +45,10 @@ export const EcrResult = z.strictObject({
   outTradeNo: f.outTradeNo.optional(),
   wallet: f.wallet.optional(),
   reason: f.resultReason.optional(),
+  walletTradeNo: f.walletTradeNo.optional(),
+  paidAt: f.timestamp.optional(),
+  buyerPaid: f.minorUnits.optional(),
+  discount: f.minorUnits.optional(),
 });
 export const EcrError = z.strictObject({
   type: z.literal('error'),

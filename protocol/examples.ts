@@ -1,5 +1,5 @@
 import type { DownKind, UpKind } from './topics.js';
-import type { DownToSend, UpToSend } from './messages.js';
+import type { DownToSend, ResultMessage, ResultMessageV1, UpToSend } from './messages.js';
 import type { EcrInbound, EcrOutbound } from './ecr.js';
 import type { PairErrorBody, PairRequest, PairResponse } from './pairing.js';
 
@@ -11,12 +11,12 @@ const ts = 1764086400000;
 const money = { outTradeNo: 'sb7K2M9QX4TA-42', saleId: 'sb7K2M9QX4TA-s17', amount: 1234, currency: 'CNY' } as const;
 
 export const UP_EXAMPLES: { [K in UpKind]: UpToSend<K> } = {
-  pay: { v: 1, id: 'm-1001', ts, ...money, saleRef: 'R20261125-0042', code: '134567890123456789', wallet: 'wechat' },
-  cancel: { v: 1, id: 'm-1002', ts, ...money, reason: 'CASHIER_CANCEL' },
-  query: { v: 1, id: 'm-1003', ts, ...money },
-  ack: { v: 1, id: 'm-1004', ts, outTradeNo: money.outTradeNo, state: 'SUCCESS' },
+  pay: { v: 2, id: 'm-1001', ts, ...money, saleRef: 'R20261125-0042', code: '134567890123456789', wallet: 'wechat' },
+  cancel: { v: 2, id: 'm-1002', ts, ...money, reason: 'CASHIER_CANCEL' },
+  query: { v: 2, id: 'm-1003', ts, ...money },
+  ack: { v: 2, id: 'm-1004', ts, outTradeNo: money.outTradeNo, state: 'SUCCESS' },
   heartbeat: {
-    v: 1,
+    v: 2,
     id: 'm-1005',
     ts,
     status: { firmware: '0.1.0', uptimeS: 3600, outboxDepth: 0, pendingAttempts: 0, scanner: 'open', ecr: 'open' },
@@ -24,10 +24,41 @@ export const UP_EXAMPLES: { [K in UpKind]: UpToSend<K> } = {
 };
 
 export const DOWN_EXAMPLES: { [K in DownKind]: DownToSend<K> } = {
-  result: { v: 1, id: 'c-2001', ts, ...money, state: 'SUCCESS', reason: 'PAID', wallet: 'wechat' },
-  progress: { v: 1, id: 'c-2002', ts, outTradeNo: money.outTradeNo, stage: 'USERPAYING', message: 'waiting for the customer to enter the password' },
-  error: { v: 1, id: 'c-2003', ts, code: 'SCHEMA_INVALID', message: 'up/pay message is invalid: amount: amount must be whole minor units (fen), not a decimal', refId: 'm-1001' },
-  command: { v: 1, id: 'c-2004', ts, command: 'resync' },
+  result: { v: 2, id: 'c-2001', ts, ...money, state: 'SUCCESS', reason: 'PAID', wallet: 'wechat' },
+  progress: { v: 2, id: 'c-2002', ts, outTradeNo: money.outTradeNo, stage: 'USERPAYING', message: 'waiting for the customer to enter the password' },
+  error: { v: 2, id: 'c-2003', ts, code: 'SCHEMA_INVALID', message: 'up/pay message is invalid: amount: amount must be whole minor units (fen), not a decimal', refId: 'm-1001' },
+  command: { v: 2, id: 'c-2004', ts, command: 'resync' },
+};
+
+/**
+ * What v2 added to down/result: the wallet's receipt, and the reason AMOUNT_MISMATCH; with the same
+ * results as a box that announced v1 is sent them (`resultForVersion`): no receipt, and no reason v1
+ * does not have, so the state alone (FAILED) tells it that nothing is paid.
+ */
+const mismatch = { outTradeNo: 'sb7K2M9QX4TA-43', saleId: 'sb7K2M9QX4TA-s18', amount: 1234, currency: 'CNY' } as const;
+export const RESULT_EXAMPLES: { paid: ResultMessage; amountMismatch: ResultMessage; paidV1: ResultMessageV1; amountMismatchV1: ResultMessageV1 } = {
+  paid: {
+    v: 2,
+    id: 'c-2005',
+    ts,
+    ...money,
+    state: 'SUCCESS',
+    reason: 'PAID',
+    wallet: 'wechat',
+    receipt: { walletTradeNo: '4200002946202611251234567890', paidAt: 1764086401000, total: 1234, buyerPaid: 1134, discount: 100 },
+  },
+  amountMismatch: {
+    v: 2,
+    id: 'c-2006',
+    ts,
+    ...mismatch,
+    state: 'FAILED',
+    reason: 'AMOUNT_MISMATCH',
+    wallet: 'alipay',
+    receipt: { walletTradeNo: '2026112522001412345678901234', paidAt: 1764086402000, total: 1243 },
+  },
+  paidV1: { v: 1, id: 'c-2005', ts, ...money, state: 'SUCCESS', reason: 'PAID', wallet: 'wechat' },
+  amountMismatchV1: { v: 1, id: 'c-2006', ts, ...mismatch, state: 'FAILED', wallet: 'alipay' },
 };
 
 export const PAIR_EXAMPLES: { request: PairRequest; response: PairResponse; error: PairErrorBody } = {
@@ -51,7 +82,20 @@ export const ECR_EXAMPLES: { inbound: EcrInbound[]; outbound: EcrOutbound[] } = 
   outbound: [
     { type: 'progress', ref: 'R20261125-0042', stage: 'WAITING_CODE', message: '请出示付款码 ¥12.34' },
     { type: 'progress', ref: 'R20261125-0042', stage: 'WAITING_PASSWORD', outTradeNo: money.outTradeNo, message: '等待用户输入密码' },
-    { type: 'result', ref: 'R20261125-0042', outcome: 'PAID', amount: 1234, currency: 'CNY', outTradeNo: money.outTradeNo, wallet: 'wechat', reason: 'PAID' },
+    {
+      type: 'result',
+      ref: 'R20261125-0042',
+      outcome: 'PAID',
+      amount: 1234,
+      currency: 'CNY',
+      outTradeNo: money.outTradeNo,
+      wallet: 'wechat',
+      walletTradeNo: '4200002946202611251234567890',
+      paidAt: 1764086401000,
+      buyerPaid: 1134,
+      discount: 100,
+    },
+    { type: 'result', ref: 'R20261125-0043', outcome: 'NOT_PAID', amount: 1234, currency: 'CNY', reason: 'AMOUNT_MISMATCH', outTradeNo: mismatch.outTradeNo },
     { type: 'error', code: 'SCHEMA_INVALID', message: 'ECR line is invalid: amount: amount must be whole minor units (fen), not a decimal' },
   ],
 };

@@ -1,14 +1,25 @@
 import { z } from 'zod';
 import { CURRENCIES, DEFAULT_MAX_MINOR } from './money.js';
 import { WALLETS } from './payment-code.js';
-import { ATTEMPT_STATES, FINAL_STATES, RESULT_REASONS } from './states.js';
+import { ATTEMPT_STATES, FINAL_STATES, RESULT_REASONS, V1_RESULT_REASONS } from './states.js';
 import { DEVICE_ID_PATTERN } from './topics.js';
 import { ERROR_CODES } from './errors.js';
 
-/** Field schemas shared by MQTT messages, ECR lines, pairing bodies and export records. */
-export const PROTOCOL_VERSION = 1 as const;
+/**
+ * Field schemas shared by MQTT messages, ECR lines, pairing bodies and export records.
+ *
+ * The MQTT protocol version this side speaks: the `v` of every up/ message the box sends (its
+ * announcement) and of the newest down/ shapes the cloud has (protocol/README.md "Evolution rules").
+ * v2 added the wallet's receipt and the reason AMOUNT_MISMATCH to down/result. Pairing bodies (HTTP)
+ * have their own version, `PAIRING_VERSION` in pairing.ts.
+ */
+export const PROTOCOL_VERSION = 2 as const;
 
-export const version = z.literal(PROTOCOL_VERSION, { error: 'v must be 1 (this is protocol v1)' });
+/** `v` on sending: exactly version `n` (a sender builds exactly the shape of its version). */
+export function versionLiteral<const N extends number>(n: N) {
+  return z.literal(n, { error: `v must be ${n} (this is protocol v${n})` });
+}
+export const version = versionLiteral(PROTOCOL_VERSION);
 /** What a peer that announces nothing speaks, and the oldest shape a cloud may ever have to send. */
 export const MIN_PROTOCOL_VERSION = 1 as const;
 const NEWER_VERSION = 'v must be a protocol version: a whole number ≥ 1';
@@ -49,7 +60,15 @@ export const wallet = z.enum(WALLETS);
 export const attemptState = z.enum(ATTEMPT_STATES);
 export const finalState = z.enum(FINAL_STATES);
 export const resultReason = z.enum(RESULT_REASONS);
+export const resultReasonV1 = z.enum(V1_RESULT_REASONS);
 export const errorCode = z.enum(ERROR_CODES);
+/** The wallet's own id for a payment (WeChat Pay's transaction_id, Alipay's trade_no). */
+export const walletTradeNo = z.string().min(1, 'walletTradeNo must not be empty').max(64, 'walletTradeNo must be at most 64 characters');
+/** A part of a charge that may be zero (what the buyer paid, a discount): whole minor units, never negative. */
+export const minorUnits = z
+  .number({ error: 'must be a number of minor units (fen)' })
+  .int('must be whole minor units (fen), not a decimal')
+  .nonnegative('must not be negative');
 /** Payment codes are classified separately; the schema only bounds the field. */
 export const paymentCode = z.string().regex(/^\d{1,32}$/, 'code must be 1–32 digits');
 export const shortText = z.string().max(200, 'text must be at most 200 characters');

@@ -1,4 +1,4 @@
-/** protocol v1: the one contract between device, cloud and simulator. */
+/** protocol v2 (MQTT; pairing bodies stay v1): the one contract between device, cloud and simulator. */
 export * from './errors.js';
 export * from './money.js';
 export * from './payment-code.js';

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ErrorCode, ProtocolError } from './errors.js';
 import * as f from './fields.js';
 import type { DownKind, UpKind } from './topics.js';
+import { V1_RESULT_REASONS } from './states.js';
 
 /**
  * Two schemas per message. The strict one (`PayMessage`, …, `UP_SCHEMAS`, `DOWN_SCHEMAS`) is the
@@ -13,6 +14,8 @@ import type { DownKind, UpKind } from './topics.js';
 
 /** Every MQTT message: protocol version, a message id (for dedup and error replies) and a timestamp. */
 const envelope = { v: f.version, id: f.messageId, ts: f.timestamp };
+/** The envelope of a frozen v1 shape. */
+const envelopeV1 = { v: f.versionLiteral(1), id: f.messageId, ts: f.timestamp };
 const money = { outTradeNo: f.outTradeNo, saleId: f.saleId, amount: f.amount, currency: f.currency };
 
 // ── device → cloud ──────────────────────────────────────────────────────────────────────────────
@@ -50,11 +53,34 @@ export const HeartbeatMessage = z.strictObject({ ...envelope, status: DeviceStat
 export const OFFLINE_WILL_ID = 'offline-will';
 
 // ── cloud → device ──────────────────────────────────────────────────────────────────────────────
+/**
+ * The wallet's receipt of a payment (v2): its own trade number, when it took the money, the total it
+ * charged (`total`, the sale's amount when it is paid; another amount is AMOUNT_MISMATCH), and how
+ * that total split into what the buyer paid and a discount, when the wallet says so.
+ */
+export const Receipt = z.strictObject({
+  walletTradeNo: f.walletTradeNo,
+  paidAt: f.timestamp.optional(),
+  total: f.amount,
+  buyerPaid: f.minorUnits.optional(),
+  discount: f.minorUnits.optional(),
+});
 export const ResultMessage = z.strictObject({
   ...envelope,
   ...money,
   state: f.attemptState,
   reason: f.resultReason.optional(),
+  wallet: f.wallet.optional(),
+  message: f.shortText.optional(),
+  /** v2: present when the wallet reported a payment for this attempt, whatever its state now. */
+  receipt: Receipt.optional(),
+});
+/** down/result as protocol v1 has it, frozen: no receipt, the v1 reasons only. */
+export const ResultMessageV1 = z.strictObject({
+  ...envelopeV1,
+  ...money,
+  state: f.attemptState,
+  reason: f.resultReasonV1.optional(),
   wallet: f.wallet.optional(),
   message: f.shortText.optional(),
 });
@@ -86,7 +112,9 @@ export type AckMessage = z.infer<typeof AckMessage>;
 export type HeartbeatMessage = z.infer<typeof HeartbeatMessage>;
 export type DeviceStatus = z.infer<typeof DeviceStatus>;
 export type PortState = z.infer<typeof PortState>;
+export type Receipt = z.infer<typeof Receipt>;
 export type ResultMessage = z.infer<typeof ResultMessage>;
+export type ResultMessageV1 = z.infer<typeof ResultMessageV1>;
 export type ProgressMessage = z.infer<typeof ProgressMessage>;
 export type ErrorMessage = z.infer<typeof ErrorMessage>;
 export type CommandMessage = z.infer<typeof CommandMessage>;
@@ -105,9 +133,36 @@ export const DOWN_SCHEMAS = {
   command: CommandMessage,
 } as const satisfies Record<DownKind, z.ZodType>;
 
-/** What a sender builds: exactly the strict schema. */
+export type UpShapes = { readonly [K in UpKind]: z.ZodType };
+export type DownShapes = { readonly [K in DownKind]: z.ZodType };
+
+/** The other shapes of v1 are today's with `v: 1`: up/ is unchanged since v1, and so are progress, error and command. */
+function asV1<S extends Record<string, z.ZodObject>>(shapes: S): { [K in keyof S]: z.ZodType } {
+  return Object.fromEntries(Object.entries(shapes).map(([k, shape]) => [k, shape.extend({ v: f.versionLiteral(1) })])) as unknown as { [K in keyof S]: z.ZodType };
+}
+
+/**
+ * The up/ shapes of each protocol version this box can send: its own, and v1 for a cloud released
+ * before tolerant reading, which refuses any `v` but 1 (the box falls back for that connection).
+ */
+export const UP_SHAPES: Readonly<Record<number, UpShapes>> = { 1: asV1(UP_SCHEMAS), 2: UP_SCHEMAS };
+
+/**
+ * The down/ shapes of each protocol version this side can send. A box is sent the newest one not
+ * newer than it announced; a version's shapes are never changed while a box of it may be in the field.
+ * v2 added the result's `receipt` and the reason AMOUNT_MISMATCH.
+ */
+export const DOWN_SHAPES: Readonly<Record<number, DownShapes>> = {
+  1: { ...asV1({ progress: ProgressMessage, error: ErrorMessage, command: CommandMessage }), result: ResultMessageV1 },
+  2: DOWN_SCHEMAS,
+};
+
+/** `v` is the version a message is sent in; its shape is checked against that version's when encoded. */
+export type AnyVersion<T> = T extends unknown ? Omit<T, 'v'> & { v: number } : never;
+/** What a sender builds: the strict schema of the newest version (the box's own). */
 export type UpToSend<K extends UpKind = UpKind> = z.infer<(typeof UP_SCHEMAS)[K]>;
-export type DownToSend<K extends DownKind = DownKind> = z.infer<(typeof DOWN_SCHEMAS)[K]>;
+/** What the cloud builds: the newest shape; `encodeDown` sets `v` to the version the box reads. */
+export type DownToSend<K extends DownKind = DownKind> = AnyVersion<z.infer<(typeof DOWN_SCHEMAS)[K]>>;
 
 // ── reading: tolerant ───────────────────────────────────────────────────────────────────────────
 const read = { v: f.readVersion };
@@ -124,15 +179,24 @@ export const UP_READERS = {
   ack: z.object({ ...AckMessage.shape, ...read, state: f.tolerant(f.finalState) }),
   heartbeat: z.object({ ...HeartbeatMessage.shape, ...read, status: readStatus }),
 } as const satisfies Record<UpKind, z.ZodType>;
+/**
+ * The receipt as the box reads it: unknown fields dropped; a receipt it cannot read is dropped whole,
+ * and the result still applies (the state alone decides the money, never its receipt).
+ */
+const readReceipt = z.object(Receipt.shape).optional().catch(undefined);
 /** The box's readers. An UNKNOWN result state is neither success nor final: the attempt stays open. */
 export const DOWN_READERS = {
-  result: z.object({
-    ...ResultMessage.shape,
-    ...read,
-    state: f.tolerant(f.attemptState),
-    reason: f.tolerant(f.resultReason).optional(),
-    wallet: f.tolerant(f.wallet).optional(),
-  }),
+  result: z
+    .object({
+      ...ResultMessage.shape,
+      ...read,
+      state: f.tolerant(f.attemptState),
+      reason: f.tolerant(f.resultReason).optional(),
+      wallet: f.tolerant(f.wallet).optional(),
+      receipt: readReceipt,
+    })
+    // A dropped receipt leaves no `receipt: undefined` behind.
+    .transform(({ receipt, ...rest }): typeof rest & { receipt?: Receipt } => (receipt === undefined ? rest : { ...rest, receipt })),
   progress: z.object({ ...ProgressMessage.shape, ...read, stage: f.tolerant(ProgressStage) }),
   error: z.object({ ...ErrorMessage.shape, ...read, code: f.tolerant(f.errorCode) }),
   command: z.object({ ...CommandMessage.shape, ...read, command: f.tolerant(Command) }),
@@ -192,17 +256,22 @@ export function decodeDown<K extends DownKind>(kind: K, payload: Buffer | string
 
 // ── sending: strict ─────────────────────────────────────────────────────────────────────────────
 
-/** The box speaks its own version; the cloud reads any newer one by the fields it knows. */
-export function encodeUp<K extends UpKind>(kind: K, msg: UpToSend<K>): string {
-  return serialise(validate(UP_SCHEMAS[kind], msg, `up/${kind} message`), `up/${kind} message`);
+/**
+ * The box speaks its own version (`version`, PROTOCOL_VERSION unless it fell back to v1 for an old
+ * cloud); `msg.v` must be that version. The cloud reads any newer one by the fields it knows.
+ */
+export function encodeUp<K extends UpKind>(kind: K, msg: UpToSend<K> | AnyVersion<UpToSend<K>>, version: number = f.PROTOCOL_VERSION): string {
+  const what = `up/${kind} v${version} message`;
+  const shapes = UP_SHAPES[version];
+  if (!shapes) throw new ProtocolError(ErrorCode.UNSUPPORTED_VERSION, `${what}: this box has no up/ shape of protocol v${version}`);
+  return serialise(validate(shapes[kind], msg, what), what);
 }
 
-export type DownShapes = { readonly [K in DownKind]: z.ZodType };
-/**
- * The down/ shapes of each protocol version this side can send. A box is sent the newest one not
- * newer than it announced; v2 joins this table the day a v2 shape exists.
- */
-export const DOWN_SHAPES: Readonly<Record<number, DownShapes>> = { 1: DOWN_SCHEMAS };
+/** An encoded up/ message again, in the shape of `version` (the same fields, `v` set to it). */
+export function reencodeUp<K extends UpKind>(kind: K, payload: string, version: number): string {
+  const msg = decodeJson(z.looseObject({}), payload, `up/${kind} message`);
+  return encodeUp(kind, { ...msg, v: version } as AnyVersion<UpToSend<K>>, version);
+}
 
 /** The newest shape version in `shapes` that a box speaking `boxVersion` reads. */
 export function downShapeVersion(boxVersion: number, shapes: Readonly<Record<number, DownShapes>> = DOWN_SHAPES): number {
@@ -211,6 +280,49 @@ export function downShapeVersion(boxVersion: number, shapes: Readonly<Record<num
     .filter((v) => v <= boxVersion);
   if (fits.length === 0) throw new ProtocolError(ErrorCode.UNSUPPORTED_VERSION, `no down/ shape for a box that speaks protocol v${boxVersion}`);
   return Math.max(...fits);
+}
+
+/**
+ * A result in the shape of the version a box speaking `boxVersion` reads, `v` set to it. What that
+ * version does not have is left out, never guessed: for v1 the receipt, and a reason v1 does not
+ * have (AMOUNT_MISMATCH): the state alone (FAILED, REVERSED, …) tells a v1 box that nothing is paid.
+ * The cloud builds every result through this, so `encodeDown` never refuses one for its version.
+ */
+export function resultForVersion(msg: DownToSend<'result'>, boxVersion: number, shapes: Readonly<Record<number, DownShapes>> = DOWN_SHAPES): DownToSend<'result'> {
+  const v = downShapeVersion(boxVersion, shapes);
+  // v2 is the newest result shape: nothing to leave out. A later version adds its own case here.
+  if (v >= 2) return { ...msg, v };
+  const { receipt: _receipt, reason, ...rest } = msg;
+  const v1Reason = reason !== undefined && (V1_RESULT_REASONS as readonly string[]).includes(reason);
+  return { ...rest, v, ...(v1Reason ? { reason } : {}) };
+}
+
+/** A receipt's parts as recorded (null: the wallet did not say). */
+export interface ReceiptParts {
+  walletTradeNo: string | null;
+  total: number | null;
+  paidAt?: number | null;
+  buyerPaid?: number | null;
+  discount?: number | null;
+}
+/**
+ * The receipt to send, from what the wallet reported: none without a trade number and a total it
+ * can send; an optional part it cannot send is left out. A receipt never keeps a result from leaving.
+ */
+export function receiptOf(parts: ReceiptParts): Receipt | undefined {
+  const walletTradeNo = f.walletTradeNo.safeParse(parts.walletTradeNo);
+  const total = f.amount.safeParse(parts.total);
+  if (!walletTradeNo.success || !total.success) return undefined;
+  const paidAt = f.timestamp.safeParse(parts.paidAt);
+  const buyerPaid = f.minorUnits.safeParse(parts.buyerPaid);
+  const discount = f.minorUnits.safeParse(parts.discount);
+  return {
+    walletTradeNo: walletTradeNo.data,
+    ...(paidAt.success ? { paidAt: paidAt.data } : {}),
+    total: total.data,
+    ...(buyerPaid.success ? { buyerPaid: buyerPaid.data } : {}),
+    ...(discount.success ? { discount: discount.data } : {}),
+  };
 }
 
 /**

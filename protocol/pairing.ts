@@ -20,8 +20,15 @@ export function normalisePairingCode(input: string): string {
   return code;
 }
 
+/**
+ * The version of the pairing bodies. Pairing is HTTP, not MQTT: it did not change when the MQTT
+ * protocol did (v2), and a box of any MQTT version pairs with any cloud in these v1 bodies.
+ */
+export const PAIRING_VERSION = 1 as const;
+const pairingVersion = f.versionLiteral(PAIRING_VERSION);
+
 export const PairRequest = z.strictObject({
-  v: f.version,
+  v: pairingVersion,
   code: z.string().regex(PAIRING_CODE_PATTERN, `code must be ${PAIRING_CODE_LENGTH} characters of ${PAIRING_CODE_ALPHABET}`),
   hardwareId: z.string().min(1).max(128).regex(/^[\x21-\x7e]+$/, 'hardwareId must be printable ASCII without spaces'),
   firmware: z.string().min(1).max(32).optional(),
@@ -32,7 +39,7 @@ export const PairRequest = z.strictObject({
   previous: z.strictObject({ deviceId: f.deviceId, secret: z.string().min(32).max(128) }).optional(),
 });
 export const PairResponse = z.strictObject({
-  v: f.version,
+  v: pairingVersion,
   deviceId: f.deviceId,
   /** Shown once, to the box only. The cloud keeps a hash. */
   secret: z.string().min(32).max(128),
@@ -41,7 +48,7 @@ export const PairResponse = z.strictObject({
   storeId: z.string().min(1).max(64),
 });
 export const PairErrorBody = z.strictObject({
-  v: f.version,
+  v: pairingVersion,
   error: z.strictObject({ code: f.errorCode, message: f.shortText }),
 });
 export type PairRequest = z.infer<typeof PairRequest>;

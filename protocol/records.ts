@@ -17,6 +17,12 @@ export const CloudAttemptRecord = z.object({
   reason: f.resultReason.nullable(),
   createdAt: f.timestamp,
   updatedAt: f.timestamp,
+  /** The channel the attempt went through, the wallet's own id for it, what the wallet charged. */
+  channel: z.string().nullable().optional(),
+  gatewayTradeNo: z.string().nullable().optional(),
+  charged: z.number().int().nullable().optional(),
+  /** Set when a person must look (AMOUNT_MISMATCH). */
+  flag: z.string().nullable().optional(),
 });
 export const DeviceAttemptRecord = z.object({
   outTradeNo: f.outTradeNo,

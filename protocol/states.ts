@@ -39,8 +39,12 @@ export function isCharged(state: FinalState): boolean {
   return state === 'SUCCESS';
 }
 
-/** Why an attempt ended the way it did; carried on results so every party can tell the cashier. */
-export const RESULT_REASONS = [
+/**
+ * Why an attempt ended the way it did; carried on results so every party can tell the cashier. The
+ * reasons of protocol v1 are frozen: boxes released before tolerant reading refuse any other value,
+ * so a reason added later is never sent to a box that announced v1.
+ */
+export const V1_RESULT_REASONS = [
   'PAID',
   'INSUFFICIENT_FUNDS',
   'CODE_EXPIRED',
@@ -55,5 +59,10 @@ export const RESULT_REASONS = [
   'LATE_SUCCESS',
   'TOMBSTONED',
   'UNKNOWN_ATTEMPT',
+] as const;
+export const RESULT_REASONS = [
+  ...V1_RESULT_REASONS,
+  /** v2. The wallet charged another amount than the sale's: not paid, the charge is being undone. */
+  'AMOUNT_MISMATCH',
 ] as const;
 export type ResultReason = (typeof RESULT_REASONS)[number];

@@ -6,7 +6,7 @@ import { validCode } from './devices/codes.js';
 import { createRandom } from './random.js';
 import { reconcile, type ReconcileReport } from './reconcile/reconcile.js';
 import { formatReconcileReport } from './reconcile/reconcile-table.js';
-import { FAST_CLOUD_CONFIG, FAST_DEVICE_CONFIG, Rig, type Box } from './rig.js';
+import { FAST_CLOUD_CONFIG, FAST_DEVICE_CONFIG, Rig, type Box, type WalletMode } from './rig.js';
 import type { ScenarioInput } from './gateway/scenario.js';
 
 /**
@@ -33,10 +33,10 @@ const SECOND = 1_000;
 const CHAPTERS: Chapter[] = [
   {
     ref: 'R-001',
-    title: 'A plain WeChat payment',
+    title: 'A plain WeChat payment (the customer has a 0.34 coupon: the receipt shows it)',
     async run({ box, code }) {
       await sale(box, 'R-001', 1234);
-      await box.scanner.scan(code('wechat', { name: 'success' }));
+      await box.scanner.scan(code('wechat', { name: 'success', discount: 34 }));
       await box.ecr.resultFor('R-001', 10 * SECOND);
     },
   },
@@ -101,6 +101,17 @@ const CHAPTERS: Chapter[] = [
       await box.ecr.resultFor('R-006', 10 * SECOND);
     },
   },
+  {
+    ref: 'R-007',
+    title: 'The wallet charges 13 fen short: never PAID — the register hears it at once, the charge is undone and flagged',
+    async run({ rig, box, code }) {
+      await sale(box, 'R-007', 4200);
+      await box.scanner.scan(code('alipay', { name: 'success', chargeDelta: -13 }));
+      const result = await box.ecr.resultFor('R-007', 10 * SECOND);
+      // The register is told at once; the undo follows at the wallet's pace. The chapter ends when it is done.
+      if (result.outTradeNo) await rig.waitUndone(result.outTradeNo, 20 * SECOND);
+    },
+  },
 ];
 
 async function sale(box: Box, ref: string, amount: number): Promise<void> {
@@ -114,7 +125,7 @@ function describeEcr(m: EcrOutbound): string {
     case 'progress':
       return `progress ${m.stage}: ${m.message}`;
     case 'result':
-      return `RESULT ${m.outcome} ${formatAmount(m.amount, m.currency)}${m.reason ? ` (${m.reason})` : ''}${m.outTradeNo ? ` ${m.outTradeNo}` : ''}`;
+      return `RESULT ${m.outcome} ${formatAmount(m.amount, m.currency)}${m.reason ? ` (${m.reason})` : ''}${m.outTradeNo ? ` ${m.outTradeNo}` : ''}${receiptOf(m)}`;
     case 'error':
       return `error ${m.code}: ${m.message}`;
   }
@@ -122,6 +133,8 @@ function describeEcr(m: EcrOutbound): string {
 
 export interface DemoOptions {
   seed: number | string;
+  /** `real-formats`: WeChat and Alipay through the cloud's real adapters and the wire-faithful simulators. */
+  wallets?: WalletMode;
   keep?: boolean;
   out?: (line: string) => void;
 }
@@ -131,9 +144,11 @@ export async function runDemo(opts: DemoOptions): Promise<ReconcileReport> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'scanbox-demo-'));
   const random = createRandom(opts.seed);
   out(`scanbox demo — working in ${dir}`);
-  const rig = await Rig.start({ dir, seed: opts.seed, cloudConfig: FAST_CLOUD_CONFIG, deviceConfig: FAST_DEVICE_CONFIG });
+  const wallets = opts.wallets ?? 'scripted';
+  const rig = await Rig.start({ dir, seed: opts.seed, wallets, cloudConfig: FAST_CLOUD_CONFIG, deviceConfig: FAST_DEVICE_CONFIG });
   try {
     out(`cloud up: ${rig.httpUrl} (MQTT through the fault proxy on port ${rig.proxy.port}); gateway simulator at ${rig.gatewayUrl}`);
+    if (wallets === 'real-formats') out(`WeChat Pay and Alipay through the cloud's adapters: signed XML / RSA2 over HTTPS to ${rig.walletUrls().join(' and ')}`);
     const box = await rig.addBox('box-1');
     out(`box paired through POST /v1/pair as ${box.deviceId}, connected\n`);
     const ctx: Ctx = {
@@ -170,6 +185,12 @@ export async function runDemo(opts: DemoOptions): Promise<ReconcileReport> {
     await rig.stop();
     if (!opts.keep) rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** What the register can print on the customer's receipt: the wallet's transaction id, and a discount. */
+function receiptOf(m: Extract<EcrOutbound, { type: 'result' }>): string {
+  if (!m.walletTradeNo) return '';
+  return `, wallet transaction ${m.walletTradeNo}${m.discount ? `, discount ${formatAmount(m.discount, m.currency)}` : ''}`;
 }
 
 function dedupe(lines: string[]): string[] {

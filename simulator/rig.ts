@@ -7,6 +7,7 @@ import { isFinal, type CloudAttemptRecord, type DeviceAttemptRecord } from '../p
 import { FaultProxy } from './chaos/fault-proxy.js';
 import { ScriptedGateway } from './gateway/scripted-gateway.js';
 import { startGatewayServer, type GatewayServer } from './gateway/gateway-server.js';
+import { startWalletSimulators, type WalletSimulators } from './gateway/wallet-simulators.js';
 import { PartProcess, runPartJson } from './processes.js';
 import { PtyPair } from './devices/pty.js';
 import type { SerialEnd } from './devices/serial-end.js';
@@ -56,8 +57,13 @@ export interface BoxHost {
   deviceEnv?: (boxName: string) => NodeJS.ProcessEnv | undefined;
 }
 
+/** `scripted`: one JSON gateway for every wallet. `real-formats`: WeChat and Alipay through the cloud's adapters and their wire-faithful simulators (UnionPay stays on the JSON gateway). */
+export type WalletMode = 'scripted' | 'real-formats';
+export const WALLET_MODES: readonly WalletMode[] = ['scripted', 'real-formats'];
+
 export interface RigOptions extends BoxHost {
   seed: number | string;
+  wallets?: WalletMode;
   mix?: ScenarioMixInput;
   cloudConfig?: Record<string, unknown>;
   logger?: Logger;
@@ -83,8 +89,12 @@ export class Rig {
   private mqttPort = 0;
   private httpPort = 0;
   private readonly log: Logger;
+  private readonly merchants = new Map<string, Promise<void>>();
+  /** CLI flags naming a merchant's wallet sub-accounts (the wallet simulators' test ids in real-formats mode). */
+  private merchantWalletIds: Record<string, string> = {};
   readonly gateway: ScriptedGateway;
   private gatewayServer!: GatewayServer;
+  private walletSims: WalletSimulators | undefined;
   proxy!: FaultProxy;
 
   private constructor(readonly opts: RigOptions) {
@@ -96,6 +106,10 @@ export class Rig {
     mkdirSync(opts.dir, { recursive: true });
     const rig = new Rig(opts);
     rig.gatewayServer = await startGatewayServer({ gateway: rig.gateway });
+    if (opts.wallets === 'real-formats') {
+      rig.walletSims = await startWalletSimulators(rig.gateway, path.join(opts.dir, 'wallets'));
+      rig.merchantWalletIds = rig.walletSims.merchantFlags;
+    }
     [rig.mqttPort, rig.httpPort] = await Promise.all([freePort(), freePort()]);
     rig.proxy = new FaultProxy({ targetPort: rig.mqttPort });
     await rig.proxy.start();
@@ -114,7 +128,8 @@ export class Rig {
   /** (Re)start the cloud on the same ports and store: boxes reach it through the proxy. */
   async startCloud(): Promise<void> {
     const configFile = path.join(this.opts.dir, 'cloud.json');
-    const config = { publicMqttUrl: `mqtt://127.0.0.1:${this.proxy.port}`, ...this.opts.cloudConfig };
+    const channels = this.walletSims ? { channels: this.walletSims.channels } : {};
+    const config = { publicMqttUrl: `mqtt://127.0.0.1:${this.proxy.port}`, ...channels, ...this.opts.cloudConfig };
     await writeJson(configFile, config);
     this.cloud = PartProcess.start('cloud', [
       'start',
@@ -141,7 +156,19 @@ export class Rig {
   }
 
   async createPairingCode(merchant: string, store: string): Promise<PairingCode> {
+    await this.addMerchant(merchant);
     return runPartJson<PairingCode>('cloud', ['pair', 'create', '--merchant', merchant, '--store', store, '--db', this.cloudDb, '--cloud-url', this.httpUrl, '--json']);
+  }
+
+  /** The merchant, added once through the CLI as a field engineer would (boxes are added concurrently). */
+  private addMerchant(merchant: string): Promise<void> {
+    let added = this.merchants.get(merchant);
+    if (!added) {
+      const ids = Object.entries(this.merchantWalletIds).flatMap(([flag, value]) => [flag, value]);
+      added = runPartJson<unknown>('cloud', ['merchant', 'add', merchant, ...ids, '--db', this.cloudDb, '--json']).then(() => undefined);
+      this.merchants.set(merchant, added);
+    }
+    return added;
   }
 
   /** A new box: its own pseudo-terminals, paired with a fresh code through POST /v1/pair, started. */
@@ -160,6 +187,21 @@ export class Rig {
     return { ledger: [...this.gateway.ledger.entries()], cloud, devices };
   }
 
+  /** The wallet simulators' addresses (real-formats mode). */
+  walletUrls(): string[] {
+    return this.walletSims ? [this.walletSims.wechat.url, this.walletSims.alipay.url] : [];
+  }
+
+  /** Until the gateway's ledger shows the charge of `outTradeNo` undone (reversed or refunded). */
+  async waitUndone(outTradeNo: string, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const undone = () => this.gateway.ledger.entries().some((e) => e.outTradeNo === outTradeNo && e.kind !== 'charge' && e.amount > 0) && this.gateway.net(outTradeNo) === 0;
+    while (!undone()) {
+      if (Date.now() > deadline) throw new Error(`${outTradeNo} was not undone within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
   /** Until every attempt is final on the cloud and on every box (bounded), then one snapshot. */
   async settle(timeoutMs: number): Promise<Snapshot> {
     const deadline = Date.now() + timeoutMs;
@@ -176,6 +218,7 @@ export class Rig {
     await this.cloud?.stop();
     await this.proxy?.stop();
     await this.gatewayServer?.close();
+    await this.walletSims?.close();
     this.gateway.stop();
   }
 }

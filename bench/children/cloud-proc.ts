@@ -1,12 +1,15 @@
+import path from 'node:path';
+import { ensureMerchant } from '../../cloud/merchants/merchant.js';
 import { systemClock } from '../../protocol/clock.js';
 import { createPairingCode, startCloud } from '../../cloud/index.js';
 import { createLogger } from '../../cloud/log.js';
 import { pairingQrText } from '../../protocol/index.js';
+import { startWalletSimulators, type WalletSimulators } from '../../simulator/gateway/wallet-simulators.js';
 import { cloudRecords, instantScriptedGateway } from '../cloud-kit.js';
 import { tell, type IpcMessage } from '../harness.js';
 
 /**
- * The cloud as its own process for the latency, throughput and fleet benchmarks, so the load
+ * The cloud as its own process for the latency, throughput, fleet and wallets benchmarks, so the load
  * generator and the cloud each get a core of the two: `startCloud` with the scripted gateway (only
  * successful customers, no latency, a ledger for reconciliation) in-process, on free ports. Logs
  * (pino, stdout) go wherever the parent points stdout (the benchmarks: a file in the scratch dir).
@@ -15,13 +18,41 @@ import { tell, type IpcMessage } from '../harness.js';
  * POST /v1/pair); `snapshot` → ledger and attempt records; `commits` → group-commit figures;
  * `stop` → close (queued writes commit) and exit.
  *
+ * Opt-in, `wallets` {channels, merchant?} (the wallets benchmark; nothing changes without it): the
+ * WeChat Pay / Alipay simulators (`startWalletSimulators`: HTTPS, signed wire formats, keys made
+ * fresh into a directory next to the database) start in THIS process in front of the same instant
+ * scripted gateway (one ledger), and the cloud's channels named in `channels` are the real adapters
+ * pointed at them; a wallet not named still goes to the in-process scripted gateway. The simulators
+ * share the cloud's event loop and core. `merchant` (default M-BENCH) gets the simulators' wallet
+ * ids (added if missing). `ready` then also carries `wallets` (the channel names); `walletStats` →
+ * `walletStats` {connections: {wechat, alipay}}: TLS connections each simulator accepted so far.
+ *
  *   node --import tsx bench/children/cloud-proc.ts '{"dbPath":"…","mqttPort":0,"config":{…}}'
+ *   node --import tsx bench/children/cloud-proc.ts '{"dbPath":"…","wallets":{"channels":["wechat"]}}'
  */
-const args = JSON.parse(process.argv[2] ?? '{}') as { dbPath: string; mqttPort?: number; config?: Record<string, unknown> };
+type WalletChannel = 'wechat' | 'alipay';
+const args = JSON.parse(process.argv[2] ?? '{}') as { dbPath: string; mqttPort?: number; config?: Record<string, unknown>; wallets?: { channels: WalletChannel[]; merchant?: string } };
 const gateway = instantScriptedGateway();
 const logger = createLogger(String(args.config?.logLevel ?? 'warn'));
-const cloud = await startCloud({ gateway, dbPath: args.dbPath, mqttPort: args.mqttPort ?? 0, httpPort: 0, metricsPort: 0, config: { logLevel: 'warn', ...args.config }, logger });
-tell({ type: 'ready', mqttUrl: cloud.mqttUrl, httpUrl: cloud.httpUrl, pid: process.pid });
+let sims: WalletSimulators | undefined;
+let walletConfig: Record<string, unknown> = {};
+if (args.wallets) {
+  sims = await startWalletSimulators(gateway, path.join(path.dirname(path.resolve(args.dbPath)), 'wallet-simulators'));
+  const s = sims;
+  walletConfig = { channels: Object.fromEntries(args.wallets.channels.map((c) => [c, s.channels[c]])) };
+}
+const cloud = await startCloud({ gateway, dbPath: args.dbPath, mqttPort: args.mqttPort ?? 0, httpPort: 0, metricsPort: 0, config: { logLevel: 'warn', ...args.config, ...walletConfig }, logger });
+if (args.wallets && sims) {
+  const merchant = args.wallets.merchant ?? 'M-BENCH';
+  const ids = { wechatSubMchId: sims.merchantFlags['--wechat-sub-mch-id'], alipayAppAuthToken: sims.merchantFlags['--alipay-app-auth-token'] };
+  if (await cloud.store.getMerchant(merchant)) await cloud.store.updateMerchant(merchant, ids, Date.now());
+  else await cloud.store.addMerchant(merchant, ids, Date.now());
+}
+const closeAll = async () => {
+  await cloud.close();
+  await sims?.close();
+};
+tell({ type: 'ready', mqttUrl: cloud.mqttUrl, httpUrl: cloud.httpUrl, pid: process.pid, ...(args.wallets ? { wallets: args.wallets.channels } : {}) });
 
 // Group-commit figures, read off the store from outside: transactions, attempt writes in them, and the
 // time a group commit was in flight (asked → committed on the commit thread; GroupCommit keeps at most
@@ -42,15 +73,19 @@ process.on('message', (m: IpcMessage) => {
   else if (m.type === 'pair') {
     const merchant = typeof m.merchant === 'string' ? m.merchant : 'M-BENCH';
     const storeId = typeof m.store === 'string' ? m.store : 'S-1';
-    void createPairingCode({ store: cloud.store, clock: systemClock, codeTtlS: cloud.config.pairingCodeTtlS }, merchant, storeId).then(
+    void ensureMerchant(cloud.store, merchant)
+      .then(() => createPairingCode({ store: cloud.store, clock: systemClock, codeTtlS: cloud.config.pairingCodeTtlS }, merchant, storeId))
+      .then(
       (issued) => tell({ type: 'pairingCode', code: issued.code, expiresAt: issued.expiresAt, cloudUrl: cloud.httpUrl, qrText: pairingQrText({ code: issued.code, cloudUrl: cloud.httpUrl }) }),
       (err: unknown) => tell({ type: 'pairingCode', error: String(err) }),
     );
   }
   else if (m.type === 'snapshot') {
     void cloud.store.listAttempts({}).then((attempts) => tell({ type: 'snapshot', ledger: gateway.ledger.entries(), cloud: cloudRecords(attempts) }));
+  } else if (m.type === 'walletStats') {
+    tell({ type: 'walletStats', connections: { wechat: sims?.wechat.connections() ?? 0, alipay: sims?.alipay.connections() ?? 0 } });
   } else if (m.type === 'stop') {
-    void cloud.close().then(() => process.exit(0));
+    void closeAll().then(() => process.exit(0));
   }
 });
-process.on('disconnect', () => void cloud.close().then(() => process.exit(0)));
+process.on('disconnect', () => void closeAll().then(() => process.exit(0)));

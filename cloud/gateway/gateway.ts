@@ -8,23 +8,30 @@ import { amount, currency, outTradeNo, paymentCode, wallet } from '../../protoco
  * An implementation must never throw for a gateway answer — every answer is an outcome — and the
  * same `outTradeNo` must be idempotent at the gateway (the wallets guarantee this for micropay).
  */
+/** The merchant the box was paired to: the adapter finds its wallet sub-ids (sub_mch_id, app_auth_token) by it. */
+export const merchantId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'merchant id must be 1–64 of A-Z a-z 0-9 _ -');
+/** The channel an attempt started on (a configured provider account); every later call of the attempt uses it. */
+export const channelName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'channel name must be 1–32 of a-z 0-9 _ -, starting with a letter or digit');
+const routed = { outTradeNo, wallet, merchant: merchantId, channel: channelName };
+
 export const PayRequest = z.strictObject({
-  outTradeNo,
+  ...routed,
   amount,
   currency,
   code: paymentCode,
-  wallet,
   description: z.string().max(128).optional(),
 });
-export const QueryRequest = z.strictObject({ outTradeNo, wallet });
-export const ReverseRequest = z.strictObject({ outTradeNo, wallet });
+export const QueryRequest = z.strictObject(routed);
+export const ReverseRequest = z.strictObject(routed);
 export const RefundRequest = z.strictObject({
-  outTradeNo,
-  /** Idempotency key of the refund itself. */
-  refundNo: z.string().min(1).max(64),
+  ...routed,
+  /** Idempotency key of the refund itself; an attempt may have several (partial refunds). */
+  refundNo: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'refundNo must be 1–64 of A-Z a-z 0-9 _ -'),
+  /** What this refund gives back. */
   amount,
+  /** The order's total (WeChat's refund names it: total_fee). */
+  total: amount,
   currency,
-  wallet,
 });
 export type PayRequest = z.infer<typeof PayRequest>;
 export type QueryRequest = z.infer<typeof QueryRequest>;
@@ -37,7 +44,23 @@ export const FailReason = z.enum(['INSUFFICIENT_FUNDS', 'CODE_EXPIRED', 'CODE_IN
 export type UnknownCode = z.infer<typeof UnknownCode>;
 export type FailReason = z.infer<typeof FailReason>;
 
-const success = z.strictObject({ kind: z.literal('success'), gatewayTradeNo: z.string().min(1).max(64), amount });
+/** Minor units the wallet reports that may be zero (a buyer who paid all with a coupon). */
+const minor = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+/**
+ * Paid. `amount` is the order total as the WALLET reports it: the cloud compares it with the attempt's
+ * amount and undoes a charge that differs. The rest is receipt data, when the wallet gives it.
+ */
+const success = z.strictObject({
+  kind: z.literal('success'),
+  gatewayTradeNo: z.string().min(1).max(64),
+  amount,
+  /** When the wallet says the customer paid (epoch ms). */
+  paidAt: z.number().int().min(0).optional(),
+  /** What the customer's own funds paid (WeChat cash_fee, Alipay buyer_pay_amount). */
+  buyerPaid: minor.optional(),
+  /** Coupons and discounts the wallet applied (WeChat coupon_fee, Alipay total − buyer_pay). */
+  discount: minor.optional(),
+});
 const failed = z.strictObject({ kind: z.literal('failed'), reason: FailReason, message: z.string().max(200) });
 /** USERPAYING / WAIT_BUYER_PAY: the customer is confirming on the phone. */
 const inProgress = z.strictObject({ kind: z.literal('in_progress'), message: z.string().max(200).optional() });
@@ -59,12 +82,17 @@ export const QueryOutcome = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('refunded') }),
 ]);
 export const ReverseOutcome = z.discriminatedUnion('kind', [
-  /** Undone: whether or not the customer had paid, nothing stays charged. */
-  z.strictObject({ kind: z.literal('reversed') }),
+  /**
+   * Undone: whether or not the customer had paid, nothing stays charged. `action` is what the wallet
+   * says it did, where it says (Alipay cancel: close = was not paid, refund = paid and refunded).
+   */
+  z.strictObject({ kind: z.literal('reversed'), action: z.enum(['close', 'refund']).optional() }),
   retryLater,
   unknown,
-  /** Past the wallet's reverse window (WeChat 7 days, Alipay 24 h): refund instead. */
+  /** Past the wallet's reverse window (WeChat 7 days, Alipay the same day): find out, then refund. */
   z.strictObject({ kind: z.literal('window_passed') }),
+  /** The wallet refuses to reverse because the order is PAID (and can no longer be reversed): refund it. */
+  z.strictObject({ kind: z.literal('already_paid'), message: z.string().max(200) }),
 ]);
 export const RefundOutcome = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('refunded'), refundNo: z.string().min(1).max(64) }),
@@ -86,6 +114,11 @@ export interface Gateway {
   query(req: QueryRequest, opts: CallOptions): Promise<QueryOutcome>;
   reverse(req: ReverseRequest, opts: CallOptions): Promise<ReverseOutcome>;
   refund(req: RefundRequest, opts: CallOptions): Promise<RefundOutcome>;
+}
+
+/** A channel's gateway: it may own connections (a keep-alive pool), closed when the cloud stops. */
+export interface ChannelGateway extends Gateway {
+  close(): Promise<void>;
 }
 
 /**

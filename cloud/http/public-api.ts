@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { ErrorCode, isProtocolError, MAX_PAYLOAD_BYTES, PairRequest, PROTOCOL_VERSION, ProtocolError, decodeJson, type PairErrorBody } from '../../protocol/index.js';
+import { ErrorCode, isProtocolError, MAX_PAYLOAD_BYTES, PairRequest, PAIRING_VERSION, ProtocolError, decodeJson, type PairErrorBody } from '../../protocol/index.js';
 import type { Clock } from '../../protocol/clock.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -89,7 +89,7 @@ async function route(deps: HttpApiDeps, limiter: RateLimiter, req: IncomingMessa
   if (req.method === 'GET' && path === '/healthz') return sendJson(res, 200, { ok: true });
   if (req.method === 'GET' && path === '/metrics' && deps.metricsToken && bearerMatches(req, deps.metricsToken)) return sendMetrics(res, deps.metrics);
   if (req.method === 'POST' && path === '/v1/pair') return pair(deps, limiter, req, res);
-  sendJson(res, 404, { v: PROTOCOL_VERSION, error: { code: ErrorCode.SCHEMA_INVALID, message: `no route ${req.method} ${path}` } });
+  sendJson(res, 404, { v: PAIRING_VERSION, error: { code: ErrorCode.SCHEMA_INVALID, message: `no route ${req.method} ${path}` } });
 }
 
 async function pair(deps: HttpApiDeps, limiter: RateLimiter, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -129,7 +129,7 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
 function sendError(res: ServerResponse, err: unknown, logger: Logger): void {
   const pe = isProtocolError(err) ? err : new ProtocolError(ErrorCode.INTERNAL, 'internal error');
   if (!isProtocolError(err)) logger.error({ err: (err as Error)?.stack ?? String(err) }, 'HTTP handler failed');
-  const body: PairErrorBody = { v: PROTOCOL_VERSION, error: { code: pe.code, message: pe.message.slice(0, 200) } };
+  const body: PairErrorBody = { v: PAIRING_VERSION, error: { code: pe.code, message: pe.message.slice(0, 200) } };
   // The body of a refused request may be unread: close rather than read it to keep the connection.
   const close = pe.code === ErrorCode.PAYLOAD_TOO_LARGE || pe.code === ErrorCode.RATE_LIMITED || pe.code === ErrorCode.UNSUPPORTED_MEDIA_TYPE;
   sendJson(res, STATUS[pe.code] ?? 500, body, close);

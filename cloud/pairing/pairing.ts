@@ -1,4 +1,4 @@
-import { ErrorCode, ProtocolError, PROTOCOL_VERSION, type PairRequest, type PairResponse } from '../../protocol/index.js';
+import { ErrorCode, ProtocolError, PAIRING_VERSION, type PairRequest, type PairResponse } from '../../protocol/index.js';
 import type { Clock } from '../../protocol/clock.js';
 import { generateDeviceId, generatePairingCode, generateSecret, hashSecret, isLegacyHash, verifyKeyed } from './credentials.js';
 import type { Logger } from '../log.js';
@@ -70,7 +70,7 @@ export async function redeemPairingCode(deps: PairingDeps, req: PairRequest): Pr
   deps.metrics.inc('devices_paired_total');
   deps.logger.info({ deviceId, hardwareId: req.hardwareId, merchantId: res.merchantId, storeId: res.storeId, revoked: res.revoked }, 'device paired');
   if (res.revoked.length) deps.onRevoked?.(res.revoked);
-  return { v: PROTOCOL_VERSION, deviceId, secret, mqttUrl: deps.mqttUrl(), merchantId: res.merchantId, storeId: res.storeId };
+  return { v: PAIRING_VERSION, deviceId, secret, mqttUrl: deps.mqttUrl(), merchantId: res.merchantId, storeId: res.storeId };
 }
 
 /**

@@ -9,7 +9,10 @@ import {
   MIN_PROTOCOL_VERSION,
   OUT_TRADE_NO_PATTERN,
   parseTopic,
+  PROTOCOL_VERSION,
   ProtocolError,
+  receiptOf,
+  resultForVersion,
   salvageMessageId,
   UNKNOWN,
   type CancelMessage,
@@ -17,6 +20,7 @@ import {
   type DownToSend,
   type UpKind,
   type UpMessage,
+  type Wallet,
 } from '../../protocol/index.js';
 import type { Clock } from '../../protocol/clock.js';
 import type { Gateway } from '../gateway/gateway.js';
@@ -37,6 +41,8 @@ import { transition, type Attempt, type AttemptEvent, type Effect, type GatewayE
 export interface AttemptsServiceDeps {
   store: CloudStore;
   gateway: Gateway;
+  /** The channel a new attempt of this wallet and merchant starts on; default: the one named after the wallet. */
+  channelFor?: (wallet: Wallet, merchantId: string) => string;
   logger: Logger;
   metrics: Metrics;
   clock: Clock;
@@ -101,31 +107,33 @@ export class AttemptsService {
       deviceId = t.deviceId;
       kind = t.kind;
       this.deps.metrics.inc('messages_total', kind);
-      await this.checkPublisher(deviceId, publisher);
-      await this.route(deviceId, kind, decodeUp(kind, payload));
+      const merchantId = await this.checkPublisher(deviceId, publisher);
+      await this.route(deviceId, merchantId, kind, decodeUp(kind, payload));
     } catch (err) {
       await this.refuse(deviceId, kind, payload, err);
     }
   }
 
-  /** Second line behind the broker's ACL: the topic's device must be the publisher, and active. */
-  private async checkPublisher(deviceId: string, publisher: string | undefined): Promise<void> {
+  /** Second line behind the broker's ACL: the topic's device must be the publisher, and active. Returns its merchant. */
+  private async checkPublisher(deviceId: string, publisher: string | undefined): Promise<string> {
     if (publisher !== undefined && publisher !== deviceId) {
       throw new ProtocolError(ErrorCode.FORBIDDEN, `message on ${deviceId}'s topic was published by another client`, { publisher });
     }
     const auth = await this.deps.store.getDeviceAuth(deviceId);
     if (!auth) throw new ProtocolError(ErrorCode.UNAUTHORIZED, `device ${deviceId} is not paired`);
     if (auth.status !== 'active') throw new ProtocolError(ErrorCode.DEVICE_REVOKED, `device ${deviceId} has been revoked`);
+    return auth.merchantId;
   }
 
-  private async route(deviceId: string, kind: UpKind, msg: UpMessage): Promise<void> {
+  private async route(deviceId: string, merchantId: string, kind: UpKind, msg: UpMessage): Promise<void> {
     switch (kind) {
       case 'heartbeat':
         return this.deps.onHeartbeat?.(deviceId, msg as UpMessage<'heartbeat'>);
       case 'pay': {
         const m = msg as UpMessage<'pay'>;
         this.log(m.outTradeNo, deviceId).info({ saleId: m.saleId, amount: m.amount, wallet: m.wallet, code: maskPaymentCode(m.code) }, 'pay received');
-        return this.dispatch(m.outTradeNo, { type: 'pay', outTradeNo: m.outTradeNo, deviceId, saleId: m.saleId, saleRef: m.saleRef, amount: m.amount, currency: m.currency, wallet: m.wallet, code: m.code }, { sender: deviceId });
+        const channel = this.deps.channelFor?.(m.wallet, merchantId) ?? m.wallet;
+        return this.dispatch(m.outTradeNo, { type: 'pay', outTradeNo: m.outTradeNo, deviceId, merchantId, channel, saleId: m.saleId, saleRef: m.saleRef, amount: m.amount, currency: m.currency, wallet: m.wallet, code: m.code }, { sender: deviceId });
       }
       case 'cancel': {
         const m = msg as UpMessage<'cancel'>;
@@ -283,8 +291,21 @@ export class AttemptsService {
     return { v: 1 as const, id: `${this.idPrefix}-${(this.idSeq++).toString(36)}`, ts: this.deps.clock.now() };
   }
 
-  resultMessage(a: Attempt): DownToSend<'result'> {
-    return {
+  /**
+   * The attempt's result as a box speaking `boxVersion` reads it (the newest shape by default). v2
+   * carries the wallet's receipt once the wallet reported a payment (its trade number and what it
+   * charged), and the reason as recorded; v1 has no receipt, and a reason v1 does not have
+   * (AMOUNT_MISMATCH) is left out: the state alone tells a v1 box that nothing is paid.
+   */
+  resultMessage(a: Attempt, boxVersion: number = PROTOCOL_VERSION): DownToSend<'result'> {
+    const receipt =
+      a.gatewayTradeNo !== null && a.charged !== null
+        ? receiptOf({ walletTradeNo: a.gatewayTradeNo, total: a.charged, paidAt: a.walletPaidAt, buyerPaid: a.buyerPaid, discount: a.discount })
+        : undefined;
+    if (a.gatewayTradeNo !== null && a.charged !== null && !receipt) {
+      this.log(a.outTradeNo, a.deviceId).warn({ gatewayTradeNo: a.gatewayTradeNo, charged: a.charged }, 'the recorded receipt is off-contract; result sent without it');
+    }
+    const msg: DownToSend<'result'> = {
       ...this.envelope(),
       outTradeNo: a.outTradeNo,
       saleId: a.saleId,
@@ -293,13 +314,17 @@ export class AttemptsService {
       state: a.state,
       ...(a.reason ? { reason: a.reason } : {}),
       ...(a.wallet ? { wallet: a.wallet } : {}),
+      ...(receipt ? { receipt } : {}),
     };
+    return resultForVersion(msg, boxVersion);
   }
 
   private async sendResult(a: Attempt): Promise<void> {
     this.deps.metrics.inc('results_sent_total');
     this.log(a.outTradeNo, a.deviceId).info({ state: a.state, reason: a.reason }, 'result sent');
-    await this.send(a.deviceId, 'result', this.resultMessage(a), 1);
+    // Built for the version this box reads; `send` encodes it in that same version's shape.
+    const boxVersion = this.deps.downVersionFor?.(a.deviceId) ?? MIN_PROTOCOL_VERSION;
+    await this.send(a.deviceId, 'result', this.resultMessage(a, boxVersion), 1);
   }
 
   private async send<K extends DownKind>(deviceId: string, kind: K, msg: DownToSend<K>, qos: 0 | 1): Promise<void> {

@@ -3,11 +3,10 @@ import { ConcurrencyLimit } from './concurrency-limit.js';
 
 /**
  * The channel a gateway call goes through: what one set of provider credentials reaches, and so
- * what a wallet's rate limit counts. Until channel routing exists it is the attempt's wallet; the
- * routing will name the attempt's channel here, and every limit below follows.
+ * what a wallet's rate limit counts. An attempt recorded before channels existed used its wallet's.
  */
-export function channelOf(a: Pick<Attempt, 'wallet'>): string {
-  return a.wallet ?? 'none';
+export function channelOf(a: Pick<Attempt, 'wallet' | 'channel'>): string {
+  return a.channel ?? a.wallet ?? 'none';
 }
 
 /**

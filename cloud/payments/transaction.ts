@@ -13,6 +13,7 @@ import {
   type Wallet,
 } from '../../protocol/index.js';
 import type { PayOutcome, PayRequest, QueryOutcome, QueryRequest, RefundOutcome, RefundRequest, ReverseOutcome, ReverseRequest } from '../gateway/gateway.js';
+import { withinReverseWindow, type ReverseWindow } from '../gateway/wallet-rules.js';
 
 /**
  * The cloud's payment-attempt state machine, pure: (attempt, event, context) → (attempt, effects).
@@ -25,11 +26,18 @@ import type { PayOutcome, PayRequest, QueryOutcome, QueryRequest, RefundOutcome,
 export type Step = 'pay' | 'poll' | 'reverse' | 'verify' | 'refund' | 'late_check';
 export type GatewayCallName = 'pay' | 'query' | 'reverse' | 'refund';
 export type CancelReason = CancelMessage['reason'];
+/** Why an attempt needs a person: the wallet charged another amount than the sale's (undone, but someone must look). */
+export type AttemptFlag = 'AMOUNT_MISMATCH';
+
 export type ProgressStage = ProgressMessage['stage'];
 
 export interface Attempt {
   outTradeNo: string;
   deviceId: string;
+  /** The merchant the box was paired to when the pay arrived: whose wallet sub-account is charged. */
+  merchantId: string | null;
+  /** The provider account the attempt started on; every later call of the attempt goes through it. */
+  channel: string | null;
   saleId: string;
   saleRef: string | null;
   amount: number;
@@ -58,6 +66,12 @@ export interface Attempt {
   tries: number;
   cancelReason: CancelReason | null;
   gatewayTradeNo: string | null;
+  /** The receipt as the wallet reported it. `charged`: the total it charged — what an undo gives back. */
+  charged: number | null;
+  walletPaidAt: number | null;
+  buyerPaid: number | null;
+  discount: number | null;
+  flag: AttemptFlag | null;
   /** The final state the device confirmed it applied; results are re-sent until this matches. */
   ackedState: FinalState | null;
   /** Optimistic-concurrency version, bumped by the store on every write. */
@@ -68,7 +82,10 @@ export interface MachineConfig {
   queryFirstDelayMs: number;
   queryIntervalMs: number;
   pollDeadlineMs: Record<Wallet, number>;
-  reverseMinDelayMs: number;
+  /** Least time between the pay (its answer or timeout) and a reverse, per wallet (wallet-rules.ts). */
+  reverseMinDelayMs: Record<Wallet, number>;
+  /** How long a wallet still reverses a pay; past it the attempt is refunded (wallet-rules.ts). */
+  reverseWindows: Record<Wallet, ReverseWindow>;
   /** Base of the reverse/refund retry backoff. */
   reverseRetryMs: number;
   /** Cap of the background (REVERSE_PENDING / REFUND_PENDING) retry interval. */
@@ -92,6 +109,8 @@ export type AttemptEvent =
       type: 'pay';
       outTradeNo: string;
       deviceId: string;
+      merchantId: string;
+      channel: string;
       saleId: string;
       saleRef: string;
       amount: number;
@@ -134,6 +153,7 @@ export interface Transition {
 }
 
 const FAIL_REASON = { INSUFFICIENT_FUNDS: 'INSUFFICIENT_FUNDS', CODE_EXPIRED: 'CODE_EXPIRED', CODE_INVALID: 'CODE_INVALID', DECLINED: 'DECLINED' } as const;
+type Success = Extract<PayOutcome, { kind: 'success' }>;
 
 export function refundNoOf(outTradeNo: string): string {
   return `${outTradeNo}-R`;
@@ -179,10 +199,12 @@ function call(t: Transition, name: Exclude<GatewayCallName, 'pay'>): Transition 
   const a = t.attempt!;
   const seq = a.callSeq + 1;
   const attempt: Attempt = { ...a, inFlight: name, callSeq: seq, nextAt: null };
-  const base = { outTradeNo: a.outTradeNo, wallet: a.wallet! };
+  const base = { outTradeNo: a.outTradeNo, wallet: a.wallet!, merchant: a.merchantId!, channel: a.channel ?? a.wallet! };
+  // An undo gives back what the wallet charged, which is not the sale's amount after a mismatch.
+  const charged = a.charged ?? a.amount;
   const effect: GatewayEffect =
     name === 'refund'
-      ? { type: 'gateway', call: name, seq, req: { ...base, refundNo: refundNoOf(a.outTradeNo), amount: a.amount!, currency: a.currency! } }
+      ? { type: 'gateway', call: name, seq, req: { ...base, refundNo: refundNoOf(a.outTradeNo), amount: charged, total: charged, currency: a.currency } }
       : { type: 'gateway', call: name, seq, req: base };
   return { ...t, attempt, changed: true, effects: [...t.effects, effect] };
 }
@@ -192,7 +214,19 @@ function backoff(tries: number, ctx: MachineContext, capMs: number): number {
 }
 
 function reverseAt(a: Attempt, ctx: MachineContext): number {
-  return Math.max(ctx.now, (a.payAt ?? ctx.now) + ctx.config.reverseMinDelayMs);
+  return Math.max(ctx.now, (a.payAt ?? ctx.now) + ctx.config.reverseMinDelayMs[a.wallet!]);
+}
+
+/**
+ * Undo by reverse, at the wallet's earliest moment — or, past the wallet's reverse window (WeChat 7
+ * days, Alipay the day of the trade), by finding out whether it was charged and refunding: a reverse
+ * the wallet would refuse is never sent.
+ */
+function reverseOrRefund(t: Transition, ctx: MachineContext): Transition {
+  const a = t.attempt!;
+  if (withinReverseWindow(ctx.config.reverseWindows[a.wallet!], a.createdAt, ctx.now)) return callAt(t, 'reverse', reverseAt(a, ctx), ctx);
+  const verify = { ...a, state: isFinal(a.state) ? a.state : ('REFUND_PENDING' as const), step: 'verify' as const, tries: 0 };
+  return call({ ...t, attempt: verify, changed: true, note: `${t.note}; past the reverse window: verify, then refund` }, 'query');
 }
 
 /** Either call now or wait until `at`. */
@@ -205,7 +239,7 @@ function startReverse(a: Attempt, reason: CancelReason | 'DEADLINE', ctx: Machin
   const t = moved(a, { state: 'CANCELLING', reason, cancelReason: a.cancelReason ?? (reason === 'DEADLINE' ? 'DEADLINE' : reason), step: 'reverse', tries: 0 }, ctx, note, [
     { type: 'progress', stage: 'REVERSING' },
   ]);
-  return a.inFlight ? t : callAt(t, 'reverse', reverseAt(a, ctx), ctx);
+  return a.inFlight ? t : reverseOrRefund(t, ctx);
 }
 
 function startRefund(a: Attempt, reason: ResultReason, ctx: MachineContext, note: string): Transition {
@@ -233,6 +267,8 @@ function newAttempt(e: NewFields, ctx: MachineContext): Attempt {
   return {
     outTradeNo: e.outTradeNo,
     deviceId: e.deviceId,
+    merchantId: null,
+    channel: null,
     saleId: e.saleId,
     saleRef: null,
     amount: e.amount,
@@ -251,13 +287,18 @@ function newAttempt(e: NewFields, ctx: MachineContext): Attempt {
     tries: 0,
     cancelReason: null,
     gatewayTradeNo: null,
+    charged: null,
+    walletPaidAt: null,
+    buyerPaid: null,
+    discount: null,
+    flag: null,
     ackedState: null,
     version: 0,
   };
 }
 
 function onNewPay(e: Extract<AttemptEvent, { type: 'pay' }>, ctx: MachineContext): Transition {
-  const base = { ...newAttempt(e, ctx), saleRef: e.saleRef, wallet: e.wallet };
+  const base = { ...newAttempt(e, ctx), saleRef: e.saleRef, wallet: e.wallet, merchantId: e.merchantId, channel: e.channel };
   const codeError = checkCode(e.code, e.wallet);
   if (codeError) {
     // Never sent to the gateway: a final, uncharged answer at once is kinder than a timeout.
@@ -274,7 +315,7 @@ function onNewPay(e: Extract<AttemptEvent, { type: 'pay' }>, ctx: MachineContext
     inFlight: 'pay',
     callSeq: seq,
   };
-  const req: PayRequest = { outTradeNo: a.outTradeNo, amount: e.amount, currency: e.currency, code: e.code, wallet: e.wallet };
+  const req: PayRequest = { outTradeNo: a.outTradeNo, amount: e.amount, currency: e.currency, code: e.code, wallet: e.wallet, merchant: e.merchantId, channel: e.channel };
   return { attempt: a, changed: true, effects: [{ type: 'gateway', call: 'pay', seq, req }], claimSale: false, note: 'recorded; pay sent' };
 }
 
@@ -338,8 +379,23 @@ function onOutcome(a: Attempt, e: Extract<AttemptEvent, { type: 'outcome' }>, ct
   }
 }
 
-function onSuccess(a: Attempt, o: { gatewayTradeNo: string }, saleWinner: string | undefined, ctx: MachineContext): Transition {
-  const a2 = { ...a, gatewayTradeNo: o.gatewayTradeNo };
+function receiptOf(o: Success): Pick<Attempt, 'gatewayTradeNo' | 'charged' | 'walletPaidAt' | 'buyerPaid' | 'discount'> {
+  return { gatewayTradeNo: o.gatewayTradeNo, charged: o.amount, walletPaidAt: o.paidAt ?? null, buyerPaid: o.buyerPaid ?? null, discount: o.discount ?? null };
+}
+
+/**
+ * The wallet charged another amount than the sale's: never PAID. The register hears NOT_PAID at once
+ * (the customer is still at the counter), the charge is undone at the wallet's earliest moment, and
+ * the attempt is flagged for a person.
+ */
+function onAmountMismatch(a: Attempt, o: Success, ctx: MachineContext): Transition {
+  const t = finish(a, 'FAILED', 'AMOUNT_MISMATCH', ctx, `AMOUNT MISMATCH: the wallet charged ${o.amount}, the sale is ${a.amount}: undo it`, { flag: 'AMOUNT_MISMATCH', step: 'reverse' });
+  return reverseOrRefund(t, ctx);
+}
+
+function onSuccess(a: Attempt, o: Success, saleWinner: string | undefined, ctx: MachineContext): Transition {
+  const a2 = { ...a, ...receiptOf(o) };
+  if (a.state === 'PAYING' && o.amount !== a.amount) return onAmountMismatch(a2, o, ctx);
   if (a.state === 'PAYING') {
     if (saleWinner !== undefined && saleWinner !== a.outTradeNo) {
       return startRefund(a2, 'DUPLICATE_PAYMENT', ctx, `second success for sale ${a.saleId} (paid by ${saleWinner}): refund`);
@@ -348,11 +404,11 @@ function onSuccess(a: Attempt, o: { gatewayTradeNo: string }, saleWinner: string
   }
   if (a.state === 'CANCELLING' || a.state === 'REVERSE_PENDING') {
     // The cashier (or the deadline) already gave this attempt up: reverse undoes the payment.
-    const t = moved(a2, {}, ctx, 'success after cancel: reverse it');
-    return callAt(t, 'reverse', reverseAt(a, ctx), ctx);
+    return reverseOrRefund(moved(a2, {}, ctx, 'success after cancel: reverse it'), ctx);
   }
   if (a.state === 'REVERSED' || a.state === 'FAILED' || a.state === 'CANCELLED') {
-    return startRefund(a2, 'LATE_SUCCESS', ctx, `late success after ${a.state}: refund`);
+    // A flagged attempt keeps the reason the box was told (AMOUNT_MISMATCH).
+    return startRefund(a2, a.flag ? a.reason! : 'LATE_SUCCESS', ctx, `late success after ${a.state}: refund`);
   }
   if (a.state === 'REFUND_PENDING') return call(moved(a2, { step: 'refund', tries: 0 }, ctx, 'charged: refund'), 'refund');
   return moved(a2, {}, ctx, `success in ${a.state}: nothing to do`);
@@ -366,7 +422,7 @@ function onPayOutcome(a: Attempt, o: PayOutcome, saleWinner: string | undefined,
       return finish(a, 'FAILED', FAIL_REASON[o.reason], ctx, `pay failed: ${o.reason}`);
     case 'in_progress':
     case 'unknown': {
-      if (a.state !== 'PAYING') return callAt(moved(a, {}, ctx, `pay ${o.kind} while cancelling`), 'reverse', reverseAt(a, ctx), ctx);
+      if (a.state !== 'PAYING') return reverseOrRefund(moved(a, {}, ctx, `pay ${o.kind} while cancelling`), ctx);
       const now = o.kind === 'unknown' && o.code === 'BANKERROR';
       const stage: ProgressStage = o.kind === 'in_progress' ? 'USERPAYING' : 'QUERYING';
       const t = moved(a, { step: 'poll' }, ctx, `pay ${o.kind === 'unknown' ? `unknown (${o.code})` : 'in progress'}: query`, [{ type: 'progress', stage }]);
@@ -388,7 +444,7 @@ function onQueryOutcome(a: Attempt, o: QueryOutcome, saleWinner: string | undefi
       return finish(a, 'FAILED', 'USER_GAVE_UP', ctx, 'query: closed at the gateway, nothing charged');
     default:
       // in_progress, unknown, not_found (right after a timed-out pay: "not yet", never "failed").
-      if (a.state !== 'PAYING') return callAt(moved(a, {}, ctx, `query ${o.kind} while cancelling`), 'reverse', reverseAt(a, ctx), ctx);
+      if (a.state !== 'PAYING') return reverseOrRefund(moved(a, {}, ctx, `query ${o.kind} while cancelling`), ctx);
       if (ctx.now >= (a.deadlineAt ?? ctx.now)) return startReverse(a, 'DEADLINE', ctx, `query ${o.kind} at the deadline: reverse`);
       return moved(a, { nextAt: Math.min(ctx.now + ctx.config.queryIntervalMs, a.deadlineAt ?? Infinity) }, ctx, `query ${o.kind}: poll again`);
   }
@@ -416,15 +472,19 @@ function onVerify(a: Attempt, o: QueryOutcome, ctx: MachineContext): Transition 
 function onReverseOutcome(a: Attempt, o: ReverseOutcome, ctx: MachineContext): Transition {
   switch (o.kind) {
     case 'reversed':
-      return finish(a, 'REVERSED', a.reason ?? 'DEADLINE', ctx, 'reversed');
+      return finish(a, 'REVERSED', a.reason ?? 'DEADLINE', ctx, o.action ? `reversed (wallet: ${o.action})` : 'reversed');
     case 'window_passed':
       return call(moved(a, { state: 'REFUND_PENDING', step: 'verify', tries: 0 }, ctx, 'reverse window passed: verify, then refund', [{ type: 'progress', stage: 'REFUNDING' }]), 'query');
+    case 'already_paid':
+      return startRefund(a, a.reason ?? 'DEADLINE', ctx, `reverse refused, the order is paid: refund (${o.message})`);
     default: {
       const tries = a.tries + 1;
       const background = tries >= ctx.config.reverseFastRetries;
       const cap = background ? ctx.config.reverseRetryMaxMs : ctx.config.reverseRetryMs * 4;
-      const state = background ? 'REVERSE_PENDING' : 'CANCELLING';
-      return moved(a, { state, tries, nextAt: ctx.now + backoff(tries, ctx, cap) }, ctx, `reverse ${o.kind}: retry (${tries})`);
+      // An undo after a final answer (an amount mismatch) keeps the state the box was told.
+      const state = isFinal(a.state) ? a.state : background ? 'REVERSE_PENDING' : 'CANCELLING';
+      // The wallet's words (recall=Y, retry_flag=Y, SYSTEMERROR …) go into the audit trail.
+      return moved(a, { state, tries, nextAt: ctx.now + backoff(tries, ctx, cap) }, ctx, `reverse ${o.kind} (${o.message}): retry (${tries})`);
     }
   }
 }
@@ -448,7 +508,7 @@ function onTick(a: Attempt, ctx: MachineContext): Transition {
       if (ctx.now >= (a.deadlineAt ?? ctx.now)) return startReverse(a, 'DEADLINE', ctx, 'poll deadline passed: reverse');
       return call(t, 'query');
     case 'reverse':
-      return callAt(t, 'reverse', reverseAt(a, ctx), ctx);
+      return reverseOrRefund(t, ctx);
     case 'verify':
     case 'late_check':
       return call(t, 'query');
@@ -475,11 +535,14 @@ function onResume(a: Attempt, ctx: MachineContext): Transition {
       return call(moved(r, { state: 'PAYING', step: 'poll' }, ctx, t.note), 'query');
     case 'CANCELLING':
     case 'REVERSE_PENDING':
-      return callAt(t, 'reverse', reverseAt(r, ctx), ctx);
+      return reverseOrRefund(t, ctx);
     case 'REFUND_PENDING':
       return call(t, a.step === 'verify' ? 'query' : 'refund');
     default:
       if (a.step === 'late_check') return callAt(t, 'query', a.nextAt ?? ctx.now, ctx);
+      // A final answer with its undo still to do (an amount mismatch).
+      if (a.step === 'reverse') return reverseOrRefund(t, ctx);
+      if (a.step === 'verify') return call(t, 'query');
       return t;
   }
 }

@@ -138,6 +138,26 @@ export const MIGRATIONS: readonly string[] = [
   `
   UPDATE pairing_codes SET code = ${PAIRING_CODE_HASH_SQL}(code);
   `,
+  // 5: real wallets. A merchant carries its wallet sub-ids (the provider's adapters name them on
+  // every call); an attempt carries its merchant and channel (every later call goes the same way),
+  // the receipt the wallet reported, and a flag when a person must look. Older attempts started on
+  // the channel named after their wallet, for the merchant their box belongs to.
+  `
+  ALTER TABLE merchants ADD COLUMN name TEXT;
+  ALTER TABLE merchants ADD COLUMN wechat_sub_mch_id TEXT;
+  ALTER TABLE merchants ADD COLUMN alipay_app_auth_token TEXT;
+  ALTER TABLE merchants ADD COLUMN updated_at INTEGER;
+  UPDATE merchants SET updated_at = created_at;
+  ALTER TABLE attempts ADD COLUMN merchant_id TEXT;
+  ALTER TABLE attempts ADD COLUMN channel TEXT;
+  ALTER TABLE attempts ADD COLUMN charged INTEGER;
+  ALTER TABLE attempts ADD COLUMN wallet_paid_at INTEGER;
+  ALTER TABLE attempts ADD COLUMN buyer_paid INTEGER;
+  ALTER TABLE attempts ADD COLUMN discount INTEGER;
+  ALTER TABLE attempts ADD COLUMN flag TEXT;
+  UPDATE attempts SET channel = wallet, merchant_id = (SELECT d.merchant_id FROM devices d WHERE d.device_id = attempts.device_id);
+  CREATE INDEX attempts_flagged ON attempts(flag) WHERE flag IS NOT NULL;
+  `,
 ];
 
 /** SHA-256 hex of purpose + code: the key of pairing_codes since schema 4. */
@@ -149,6 +169,8 @@ export function pairingCodeHash(code: string): string {
 export const ATTEMPT_COLUMNS = [
   ['outTradeNo', 'out_trade_no'],
   ['deviceId', 'device_id'],
+  ['merchantId', 'merchant_id'],
+  ['channel', 'channel'],
   ['saleId', 'sale_id'],
   ['saleRef', 'sale_ref'],
   ['amount', 'amount'],
@@ -167,6 +189,11 @@ export const ATTEMPT_COLUMNS = [
   ['tries', 'tries'],
   ['cancelReason', 'cancel_reason'],
   ['gatewayTradeNo', 'gateway_trade_no'],
+  ['charged', 'charged'],
+  ['walletPaidAt', 'wallet_paid_at'],
+  ['buyerPaid', 'buyer_paid'],
+  ['discount', 'discount'],
+  ['flag', 'flag'],
   ['ackedState', 'acked_state'],
   ['version', 'version'],
 ] as const satisfies readonly (readonly [keyof Attempt, string])[];

@@ -19,6 +19,7 @@ import type {
   WriteResult,
 } from './store.js';
 import type { Attempt } from '../payments/transaction.js';
+import type { Merchant, MerchantPatch } from '../merchants/merchant.js';
 
 type Db = Database.Database;
 type Row = Record<string, unknown>;
@@ -27,6 +28,20 @@ type Row = Record<string, unknown>;
 const RECENT_ATTEMPTS = 10_000;
 
 const FINAL_SQL = `('SUCCESS','FAILED','CANCELLED','REVERSED','REFUNDED')`;
+
+/** Merchant field ↔ column, for the fields `merchant set` may change. */
+const MERCHANT_COLUMNS = { name: 'name', wechatSubMchId: 'wechat_sub_mch_id', alipayAppAuthToken: 'alipay_app_auth_token' } as const satisfies Record<keyof MerchantPatch, string>;
+
+function toMerchant(r: Row): Merchant {
+  return {
+    merchantId: r.merchant_id as string,
+    name: (r.name as string | null) ?? null,
+    wechatSubMchId: (r.wechat_sub_mch_id as string | null) ?? null,
+    alipayAppAuthToken: (r.alipay_app_auth_token as string | null) ?? null,
+    createdAt: r.created_at as number,
+    updatedAt: (r.updated_at as number | null) ?? (r.created_at as number),
+  };
+}
 
 function toAttempt(row: Row): Attempt {
   const a: Record<string, unknown> = {};
@@ -111,21 +126,56 @@ export class SqliteStore implements CloudStore {
     this.stmt = {
       getAttempt: db.prepare('SELECT * FROM attempts WHERE out_trade_no=?'),
       // Read on every message from a box (the service's second check): prepared once, not per call.
-      deviceAuth: db.prepare('SELECT secret_hash, status, hardware_id FROM devices WHERE device_id=?'),
+      deviceAuth: db.prepare('SELECT secret_hash, status, hardware_id, merchant_id FROM devices WHERE device_id=?'),
       // Read on every subscribe (a reconnecting fleet: 10,000 in seconds).
       unackedFinal: db.prepare(`SELECT * FROM attempts WHERE device_id=? AND state IN ${FINAL_SQL} AND ${UNACKED_SQL} ORDER BY created_at`),
     };
   }
 
+  async addMerchant(merchantId: string, patch: MerchantPatch, now: number): Promise<Merchant> {
+    return this.db.transaction(() => {
+      if (this.merchantRow(merchantId)) throw new ProtocolError(ErrorCode.MERCHANT_EXISTS, `merchant ${merchantId} already exists; use merchant set to change it`);
+      this.db.prepare('INSERT INTO merchants (merchant_id, created_at, updated_at) VALUES (?,?,?)').run(merchantId, now, now);
+      return this.patchMerchant(merchantId, patch, now);
+    }).immediate();
+  }
+
+  async updateMerchant(merchantId: string, patch: MerchantPatch, now: number): Promise<Merchant> {
+    return this.db.transaction(() => {
+      if (!this.merchantRow(merchantId)) throw new ProtocolError(ErrorCode.MERCHANT_UNKNOWN, `merchant ${merchantId} does not exist; add it with merchant add`);
+      return this.patchMerchant(merchantId, patch, now);
+    }).immediate();
+  }
+
+  private patchMerchant(merchantId: string, patch: MerchantPatch, now: number): Merchant {
+    const sets = Object.entries(MERCHANT_COLUMNS).filter(([field]) => patch[field as keyof MerchantPatch] !== undefined);
+    const values = sets.map(([field]) => patch[field as keyof MerchantPatch] ?? null);
+    this.db.prepare(`UPDATE merchants SET ${[...sets.map(([, col]) => `${col}=?`), 'updated_at=?'].join(',')} WHERE merchant_id=?`).run(...values, now, merchantId);
+    return toMerchant(this.merchantRow(merchantId)!);
+  }
+
+  private merchantRow(merchantId: string): Row | undefined {
+    return this.db.prepare('SELECT * FROM merchants WHERE merchant_id=?').get(merchantId) as Row | undefined;
+  }
+
+  async getMerchant(merchantId: string): Promise<Merchant | undefined> {
+    const r = this.merchantRow(merchantId);
+    return r ? toMerchant(r) : undefined;
+  }
+
+  async listMerchants(): Promise<Merchant[]> {
+    return (this.db.prepare('SELECT * FROM merchants ORDER BY merchant_id').all() as Row[]).map(toMerchant);
+  }
+
   async createPairingCode(row: PairingCodeRow): Promise<void> {
     this.db.transaction(() => {
+      if (!this.merchantRow(row.merchantId)) throw new ProtocolError(ErrorCode.MERCHANT_UNKNOWN, `merchant ${row.merchantId} does not exist; add it with scanbox-cloud merchant add first`);
       this.ensureStore(row.merchantId, row.storeId, row.createdAt);
       this.db.prepare('INSERT INTO pairing_codes (code, merchant_id, store_id, created_at, expires_at) VALUES (?,?,?,?,?)').run(pairingCodeHash(row.code), row.merchantId, row.storeId, row.createdAt, row.expiresAt);
     }).immediate();
   }
 
   private ensureStore(merchantId: string, storeId: string, at: number): void {
-    this.db.prepare('INSERT OR IGNORE INTO merchants (merchant_id, created_at) VALUES (?,?)').run(merchantId, at);
     this.db.prepare('INSERT OR IGNORE INTO stores (merchant_id, store_id, created_at) VALUES (?,?,?)').run(merchantId, storeId, at);
   }
 
@@ -160,7 +210,7 @@ export class SqliteStore implements CloudStore {
 
   async getDeviceAuth(deviceId: string): Promise<DeviceAuth | undefined> {
     const r = this.stmt.deviceAuth.get(deviceId) as Row | undefined;
-    return r ? { secretHash: r.secret_hash as string, status: r.status as DeviceAuth['status'], hardwareId: r.hardware_id as string } : undefined;
+    return r ? { secretHash: r.secret_hash as string, status: r.status as DeviceAuth['status'], hardwareId: r.hardware_id as string, merchantId: r.merchant_id as string } : undefined;
   }
 
   async setSecretHash(deviceId: string, secretHash: string): Promise<void> {
@@ -246,6 +296,7 @@ export class SqliteStore implements CloudStore {
     const args: unknown[] = [];
     if (filter.state) (where.push('state=?'), args.push(filter.state));
     if (filter.outTradeNo) (where.push('out_trade_no=?'), args.push(filter.outTradeNo));
+    if (filter.flag) (where.push('flag=?'), args.push(filter.flag));
     // outTradeNo = `<deviceId>-<seq>`: the primary key's range for the prefix finds a device's attempts.
     if (filter.deviceId) (where.push('out_trade_no >= ? AND out_trade_no < ? AND device_id=?'), args.push(`${filter.deviceId}-`, `${filter.deviceId}.`, filter.deviceId));
     const sql = `SELECT * FROM attempts ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, out_trade_no LIMIT ?`;

@@ -1,5 +1,6 @@
 import type { AttemptState } from '../../protocol/index.js';
-import type { Attempt } from '../payments/transaction.js';
+import type { Attempt, AttemptFlag } from '../payments/transaction.js';
+import type { Merchant, MerchantPatch } from '../merchants/merchant.js';
 
 /**
  * What the cloud keeps, behind an interface small enough for a PostgreSQL implementation to
@@ -31,6 +32,7 @@ export interface DeviceAuth {
   secretHash: string;
   status: DeviceStatus;
   hardwareId: string;
+  merchantId: string;
 }
 
 export interface PairingCodeRow {
@@ -91,13 +93,23 @@ export type WriteResult =
 
 export interface AttemptFilter {
   state?: AttemptState;
+  flag?: AttemptFlag;
   outTradeNo?: string;
   deviceId?: string;
   limit?: number;
 }
 
 export interface CloudStore {
+  // merchants
+  /** Adds a merchant; refuses (MERCHANT_EXISTS) one that exists. */
+  addMerchant(merchantId: string, patch: MerchantPatch, now: number): Promise<Merchant>;
+  /** Changes a merchant's fields (absent keeps, null clears); refuses (MERCHANT_UNKNOWN) one that does not exist. */
+  updateMerchant(merchantId: string, patch: MerchantPatch, now: number): Promise<Merchant>;
+  getMerchant(merchantId: string): Promise<Merchant | undefined>;
+  listMerchants(): Promise<Merchant[]>;
+
   // pairing and devices
+  /** Refuses (MERCHANT_UNKNOWN) a code for a merchant that was never added: a box must pay into a real account. */
   createPairingCode(row: PairingCodeRow): Promise<void>;
   /** A cheap look at a code before anything is issued for it; redeem checks again atomically. */
   checkPairingCode(code: string, now: number): Promise<RedeemRefusal | undefined>;

@@ -8,7 +8,7 @@ import { validCode } from '../devices/codes.js';
 import { createRandom, hashSeed, type Random } from '../random.js';
 import { reconcile, type ReconcileReport } from '../reconcile/reconcile.js';
 import { formatReconcileReport } from '../reconcile/reconcile-table.js';
-import { FAST_CLOUD_CONFIG, FAST_DEVICE_CONFIG, Rig, type Box, type Snapshot } from '../rig.js';
+import { FAST_CLOUD_CONFIG, FAST_DEVICE_CONFIG, Rig, type Box, type Snapshot, type WalletMode } from '../rig.js';
 import { DEFAULT_MIX, type ScenarioInput, type ScenarioMixInput } from '../gateway/scenario.js';
 
 /**
@@ -24,6 +24,8 @@ export interface ChaosOptions {
   boxes: number;
   minutes: number;
   seed: number | string;
+  /** `real-formats`: WeChat and Alipay through the cloud's adapters and the wire-faithful simulators. */
+  wallets?: WalletMode;
   /** Keep the working directory (cloud.log, box-N/device.log, databases) afterwards. */
   keep?: boolean;
   /** Upper bound of the settle phase. */
@@ -376,6 +378,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   const rig = await Rig.start({
     dir,
     seed: opts.seed,
+    wallets: opts.wallets ?? 'scripted',
     mix: CHAOS_MIX,
     cloudConfig: chaosCloudConfig(opts.boxes),
     deviceConfig: CHAOS_DEVICE_CONFIG,

@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { loadMix, runFleet } from '../fleet/fleet.js';
+import type { WalletMode } from '../rig.js';
+import { walletsOption } from './wallets-option.js';
 
-/** `scanbox-sim fleet --boxes N --sales M [--mix FILE] [--seed S] [--keep]`: exit 0 only when reconciliation holds. */
+/** `scanbox-sim fleet --boxes N --sales M [--mix FILE] [--seed S] [--wallets real-formats] [--keep]`: exit 0 only when reconciliation holds. */
 export function registerFleetCommand(program: Command): void {
   program
     .command('fleet')
@@ -11,13 +13,15 @@ export function registerFleetCommand(program: Command): void {
     .option('--mix <file>', 'scenario mix JSON (simulator/README.md); default: mostly success with every abnormal flow')
     .option('--seed <seed>', 'seed for codes, amounts and scenarios', 'fleet')
     .option('--keep', 'keep the working directory (databases, journals, logs)')
-    .action(async (o: { boxes: number; sales: number; mix?: string; seed: string; keep?: boolean }) => {
+    .addOption(walletsOption())
+    .action(async (o: { boxes: number; sales: number; mix?: string; seed: string; keep?: boolean; wallets: WalletMode }) => {
       const summary = await runFleet({
         boxes: o.boxes,
         sales: o.sales,
         seed: o.seed,
         ...(o.mix ? { mix: loadMix(o.mix) } : {}),
         keep: o.keep ?? false,
+        wallets: o.wallets,
         progress: progressBar(),
       });
       process.exitCode = summary.report.ok ? 0 : 1;

@@ -6,7 +6,7 @@ import { validCode } from '../devices/codes.js';
 import { createRandom, type Random } from '../random.js';
 import { reconcile, type ReconcileReport } from '../reconcile/reconcile.js';
 import { formatReconcileReport } from '../reconcile/reconcile-table.js';
-import { FAST_CLOUD_CONFIG, FAST_DEVICE_CONFIG, Rig, type Box } from '../rig.js';
+import { FAST_CLOUD_CONFIG, FAST_DEVICE_CONFIG, Rig, type Box, type WalletMode } from '../rig.js';
 import { ScenarioMix, type ScenarioMixInput } from '../gateway/scenario.js';
 import { summarize, type Summary } from '../stats.js';
 
@@ -20,6 +20,8 @@ export interface FleetOptions {
   sales: number;
   seed: number | string;
   mix?: ScenarioMixInput;
+  /** `real-formats`: WeChat and Alipay through the cloud's adapters and the wire-faithful simulators. */
+  wallets?: WalletMode;
   /** Boxes started at once while pairing (each start costs a process and two socat). */
   startConcurrency?: number;
   keep?: boolean;
@@ -49,7 +51,7 @@ export function loadMix(file: string): ScenarioMixInput {
 export async function runFleet(opts: FleetOptions): Promise<FleetSummary> {
   const out = opts.out ?? ((l: string) => console.log(l));
   const dir = mkdtempSync(path.join(os.tmpdir(), 'scanbox-fleet-'));
-  const rig = await Rig.start({ dir, seed: opts.seed, ...(opts.mix ? { mix: opts.mix } : {}), cloudConfig: fleetCloudConfig(opts.boxes), deviceConfig: FAST_DEVICE_CONFIG });
+  const rig = await Rig.start({ dir, seed: opts.seed, wallets: opts.wallets ?? 'scripted', ...(opts.mix ? { mix: opts.mix } : {}), cloudConfig: fleetCloudConfig(opts.boxes), deviceConfig: FAST_DEVICE_CONFIG });
   try {
     out(`fleet: cloud up at ${rig.httpUrl}; pairing ${opts.boxes} boxes…`);
     const boxes = await startBoxes(rig, opts.boxes, opts.startConcurrency ?? 4);

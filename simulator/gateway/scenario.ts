@@ -11,8 +11,11 @@ const ms = z.number().int().nonnegative();
 const then = z.enum(['success', 'failure']);
 
 export const Scenario = z.discriminatedUnion('name', [
-  /** Charged at once. */
-  z.strictObject({ name: z.literal('success') }),
+  /**
+   * Charged at once. `discount`: fen the wallet's coupons pay (the receipt shows it). `chargeDelta`: the
+   * wallet charges amount + delta — a wallet fault the cloud must catch (a 13-fen short charge is -13).
+   */
+  z.strictObject({ name: z.literal('success'), discount: z.number().int().min(0).optional(), chargeDelta: z.number().int().optional() }),
   /** A definitive failure answered to the pay. */
   z.strictObject({ name: z.literal('failure'), reason: FailReason.default('INSUFFICIENT_FUNDS') }),
   /** USERPAYING: the customer types the password and the charge lands `confirmAfterMs` after the pay. */

@@ -13,7 +13,8 @@ import type {
   ReverseOutcome,
   ReverseRequest,
 } from '../../cloud/gateway/gateway.js';
-import { maskPaymentCode, type Currency } from '../../protocol/index.js';
+import { maskPaymentCode, type Currency, type Wallet } from '../../protocol/index.js';
+import { reverseWindowsOf, WALLET_RULES, withinReverseWindow, type ReverseWindow } from '../../cloud/gateway/wallet-rules.js';
 import type { Clock } from '../../protocol/clock.js';
 import { backgroundClock, sleep } from '../clock.js';
 import { Ledger, netCharged, type LedgerKind } from './ledger.js';
@@ -36,8 +37,8 @@ export interface ScriptedGatewayDeps {
   mix?: ScenarioMixInput;
   /** Overrides the mix's latency (`INSTANT` for benchmarks). */
   latency?: Partial<Latency>;
-  /** How long after the pay a charged order can still be reversed (WeChat 7 days, Alipay 24 h). */
-  reverseWindowMs?: number;
+  /** How long after the pay a charged order can still be reversed, per wallet (default: the wallets' published rules). */
+  reverseWindows?: Partial<Record<Wallet, ReverseWindow>>;
   logger?: Logger;
 }
 
@@ -46,13 +47,22 @@ export type OrderStatus = 'absent' | 'pending' | 'charged' | 'failed' | 'closed'
 
 interface Order {
   outTradeNo: string;
+  wallet: Wallet;
+  merchant: string;
+  channel: string;
+  /** What the cashier asked for. */
   amount: number;
+  /** What the wallet charges (amount + the scenario's chargeDelta): what it reports and what can be undone. */
+  charged: number;
+  /** Coupons the wallet applied: the buyer's own funds paid charged − discount. */
+  discount: number;
+  paidAt: number | null;
+  refunds: { refundNo: string; amount: number; at: number }[];
   currency: Currency;
   scenario: Scenario;
   status: OrderStatus;
   failReason: FailReason;
   refunded: number;
-  refundNos: Set<string>;
   queries: number;
   reverseRetriesLeft: number;
   lateLanded: boolean;
@@ -67,6 +77,22 @@ export interface OrderView {
   amount: number;
   refunded: number;
   scenario: ScenarioName;
+}
+
+/** Everything a wallet's bill says about one order (the wire simulators write bills from these). */
+export interface OrderDetail {
+  outTradeNo: string;
+  gatewayTradeNo: string;
+  wallet: Wallet;
+  merchant: string;
+  channel: string;
+  status: OrderStatus;
+  createdAt: number;
+  paidAt: number | null;
+  /** What was charged (0 when never charged). */
+  charged: number;
+  discount: number;
+  refunds: { refundNo: string; amount: number; at: number }[];
 }
 
 /**
@@ -97,8 +123,6 @@ interface Answer<T> {
   delayMs?: number;
 }
 
-const DAY_MS = 86_400_000;
-
 export class ScriptedGateway implements Gateway {
   readonly ledger: Ledger;
   /** Every call received, in order (before any answer). */
@@ -116,7 +140,7 @@ export class ScriptedGateway implements Gateway {
   private readonly mix: ScenarioMix;
   private readonly latency: Latency;
   private readonly random: Random;
-  private readonly reverseWindowMs: number;
+  private readonly reverseWindows: Record<Wallet, ReverseWindow>;
   private readonly log: Logger;
   private tradeSeq = 0;
 
@@ -127,7 +151,7 @@ export class ScriptedGateway implements Gateway {
     this.mix = deps.mix ? ScenarioMix.parse(deps.mix) : DEFAULT_MIX;
     this.latency = Latency.parse({ ...this.mix.latency, ...deps.latency });
     this.random = createRandom(hashSeed(this.seed, 'latency'));
-    this.reverseWindowMs = deps.reverseWindowMs ?? DAY_MS;
+    this.reverseWindows = { ...reverseWindowsOf(WALLET_RULES), ...deps.reverseWindows };
     this.log = deps.logger ?? pino({ level: 'silent' });
     this.ledger = new Ledger(this.clock);
   }
@@ -152,6 +176,25 @@ export class ScriptedGateway implements Gateway {
   confirm(outTradeNo: string): void {
     const o = this.orders.get(outTradeNo);
     if (o?.status === 'pending') this.charge(o);
+  }
+
+  /** Every order the gateway knows, as its bill would list it. */
+  orderDetails(): OrderDetail[] {
+    return [...this.orders.values()]
+      .filter((o) => o.status !== 'absent' || o.refunds.length > 0)
+      .map((o) => ({
+        outTradeNo: o.outTradeNo,
+        gatewayTradeNo: o.gatewayTradeNo,
+        wallet: o.wallet,
+        merchant: o.merchant,
+        channel: o.channel,
+        status: o.status,
+        createdAt: o.createdAt,
+        paidAt: o.paidAt,
+        charged: o.paidAt === null ? 0 : o.charged,
+        discount: o.discount,
+        refunds: o.refunds.map((r) => ({ ...r })),
+      }));
   }
 
   /** Money that stays charged for one order, from the ledger. */
@@ -208,7 +251,7 @@ export class ScriptedGateway implements Gateway {
     if (opts.signal.aborted) return timedOut('reverse');
     const scripted = this.scriptedReverse(this.reverses.shift());
     if (scripted) return this.reply('reverse', { outcome: scripted }, opts.signal);
-    const order = this.orders.get(req.outTradeNo) ?? this.closedStub(req.outTradeNo);
+    const order = this.orders.get(req.outTradeNo) ?? this.closedStub(req);
     return this.reply('reverse', { outcome: this.reverseAnswer(order) }, opts.signal);
   }
 
@@ -286,22 +329,29 @@ export class ScriptedGateway implements Gateway {
 
   /** A retried pay for a known outTradeNo changes nothing: it reports the order. */
   private repeatPay(order: Order, req: PayRequest): Answer<PayOutcome> {
-    if (order.status !== 'closed' && order.amount !== req.amount) {
+    if (order.status !== 'closed' && order.amount !== req.amount && order.amount !== 0) {
       return { outcome: { kind: 'failed', reason: 'DECLINED', message: 'outTradeNo reused with a different amount' } };
     }
     return { outcome: this.payAnswer(order) };
   }
 
-  private newOrder(req: PayRequest, scenario: Scenario): Order {
+  private newOrder(req: Pick<PayRequest, 'outTradeNo' | 'amount' | 'currency' | 'wallet' | 'merchant' | 'channel'>, scenario: Scenario): Order {
+    const receipt: { chargeDelta?: number; discount?: number } = scenario.name === 'success' ? scenario : {};
     const order: Order = {
       outTradeNo: req.outTradeNo,
+      wallet: req.wallet,
+      merchant: req.merchant,
+      channel: req.channel,
       amount: req.amount,
+      charged: req.amount + (receipt.chargeDelta ?? 0),
+      discount: receipt.discount ?? 0,
+      paidAt: null,
+      refunds: [],
       currency: req.currency,
       scenario,
       status: 'pending',
       failReason: 'DECLINED',
       refunded: 0,
-      refundNos: new Set(),
       queries: 0,
       reverseRetriesLeft: 0,
       lateLanded: false,
@@ -314,9 +364,8 @@ export class ScriptedGateway implements Gateway {
   }
 
   /** A reverse for an order the gateway never saw closes it, so a late pay for it cannot charge. */
-  private closedStub(outTradeNo: string): Order {
-    const order = this.newOrder({ outTradeNo, amount: 1, currency: 'CNY', code: '0', wallet: 'wechat' }, { name: 'success' });
-    order.amount = 0;
+  private closedStub(req: ReverseRequest): Order {
+    const order = this.newOrder({ ...req, amount: 0, currency: 'CNY' }, { name: 'success' });
     order.status = 'absent';
     return order;
   }
@@ -324,7 +373,8 @@ export class ScriptedGateway implements Gateway {
   private charge(order: Order): void {
     this.clearTimer(order);
     order.status = 'charged';
-    this.move(order, 'charge', order.amount);
+    order.paidAt = this.clock.now();
+    this.move(order, 'charge', order.charged);
   }
 
   private fail(order: Order, reason: FailReason): void {
@@ -340,7 +390,7 @@ export class ScriptedGateway implements Gateway {
 
   private close(order: Order): void {
     this.clearTimer(order);
-    const undone = order.status === 'charged' ? order.amount - order.refunded : 0;
+    const undone = order.status === 'charged' ? order.charged - order.refunded : 0;
     order.status = 'closed';
     this.move(order, 'reverse', undone);
     if (order.scenario.name === 'late_success' && !order.lateLanded) {
@@ -373,7 +423,14 @@ export class ScriptedGateway implements Gateway {
   private payAnswer(order: Order): PayOutcome {
     switch (order.status) {
       case 'charged':
-        return { kind: 'success', gatewayTradeNo: order.gatewayTradeNo, amount: order.amount };
+        return {
+          kind: 'success',
+          gatewayTradeNo: order.gatewayTradeNo,
+          amount: order.charged,
+          paidAt: order.paidAt ?? this.clock.now(),
+          buyerPaid: order.charged - order.discount,
+          discount: order.discount,
+        };
       case 'failed':
         return { kind: 'failed', reason: order.failReason, message: `payment failed: ${order.failReason}` };
       case 'closed':
@@ -391,28 +448,31 @@ export class ScriptedGateway implements Gateway {
     }
     if (order.status === 'absent') return { kind: 'not_found' };
     if (order.status === 'closed') return { kind: 'closed' };
-    if (order.status === 'charged' && order.refunded >= order.amount) return { kind: 'refunded' };
+    if (order.status === 'charged' && order.refunded >= order.charged) return { kind: 'refunded' };
     return this.payAnswer(order);
   }
 
   private reverseAnswer(order: Order): ReverseOutcome {
-    if (order.status === 'closed') return { kind: 'reversed' };
+    if (order.status === 'closed') return { kind: 'reversed', action: order.paidAt === null ? 'close' : 'refund' };
     if (order.reverseRetriesLeft > 0) {
       order.reverseRetriesLeft -= 1;
       return { kind: 'retry_later', message: 'recall=Y: please reverse again' };
     }
-    if (order.status === 'charged' && this.clock.now() - order.createdAt > this.reverseWindowMs) return { kind: 'window_passed' };
+    if (order.status === 'charged' && !withinReverseWindow(this.reverseWindows[order.wallet], order.createdAt, this.clock.now())) {
+      return { kind: 'already_paid', message: 'the order is paid and past its reverse window: refund it' };
+    }
+    const wasCharged = order.status === 'charged';
     this.close(order);
-    return { kind: 'reversed' };
+    return { kind: 'reversed', action: wasCharged ? 'refund' : 'close' };
   }
 
   private refundAnswer(req: RefundRequest): RefundOutcome {
     const order = this.orders.get(req.outTradeNo);
-    if (order?.refundNos.has(req.refundNo)) return { kind: 'refunded', refundNo: req.refundNo };
+    if (order?.refunds.some((r) => r.refundNo === req.refundNo)) return { kind: 'refunded', refundNo: req.refundNo };
     if (!order || order.status !== 'charged') return { kind: 'failed', reason: 'DECLINED', message: 'order is not charged: nothing to refund' };
-    if (req.amount > order.amount - order.refunded) return { kind: 'failed', reason: 'DECLINED', message: 'refund exceeds the charged amount' };
+    if (req.amount > order.charged - order.refunded) return { kind: 'failed', reason: 'DECLINED', message: 'refund exceeds the charged amount' };
     order.refunded += req.amount;
-    order.refundNos.add(req.refundNo);
+    order.refunds.push({ refundNo: req.refundNo, amount: req.amount, at: this.clock.now() });
     this.move(order, 'refund', req.amount);
     return { kind: 'refunded', refundNo: req.refundNo };
   }

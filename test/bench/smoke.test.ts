@@ -95,4 +95,20 @@ describe('benchmarks (smoke: tiny sizes, figures not asserted)', () => {
     expect([...j.raw.agentProcess.env].sort()).toEqual(Object.entries(j.params.agentSettings.env).map(([k, v]) => `${k}=${v}`).sort());
     expect(j.raw.agentProcess.env).toContain('MALLOC_ARENA_MAX=2');
   }, 180_000);
+
+  it('wallets', () => {
+    const j = runBench('wallets');
+    for (const w of ['wechat', 'alipay']) {
+      expect(j.figures).toMatchObject({ [`${w} keep-alive on: pay p50 ms`]: expect.any(Number), [`${w} keep-alive off: pay p99 ms`]: expect.any(Number), [`${w} off / on (p50)`]: expect.any(Number) });
+      // Counts, not times: keep-alive off opens a connection per call (reset), on far fewer.
+      const on = j.raw.connections[`${w}-on`];
+      const off = j.raw.connections[`${w}-off`];
+      expect(off.accepted).toBe(off.calls);
+      expect(on.accepted).toBeLessThan(off.accepted);
+      expect(j.raw.adapterPayMs[`${w}-on`].n).toBe(j.params.calls);
+    }
+    expect(j.figures).toMatchObject({ 'cloud payments/s, WeChat adapter (median)': expect.any(Number), 'cloud payments/s, scripted gateway (median)': expect.any(Number), 'adapter / scripted': expect.any(Number) });
+    expect(j.figures["cloud's WeChat TLS connections, most in a phase"]).toBeGreaterThan(0);
+    reconciled(j);
+  }, 180_000);
 });

@@ -6,7 +6,7 @@ import { downTopic, upTopic, type PairResponse } from '../../protocol/index.js';
 import type { RunningCloud } from '../../cloud/index.js';
 import { systemClock } from '../../protocol/clock.js';
 import { createPairingCode } from '../../cloud/pairing/pairing.js';
-import { envelope, pairBox, payMsg, postPair, startTestCloud, TestBox, until } from './harness.js';
+import { ensureMerchant, envelope, pairBox, payMsg, postPair, startTestCloud, TestBox, until } from './harness.js';
 import { EVERY_CODE_SUCCEEDS, ScriptedGateway } from '../../simulator/gateway/scripted-gateway.js';
 
 const run = promisify(execFile);
@@ -95,6 +95,7 @@ describe('broker authentication', () => {
 
 describe("re-pairing across merchants (a code of one merchant must not switch off another merchant's box)", () => {
   const repair = async (hardwareId: string, previous?: { deviceId: string; secret: string }) => {
+    await ensureMerchant(cloud.store, 'M-OTHER');
     const { code } = await createPairingCode({ store: cloud.store, clock: systemClock, codeTtlS: 600 }, 'M-OTHER', 'S9');
     return { code, ...(await postPair(cloud.httpUrl, { v: 1, code, hardwareId, ...(previous ? { previous } : {}) })) };
   };

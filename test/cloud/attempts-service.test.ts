@@ -10,7 +10,7 @@ import { createLogger } from '../../cloud/log.js';
 import { Metrics } from '../../cloud/metrics.js';
 import { SqliteStore } from '../../cloud/store/sqlite-store.js';
 import { createPairingCode } from '../../cloud/pairing/pairing.js';
-import { payMsg, tempDir } from './harness.js';
+import { ensureMerchant, payMsg, tempDir } from './harness.js';
 import { EVERY_CODE_SUCCEEDS, ScriptedGateway } from '../../simulator/gateway/scripted-gateway.js';
 
 async function settle(): Promise<void> {
@@ -53,6 +53,7 @@ beforeEach(async () => {
   remove = t.remove;
   dbPath = join(t.dir, 'c.db');
   store = new SqliteStore(dbPath);
+  await ensureMerchant(store, 'M');
   const { code } = await createPairingCode({ store, clock: systemClock, codeTtlS: 60 }, 'M', 'S');
   await store.redeemPairingCode(code, 'hw', Date.now(), { deviceId: DEVICE, secretHash: 'scrypt$x', firmware: null });
   time = new FakeClock(1_764_086_400_000);

@@ -5,13 +5,14 @@ import type { CloudStore, RunningCloud } from '../../cloud/index.js';
 import { Fleet } from '../../cloud/fleet/fleet.js';
 import { createLogger } from '../../cloud/log.js';
 import { systemClock } from '../../protocol/clock.js';
-import { DOWN_SCHEMAS, ResultMessage, parseTopic, upTopic, type DownKind, type UpKind } from '../../protocol/index.js';
+import { DOWN_SCHEMAS, DOWN_SHAPES, PROTOCOL_VERSION, ResultMessage, parseTopic, upTopic, type DownKind, type UpKind } from '../../protocol/index.js';
 import { envelope, pairBox, payMsg, startTestCloud, TestBox, until } from './harness.js';
 
 /**
  * The real cloud (embedded broker, store, transaction service, scripted gateway) against a box newer
- * than it: `v: 2` and fields this cloud has never heard of on every message. It serves each by the
- * fields it knows, answers strictly in v1, and refuses only what it cannot act on safely.
+ * than it: a `v` above its own and fields this cloud has never heard of on every message. It serves
+ * each by the fields it knows, answers strictly in the newest shape it has that is not newer than
+ * the box announced (v1 until the box announces), and refuses only what it cannot act on safely.
  */
 let gw: ScriptedGateway;
 let cloud: RunningCloud;
@@ -34,22 +35,27 @@ afterEach(async () => {
 });
 
 const otn = (seq: number) => `${box.deviceId}-${seq}`;
-const NEWER = { v: 2, loyaltyId: 'L-77', channelHint: 'wxp', receiptWanted: true };
+const NEWER_V = PROTOCOL_VERSION + 1;
+const NEWER = { v: NEWER_V, loyaltyId: 'L-77', channelHint: 'wxp', receiptWanted: true };
 
 function sendRaw(kind: UpKind, msg: Record<string, unknown>): Promise<unknown> {
   return box.client.publishAsync(upTopic(box.deviceId, kind), JSON.stringify(msg), { qos: 1 });
 }
 
-/** What the cloud sent is exactly the v1 contract: no field or value a v1 box would refuse. */
-function expectStrictV1(): void {
+/**
+ * What the cloud sent is exactly the contract of version `v` (v1 to a box that announced nothing,
+ * its own newest to a newer box): no field or value a box of that version would refuse.
+ */
+function expectStrict(v: number): void {
+  expect(sent.length).toBeGreaterThan(0);
   for (const s of sent) {
-    expect(s.raw.v, JSON.stringify(s.raw)).toBe(1);
-    expect(DOWN_SCHEMAS[s.kind].safeParse(s.raw).success, JSON.stringify(s.raw)).toBe(true);
+    expect(s.raw.v, JSON.stringify(s.raw)).toBe(v);
+    expect(DOWN_SHAPES[v]![s.kind].safeParse(s.raw).success, JSON.stringify(s.raw)).toBe(true);
   }
 }
 
 describe('the cloud against a newer box', () => {
-  it('a heartbeat with v 2, an extra status field and an unknown port state is stored, not refused', async () => {
+  it('a heartbeat with a newer v, an extra status field and an unknown port state is stored, not refused', async () => {
     const status = { firmware: '2.0.0', uptimeS: 5, outboxDepth: 0, pendingAttempts: 0, scanner: 'sleeping', ecr: 'open', battery: 87 };
     await sendRaw('heartbeat', { ...envelope(), ...NEWER, status });
     const d = await until('heartbeat stored', async () => {
@@ -60,10 +66,10 @@ describe('the cloud against a newer box', () => {
     expect(cloud.metrics.get('messages_invalid_total')).toBe(0);
   });
 
-  it('pay and query with v 2 and extra fields are served by the fields it knows; replies are v1', async () => {
+  it('pay and query with a newer v and extra fields are served by the fields it knows; replies are in its newest shape', async () => {
     await sendRaw('heartbeat', { ...envelope(), ...NEWER, status: { firmware: '2.0.0', uptimeS: 5, outboxDepth: 0, pendingAttempts: 0, scanner: 'open', ecr: 'open' } });
     await sendRaw('pay', { ...payMsg(box.deviceId, 1), ...NEWER });
-    expect(await box.next('result', (m) => m.outTradeNo === otn(1))).toMatchObject({ v: 1, state: 'SUCCESS', reason: 'PAID', amount: 1234 });
+    expect(await box.next('result', (m) => m.outTradeNo === otn(1))).toMatchObject({ v: PROTOCOL_VERSION, state: 'SUCCESS', reason: 'PAID', amount: 1234 });
     expect(gw.net(otn(1))).toBe(1234);
     await sendRaw('query', { ...envelope(), ...NEWER, outTradeNo: otn(1), saleId: `${box.deviceId}-s1`, amount: 1234, currency: 'CNY' });
     await box.next('result', (m) => m.outTradeNo === otn(1));
@@ -71,7 +77,7 @@ describe('the cloud against a newer box', () => {
     await until('ack recorded', async () => (await cloud.store.getAttempt(otn(1)))?.ackedState === 'SUCCESS');
     expect(gw.count('pay')).toBe(1);
     expect(sent.filter((s) => s.kind === 'error')).toEqual([]);
-    expectStrictV1();
+    expectStrict(PROTOCOL_VERSION);
   });
 
   it('a cancel with a reason it does not know is still a cancel: tombstone, and a late pay is refused uncharged', async () => {
@@ -80,7 +86,7 @@ describe('the cloud against a newer box', () => {
     await sendRaw('pay', { ...payMsg(box.deviceId, 2), ...NEWER });
     expect(await box.next('error', (m) => m.outTradeNo === otn(2))).toMatchObject({ code: 'ATTEMPT_TOMBSTONED' });
     expect(gw.count('pay')).toBe(0);
-    expectStrictV1();
+    expectStrict(1); // it sent no heartbeat: it announced nothing
   });
 
   it('an ack of a state it does not know is ignored: the result stays unacknowledged, nothing is refused', async () => {
@@ -100,13 +106,13 @@ describe('the cloud against a newer box', () => {
     expect(await box.next('error')).toMatchObject({ v: 1, code: 'SCHEMA_INVALID' });
     expect(await cloud.store.getAttempt(otn(4))).toBeUndefined();
     expect(gw.count('pay')).toBe(0);
-    expectStrictV1();
+    expectStrict(1);
   });
 });
 
 describe('the fleet remembers what each box announced, per connection', () => {
-  // A test-only v2 shape: no such message exists in the product.
-  const SHAPES = { 1: DOWN_SCHEMAS, 2: { ...DOWN_SCHEMAS, result: ResultMessage.extend({ v: z.literal(2), receiptNo: z.string().optional() }) } };
+  // A test-only v3 shape: no such message exists in the product.
+  const SHAPES = { ...DOWN_SHAPES, 3: { ...DOWN_SCHEMAS, result: ResultMessage.extend({ v: z.literal(3), receiptNo: z.string().optional() }) } };
   const store = { updateFleet: async () => undefined, markStale: async () => [] } as unknown as CloudStore;
   const heartbeat = (v: number) => ({ v, id: `hb-${v}`, ts: 1, status: { firmware: '9', uptimeS: 1, outboxDepth: 0, pendingAttempts: 0, scanner: 'open', ecr: 'open' } as const });
 
@@ -116,8 +122,9 @@ describe('the fleet remembers what each box announced, per connection', () => {
     fleet.heartbeat('b1', heartbeat(1));
     fleet.heartbeat('b2', heartbeat(2));
     fleet.heartbeat('b3', heartbeat(3));
-    expect(['b1', 'b2', 'b3'].map((id) => fleet.downVersionFor(id, SHAPES))).toEqual([1, 2, 2]);
-    expect(fleet.downVersionFor('b2')).toBe(1); // the product has v1 shapes only
+    fleet.heartbeat('b4', heartbeat(4));
+    expect(['b1', 'b2', 'b3', 'b4'].map((id) => fleet.downVersionFor(id, SHAPES))).toEqual([1, 2, 3, 3]);
+    expect(['b1', 'b2', 'b3', 'b4'].map((id) => fleet.downVersionFor(id))).toEqual([1, 2, 2, 2]); // the product has v1 and v2
     await fleet.connected('b2');
     expect(fleet.downVersionFor('b2', SHAPES)).toBe(1);
     fleet.heartbeat('b3', { ...heartbeat(3), id: 'offline-will' });

@@ -7,7 +7,7 @@ import { isFinal, type PairResponse } from '../../protocol/index.js';
 import { systemClock } from '../../protocol/clock.js';
 import { createPairingCode } from '../../cloud/pairing/pairing.js';
 import { SqliteStore } from '../../cloud/store/sqlite-store.js';
-import { envelope, FAST, payMsg, postPair, tempDir, TestBox } from './harness.js';
+import { ensureMerchant, envelope, FAST, payMsg, postPair, tempDir, TestBox } from './harness.js';
 import { EVERY_CODE_SUCCEEDS, ScriptedGateway, type PayScript } from '../../simulator/gateway/scripted-gateway.js';
 
 /**
@@ -77,6 +77,7 @@ async function crashDuringPay(script: PayScript) {
 
   const first = await startProcess(args);
   const store = new SqliteStore(db);
+  await ensureMerchant(store, 'M1');
   const { code } = await createPairingCode({ store, clock: systemClock, codeTtlS: 600 }, 'M1', 'S1');
   const creds = (await postPair(first.httpUrl, { v: 1, code, hardwareId: 'hw-crash' })).body as PairResponse;
   let box = await TestBox.connect(first.mqttUrl, creds.deviceId, creds.secret);

@@ -36,7 +36,7 @@ function setup() {
   const log = memoryLogger();
   const metrics = new Metrics();
   const auth = new DeviceAuthenticator({ store, logger: log.logger, metrics, key, clock, backoff: BACKOFF, logIntervalMs: 10_000, delay: async (ms) => void delays.push(ms) });
-  const add = (id: string, secretHash: string, status: DeviceAuth['status'] = 'active') => devices.set(id, { secretHash, status, hardwareId: `hw-${id}` });
+  const add = (id: string, secretHash: string, status: DeviceAuth['status'] = 'active') => devices.set(id, { secretHash, status, hardwareId: `hw-${id}`, merchantId: 'M1' });
   const login = (id: string, secret: string, address = '10.1.1.1') => auth.check(id, id, Buffer.from(secret), address);
   return { key, auth, devices, add, login, delays, log, metrics, advance: (ms: number) => clock.advanceSync(ms) };
 }

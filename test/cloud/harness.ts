@@ -77,7 +77,11 @@ export function postPair(httpUrl: string, body: unknown, ca?: Buffer): Promise<{
   });
 }
 
+export { ensureMerchant } from '../../cloud/merchants/merchant.js';
+import { ensureMerchant as ensureMerchantOf } from '../../cloud/merchants/merchant.js';
+
 export async function pairBox(cloud: RunningCloud, hardwareId = `hw-${Math.random().toString(36).slice(2)}`, opts: { merchant?: string; ca?: Buffer } = {}): Promise<PairResponse> {
+  await ensureMerchantOf(cloud.store, opts.merchant ?? 'M1');
   const { code } = await createPairingCode({ store: cloud.store, clock: systemClock, codeTtlS: 600 }, opts.merchant ?? 'M1', 'S1');
   const res = await postPair(cloud.httpUrl, { v: 1, code, hardwareId, firmware: '0.1.0' }, opts.ca);
   if (res.status !== 200) throw new Error(`pairing failed: ${res.status} ${JSON.stringify(res.body)}`);

@@ -5,7 +5,7 @@ import type { Attempt } from '../../cloud/payments/transaction.js';
 import { SqliteStore } from '../../cloud/store/sqlite-store.js';
 import { upTopic, type UpKind } from '../../protocol/index.js';
 import { FakeClock } from '../support/fake-clock.js';
-import { envelope, payMsg } from './harness.js';
+import { ensureMerchant, envelope, payMsg } from './harness.js';
 import { RecordingGateway, shellFor, type Sent } from './shell-kit.js';
 
 /**
@@ -26,6 +26,7 @@ beforeEach(async () => {
   clock = new FakeClock();
   store = new SqliteStore(':memory:');
   for (const deviceId of [A, AB]) {
+    await ensureMerchant(store, 'M');
     const { code } = await createPairingCode({ store, clock, codeTtlS: 60 }, 'M', 'S');
     await store.redeemPairingCode(code, `hw-${deviceId}`, clock.now(), { deviceId, secretHash: 'scrypt$x', firmware: null });
   }
@@ -96,6 +97,7 @@ describe('who owns an attempt', () => {
       outTradeNo: 'sbA-B-7', deviceId: A, saleId: 'sbA-s7', saleRef: 'R7', amount: 1234, currency: 'CNY', wallet: 'wechat', state: 'PAYING', reason: null,
       createdAt: now, updatedAt: now, payAt: now, deadlineAt: now + 45_000, nextAt: null, step: 'poll', inFlight: null, callSeq: 2, tries: 0,
       cancelReason: null, gatewayTradeNo: null, ackedState: null, version: 0,
+        merchantId: 'M1', channel: null, charged: null, walletPaidAt: null, buyerPaid: null, discount: null, flag: null,
     };
     await store.writeAttempts([{ attempt: squatted, expectedVersion: 0, event: 'pay', fromState: null, note: 'seeded', claimSale: false }]);
     const before = await store.getAttempt('sbA-B-7');

@@ -6,7 +6,7 @@ import { ServerKey } from '../../cloud/pairing/server-key.js';
 import { Metrics } from '../../cloud/metrics.js';
 import { startCloud, type RunningCloud } from '../../cloud/index.js';
 import { createLogger } from '../../cloud/log.js';
-import { FAST, postPair, tempDir } from './harness.js';
+import { ensureMerchant, FAST, postPair, tempDir } from './harness.js';
 import { EVERY_CODE_SUCCEEDS, ScriptedGateway } from '../../simulator/gateway/scripted-gateway.js';
 import { join } from 'node:path';
 
@@ -34,7 +34,7 @@ afterEach(async () => {
   remove();
 });
 
-const code = () => createPairingCode({ store: cloud.store, clock, codeTtlS: 600 }, 'M7', 'S3');
+const code = async () => (await ensureMerchant(cloud.store, 'M7'), createPairingCode({ store: cloud.store, clock, codeTtlS: 600 }, 'M7', 'S3'));
 const body = (c: string, hardwareId = 'hw-1') => ({ v: 1, code: c, hardwareId, firmware: '0.1.0' });
 
 describe('POST /v1/pair', () => {

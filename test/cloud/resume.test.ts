@@ -55,6 +55,7 @@ async function crashedWithPaysInFlight(n: number): Promise<Attempt[]> {
       outTradeNo: `${deviceId}-${i}`, deviceId, saleId: `${deviceId}-s${i}`, saleRef: `R${i}`, amount: 1_000 + i, currency: 'CNY', wallet,
       state: 'PAYING', reason: null, createdAt: payAt, updatedAt: payAt, payAt, deadlineAt: payAt + DEADLINE_MS[wallet], nextAt: null,
       step: 'pay', inFlight: 'pay', callSeq: 1, tries: 0, cancelReason: null, gatewayTradeNo: null, ackedState: null, version: 0,
+        merchantId: 'M1', channel: null, charged: null, walletPaidAt: null, buyerPaid: null, discount: null, flag: null,
     };
     if (charged) gw.charged(a.outTradeNo, a.amount);
     return a;
@@ -153,7 +154,7 @@ describe('restart without a stampede', () => {
 describe('the per-channel limit on every gateway call', () => {
   const CODE = { wechat: '134567890123456789', alipay: '284567890123456789' } as const;
   const pay = (i: number, wallet: 'wechat' | 'alipay'): AttemptEvent => ({
-    type: 'pay', outTradeNo: `sbLIMIT00001-${i}`, deviceId: 'sbLIMIT00001', saleId: `s${i}`, saleRef: `R${i}`, amount: 100 + i, currency: 'CNY', wallet, code: CODE[wallet],
+    type: 'pay', outTradeNo: `sbLIMIT00001-${i}`, deviceId: 'sbLIMIT00001', merchantId: 'M1', channel: wallet, saleId: `s${i}`, saleRef: `R${i}`, amount: 100 + i, currency: 'CNY', wallet, code: CODE[wallet],
   });
   const results = (outTradeNo: string) => sent.filter((s) => s.kind === 'result' && s.msg.outTradeNo === outTradeNo).map((s) => s.msg.state);
 

@@ -8,7 +8,7 @@ import { MIGRATIONS, pairingCodeHash, UNACKED_SQL } from '../../cloud/store/sqli
 import { createPairingCode } from '../../cloud/pairing/pairing.js';
 import type { AttemptWrite } from '../../cloud/store/store.js';
 import type { Attempt } from '../../cloud/payments/transaction.js';
-import { tempDir } from './harness.js';
+import { ensureMerchant, tempDir } from './harness.js';
 import { FakeClock } from '../support/fake-clock.js';
 
 let dir: string;
@@ -20,7 +20,8 @@ function attempt(outTradeNo: string, patch: Partial<Attempt> = {}): Attempt {
   return {
     outTradeNo, deviceId: 'sbA', saleId: 's1', saleRef: 'R1', amount: 100, currency: 'CNY', wallet: 'wechat', state: 'PAYING', reason: null,
     createdAt: 1, updatedAt: 1, payAt: 1, deadlineAt: 2, nextAt: null, step: 'pay', inFlight: 'pay', callSeq: 1, tries: 0,
-    cancelReason: null, gatewayTradeNo: null, ackedState: null, version: 0, ...patch,
+    cancelReason: null, gatewayTradeNo: null, ackedState: null, version: 0,
+    merchantId: 'M1', channel: 'wechat', charged: null, walletPaidAt: null, buyerPaid: null, discount: null, flag: null, ...patch,
   };
 }
 const write = (a: Attempt, expectedVersion: number, claimSale = false): AttemptWrite => ({ attempt: a, expectedVersion, event: 'test', fromState: null, note: '', claimSale });
@@ -146,6 +147,7 @@ describe('schema 4: pairing codes kept as hashes', () => {
   it('a new code is stored only as its hash, and still redeems', async () => {
     const path = join(dir, 'p.db');
     const s = new SqliteStore(path);
+    await ensureMerchant(s, 'M');
     const { code } = await createPairingCode({ store: s, clock: new FakeClock(1), codeTtlS: 60 }, 'M', 'S');
     const db = new Database(path, { readonly: true });
     expect(db.prepare('SELECT code FROM pairing_codes').pluck().all()).toEqual([pairingCodeHash(code)]);

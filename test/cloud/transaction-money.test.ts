@@ -7,7 +7,8 @@ import { MACHINE_CONFIG } from './machine-config.js';
 
 /**
  * The money property of the pure machine against a model of the gateway: whatever the gateway
- * answers (success, failure, in progress, unknown, retry, answers lost after the money moved),
+ * answers (success, failure, in progress, unknown, retry, answers lost after the money moved, a
+ * charge of another amount than the sale's, a reverse refused because the order is paid),
  * whenever the customer confirms and whenever the cashier cancels, the attempt ends final and the
  * customer is charged exactly when the final state is SUCCESS.
  */
@@ -20,14 +21,21 @@ class ModelGateway {
   net = 0;
   /** A timed-out pay that reaches the wallet later: ORDERNOTEXIST now, charged a moment later. */
   landsLater = false;
-  constructor(private readonly choices: number[]) {}
+  /** What the wallet charges: the sale's amount, or (a faulty wallet) 13 fen less. */
+  charged = AMOUNT;
+  constructor(private readonly choices: number[]) {
+    if (this.pick(4) === 3) this.charged = AMOUNT - 13;
+  }
   /** The next nondeterministic choice in [0, n); once the script runs out, the gateway tells the truth at once. */
   pick(n: number): number {
     return (this.choices.shift() ?? 0) % n;
   }
   private charge(): void {
     this.status = 'paid';
-    this.net += AMOUNT;
+    this.net += this.charged;
+  }
+  private success() {
+    return { kind: 'success', gatewayTradeNo: 'g', amount: this.charged } as const;
   }
   confirmMaybe(): void {
     if (this.landsLater && this.status === 'none' && this.pick(3) === 1) this.status = 'paying';
@@ -37,7 +45,7 @@ class ModelGateway {
     switch (this.pick(6)) {
       case 0:
         this.charge();
-        return { kind: 'success', gatewayTradeNo: 'g', amount: AMOUNT };
+        return this.success();
       case 1:
         this.status = 'paying';
         return { kind: 'in_progress' };
@@ -59,18 +67,18 @@ class ModelGateway {
     const map: Record<Status, QueryOutcome> = {
       none: { kind: 'not_found' },
       paying: { kind: 'in_progress' },
-      paid: { kind: 'success', gatewayTradeNo: 'g', amount: AMOUNT },
+      paid: this.success(),
       closed: { kind: 'closed' },
       refunded: { kind: 'refunded' },
     };
     return map[this.status];
   }
   private close(): void {
-    if (this.status === 'paid') this.net -= AMOUNT;
+    if (this.status === 'paid') this.net -= this.charged;
     if (this.status !== 'refunded') this.status = 'closed';
   }
   reverse(): ReverseOutcome {
-    switch (this.pick(5)) {
+    switch (this.pick(6)) {
       case 0:
         this.close();
         return { kind: 'reversed' };
@@ -81,6 +89,10 @@ class ModelGateway {
         return { kind: 'unknown', code: 'TIMEOUT', message: 'lost' };
       case 3:
         return { kind: 'unknown', code: 'SYSTEMERROR', message: 'nothing happened' };
+      case 4:
+        if (this.status === 'paid') return { kind: 'already_paid', message: 'paid: refund it' };
+        this.close();
+        return { kind: 'reversed' };
       default:
         if (this.status === 'paying' || this.status === 'none') this.status = 'closed'; // long expired
         return { kind: 'window_passed' };
@@ -91,7 +103,7 @@ class ModelGateway {
     if (c === 1) return { kind: 'retry_later', message: 'later' };
     if (this.status === 'paid') {
       this.status = 'refunded';
-      this.net -= AMOUNT;
+      this.net -= this.charged;
     }
     if (c === 2) return { kind: 'unknown', code: 'TIMEOUT', message: 'lost' };
     return this.status === 'refunded' ? { kind: 'refunded', refundNo: 'r' } : { kind: 'failed', reason: 'DECLINED', message: 'nothing to refund' };
@@ -109,7 +121,9 @@ function run(choices: number[], cancelAtStep: number | null, resumeAtStep: numbe
     const g = t.effects.find((x): x is GatewayEffect => x.type === 'gateway');
     if (g) pending = g;
   };
-  apply({ type: 'pay', outTradeNo: 'sbX-1', deviceId: 'sbX', saleId: 's', saleRef: 'R', amount: AMOUNT, currency: 'CNY', wallet: 'wechat', code: '134567890123456789' });
+  // Both wallets' rules: WeChat's reverse gap, Alipay's cancel at once.
+  const [wallet, code] = choices.length % 2 ? (['wechat', '134567890123456789'] as const) : (['alipay', '284567890123456789'] as const);
+  apply({ type: 'pay', outTradeNo: 'sbX-1', deviceId: 'sbX', merchantId: 'M1', channel: wallet, saleId: 's', saleRef: 'R', amount: AMOUNT, currency: 'CNY', wallet, code });
   for (let step = 0; step < 2_000; step++) {
     if (step === cancelAtStep) apply({ type: 'cancel', outTradeNo: 'sbX-1', deviceId: 'sbX', saleId: 's', amount: AMOUNT, currency: 'CNY', reason: 'CASHIER_CANCEL' });
     if (step === resumeAtStep) {

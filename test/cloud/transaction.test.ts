@@ -1,79 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { PayOutcome, QueryOutcome, RefundOutcome, ReverseOutcome } from '../../cloud/gateway/gateway.js';
 import type { Currency } from '../../protocol/index.js';
-import { needsWork, transition, type Attempt, type AttemptEvent, type Effect, type GatewayEffect, type Transition } from '../../cloud/payments/transaction.js';
-import { MACHINE_CONFIG } from './machine-config.js';
-
-const config = MACHINE_CONFIG;
-const T0 = 1_764_086_400_000;
-const OTN = 'sbAAAAAAAAAA-1';
-const WECHAT_CODE = '134567890123456789';
-const pay: AttemptEvent = { type: 'pay', outTradeNo: OTN, deviceId: 'sbAAAAAAAAAA', saleId: 's1', saleRef: 'R1', amount: 1234, currency: 'CNY', wallet: 'wechat', code: WECHAT_CODE };
-const cancel: AttemptEvent = { type: 'cancel', outTradeNo: OTN, deviceId: 'sbAAAAAAAAAA', saleId: 's1', amount: 1234, currency: 'CNY', reason: 'CASHIER_CANCEL' };
-const query: AttemptEvent = { type: 'query', outTradeNo: OTN, deviceId: 'sbAAAAAAAAAA', saleId: 's1', amount: 1234, currency: 'CNY' };
-
-/** Drives the pure machine like the shell does: applies each transition and remembers time. */
-class Driver {
-  a: Attempt | undefined;
-  now = T0;
-  last!: Transition;
-  /** The latest gateway call the machine asked for. */
-  call: GatewayEffect | undefined;
-
-  send(e: AttemptEvent): Transition {
-    this.last = transition(this.a, e, { now: this.now, config, random: () => 0.5 });
-    this.call = this.last.effects.find((x): x is GatewayEffect => x.type === 'gateway') ?? this.call;
-    if (this.last.changed) this.a = { ...this.last.attempt!, version: (this.a?.version ?? 0) + 1 };
-    return this.last;
-  }
-  at(ms: number): this {
-    this.now = T0 + ms;
-    return this;
-  }
-  gateway(): GatewayEffect {
-    if (!this.call) throw new Error('no gateway call was made');
-    return this.call;
-  }
-  answer(outcome: PayOutcome | QueryOutcome | ReverseOutcome | RefundOutcome, extra: { saleWinner?: string } = {}): Transition {
-    const g = this.gateway();
-    return this.send({ type: 'outcome', call: g.call, seq: g.seq, outcome, ...extra } as AttemptEvent);
-  }
-  /** Advance to the next scheduled step and fire it. */
-  tick(): Transition {
-    if (this.a?.nextAt == null) throw new Error('nothing scheduled');
-    this.now = this.a.nextAt;
-    return this.send({ type: 'tick' });
-  }
-  get state() {
-    return this.a?.state;
-  }
-}
-
-const kinds = (effects: Effect[]) => effects.map((e) => (e.type === 'gateway' ? `gateway:${e.call}` : e.type === 'progress' ? `progress:${e.stage}` : e.type === 'error' ? `error:${e.code}` : e.type));
-const ok = { kind: 'success', gatewayTradeNo: 'gw-1', amount: 1234 } as const;
-const unknown = (code: 'SYSTEMERROR' | 'BANKERROR' | 'TIMEOUT' | 'HTTP_5XX' | 'BAD_SIGNATURE' | 'OTHER' = 'TIMEOUT') => ({ kind: 'unknown', code, message: 'x' }) as const;
-
-function paying(): Driver {
-  const d = new Driver();
-  d.send(pay);
-  return d;
-}
-
-/** A driver whose attempt polled past its deadline and now waits to reverse. */
-function reversing(): Driver {
-  const d = paying();
-  d.answer({ kind: 'in_progress' });
-  return pollUntilReverse(d);
-}
-
-/** Keep answering "in progress" until the deadline turns the attempt to the reverse. */
-function pollUntilReverse(d: Driver): Driver {
-  while (d.state === 'PAYING') {
-    d.tick();
-    if (d.a!.inFlight === 'query') d.answer({ kind: 'in_progress' });
-  }
-  return d;
-}
+import { needsWork, transition, type Attempt, type AttemptEvent } from '../../cloud/payments/transaction.js';
+import { cancel, config, Driver, kinds, ok, OTN, pay, paying, pollUntilReverse, query, reversing, T0, unknown, WECHAT_CODE } from './machine-driver.js';
 
 /** The same message with one of the fields that identify the sale changed. */
 const MISMATCHES = [
@@ -584,6 +513,6 @@ describe('defence in depth (hand-built states)', () => {
     d.at(11_000).send(cancel);
     expect(d.a!.nextAt).toBe(T0 + 10_000 + 15_000);
     expect(d.tick().effects.map((e) => e.type)).toEqual(['gateway']);
-    expect(d.now - (T0 + 10_000)).toBeGreaterThanOrEqual(config.reverseMinDelayMs);
+    expect(d.now - (T0 + 10_000)).toBeGreaterThanOrEqual(config.reverseMinDelayMs.wechat);
   });
 });

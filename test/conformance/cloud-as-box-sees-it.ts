@@ -1,6 +1,6 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DOWN_SCHEMAS, deviceDownFilter, isFinal, parseTopic, upTopic, type DownKind, type UpKind } from '../../protocol/index.js';
+import { DOWN_SHAPES, deviceDownFilter, isFinal, parseTopic, upTopic, type DownKind, type UpKind } from '../../protocol/index.js';
 
 /**
  * The cloud as the box sees it: the contract of the MQTT conversation from the box's side, written
@@ -19,7 +19,8 @@ import { DOWN_SCHEMAS, deviceDownFilter, isFinal, parseTopic, upTopic, type Down
  * - a final result is re-sent each time the box subscribes until the box acks it, never after;
  * - a payload the cloud cannot read is answered on down/error with a protocol ErrorCode (and the
  *   message id when it can be read), and nothing is recorded;
- * - everything the cloud sends is valid by the protocol's strict (sending) schemas.
+ * - everything the cloud sends is valid by the protocol's strict (sending) schemas, in the shape of
+ *   the version the box announced (v1 here: this box sends no heartbeat), never newer.
  *
  * "Nothing charged" is only ever asserted where the script would charge if the defence failed, and
  * "nothing arrived" only after a later answer on the same connection proves the cloud got that far.
@@ -117,7 +118,8 @@ class BoxSide {
       this.invalid.push(`${topic}: not JSON`);
       return;
     }
-    const strict = DOWN_SCHEMAS[t.kind].safeParse(msg);
+    // This box speaks v1 and sends no heartbeat, so it announced nothing: it must be sent v1 shapes.
+    const strict = DOWN_SHAPES[1]![t.kind].safeParse(msg);
     if (!strict.success) this.invalid.push(`${topic}: ${strict.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')} in ${payload.toString().slice(0, 300)}`);
     this.received.push({ kind: t.kind, msg: msg as Record<string, any> });
     for (const w of this.wake.splice(0)) w();

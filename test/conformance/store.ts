@@ -19,7 +19,8 @@ export function attempt(outTradeNo: string, patch: Partial<Attempt> = {}): Attem
   return {
     outTradeNo, deviceId, saleId: 's1', saleRef: 'R1', amount: 100, currency: 'CNY', wallet: 'wechat', state: 'PAYING', reason: null,
     createdAt: 1, updatedAt: 1, payAt: 1, deadlineAt: 2, nextAt: null, step: 'pay', inFlight: 'pay', callSeq: 1, tries: 0,
-    cancelReason: null, gatewayTradeNo: null, ackedState: null, version: 0, ...patch,
+    cancelReason: null, gatewayTradeNo: null, ackedState: null, version: 0,
+    merchantId: 'M1', channel: 'wechat', charged: null, walletPaidAt: null, buyerPaid: null, discount: null, flag: null, ...patch,
   };
 }
 
@@ -36,6 +37,7 @@ export function describeStoreConformance(name: string, makeSubject: () => Promis
     /** A fresh pairing code for merchant/store, valid from `at` for a minute. */
     const code = async (merchantId = 'M1', storeId = 'S1', at = 1_000) => {
       const c = `CODE${String(++codes).padStart(6, '0')}`;
+      if (!(await s.getMerchant(merchantId))) await s.addMerchant(merchantId, {}, at);
       await s.createPairingCode({ code: c, merchantId, storeId, createdAt: at, expiresAt: at + MINUTE });
       return c;
     };
@@ -48,6 +50,41 @@ export function describeStoreConformance(name: string, makeSubject: () => Promis
     });
     afterEach(async () => {
       await subject.dispose();
+    });
+
+    describe('merchants', () => {
+      it('adds a merchant once (MERCHANT_EXISTS after), reads and lists it', async () => {
+        const m = await s.addMerchant('M1', { name: 'Tea House', wechatSubMchId: '1900000109' }, 5);
+        expect(m).toEqual({ merchantId: 'M1', name: 'Tea House', wechatSubMchId: '1900000109', alipayAppAuthToken: null, createdAt: 5, updatedAt: 5 });
+        await expect(s.addMerchant('M1', { name: 'Other' }, 6)).rejects.toMatchObject({ code: 'MERCHANT_EXISTS' });
+        expect(await s.getMerchant('M1')).toEqual(m);
+        expect(await s.getMerchant('M2')).toBeUndefined();
+        await s.addMerchant('M0', {}, 7);
+        expect((await s.listMerchants()).map((x) => x.merchantId)).toEqual(['M0', 'M1']);
+      });
+
+      it('updates keep what the patch leaves out, clear what it sets null, and refuse an unknown merchant (MERCHANT_UNKNOWN)', async () => {
+        await s.addMerchant('M1', { name: 'Tea House', wechatSubMchId: '1900000109' }, 5);
+        const m = await s.updateMerchant('M1', { alipayAppAuthToken: '202512BB1234', wechatSubMchId: null }, 9);
+        expect(m).toEqual({ merchantId: 'M1', name: 'Tea House', wechatSubMchId: null, alipayAppAuthToken: '202512BB1234', createdAt: 5, updatedAt: 9 });
+        await expect(s.updateMerchant('M9', { name: 'x' }, 9)).rejects.toMatchObject({ code: 'MERCHANT_UNKNOWN' });
+        expect(await s.getMerchant('M9')).toBeUndefined();
+      });
+
+      it('a pairing code for a merchant that was never added is refused (MERCHANT_UNKNOWN) and nothing is kept', async () => {
+        await expect(s.createPairingCode({ code: 'NOPE000001', merchantId: 'M-NONE', storeId: 'S1', createdAt: 1, expiresAt: MINUTE })).rejects.toMatchObject({ code: 'MERCHANT_UNKNOWN' });
+        expect(await s.checkPairingCode('NOPE000001', 2)).toBe('unknown');
+        expect(await s.listMerchants()).toEqual([]);
+      });
+
+      it("an attempt keeps its merchant, channel, receipt and flag; a device's auth names its merchant", async () => {
+        const receipt = { merchantId: 'M7', channel: 'wechat-2', charged: 1221, walletPaidAt: 1_764_000_000_000, buyerPaid: 1200, discount: 21, flag: 'AMOUNT_MISMATCH' as const };
+        await s.writeAttempts([write(attempt('sbA-1', receipt), 0)]);
+        expect(await s.getAttempt('sbA-1')).toMatchObject(receipt);
+        expect((await s.listAttempts({ flag: 'AMOUNT_MISMATCH' })).map((a) => a.outTradeNo)).toEqual(['sbA-1']);
+        await pair('sbD', 'hw-d', 'M3');
+        expect((await s.getDeviceAuth('sbD'))?.merchantId).toBe('M3');
+      });
     });
 
     describe('attempts: optimistic versioning', () => {
@@ -270,11 +307,11 @@ export function describeStoreConformance(name: string, makeSubject: () => Promis
     });
 
     describe('devices', () => {
-      it('getDeviceAuth answers the secret hash, status and hardware id; setSecretHash replaces the hash', async () => {
+      it('getDeviceAuth answers the secret hash, status, hardware id and merchant; setSecretHash replaces the hash', async () => {
         await pair('sbA', 'hw1');
-        expect(await s.getDeviceAuth('sbA')).toEqual({ secretHash: 'hash-sbA', status: 'active', hardwareId: 'hw1' });
+        expect(await s.getDeviceAuth('sbA')).toEqual({ secretHash: 'hash-sbA', status: 'active', hardwareId: 'hw1', merchantId: 'M1' });
         await s.setSecretHash('sbA', 'hmac$new');
-        expect(await s.getDeviceAuth('sbA')).toEqual({ secretHash: 'hmac$new', status: 'active', hardwareId: 'hw1' });
+        expect(await s.getDeviceAuth('sbA')).toEqual({ secretHash: 'hmac$new', status: 'active', hardwareId: 'hw1', merchantId: 'M1' });
         expect(await s.getDeviceAuth('sbZ')).toBeUndefined();
       });
 

@@ -22,6 +22,10 @@ const CODES = {
   success2: '281234567890120005',
   /** The customer is charged but the wallet never answers: only a cancel (which reverses) ends it. */
   chargedSilent: '134567890123450006',
+  /** Paid, with the wallet's receipt (protocol v2). */
+  receipt: '134567890123450007',
+  /** The wallet charges another amount than the sale's: FAILED/AMOUNT_MISMATCH, the charge reversed. */
+  mismatch: '134567890123450008',
 } as const;
 const SCRIPTS: Record<string, PayScript> = {
   [CODES.success]: 'success',
@@ -30,6 +34,8 @@ const SCRIPTS: Record<string, PayScript> = {
   [CODES.silence]: 'silence',
   [CODES.success2]: 'success',
   [CODES.chargedSilent]: 'charge-and-hold',
+  [CODES.receipt]: 'success-with-receipt',
+  [CODES.mismatch]: 'amount-mismatch',
 };
 
 let broker: TestBroker;
@@ -79,6 +85,55 @@ describe('agent against an in-process broker and a scripted cloud', () => {
     for (const l of payLines) expect(l.deviceId).toBe('box1');
     expect(JSON.stringify(box.logs.items)).not.toContain(SECRET);
     expect(JSON.stringify(box.logs.items)).not.toContain(CODES.success);
+  });
+
+  it("the wallet's receipt: on the PAID line, journaled, and still the attempt's after a restart", async () => {
+    const first = await startBox();
+    await online();
+    box.sale('R1', 1234);
+    box.scan(`${CODES.receipt}\r\n`);
+    const paid = await box.ecrOut.find((l) => l.type === 'result', 'result line');
+    const receipt = cloud.attempts.get('box1-1')!.receipt!;
+    expect(receipt).toMatchObject({ total: 1234, buyerPaid: 1200, discount: 34 });
+    expect(paid).toEqual({
+      type: 'result',
+      ref: 'R1',
+      outcome: 'PAID',
+      amount: 1234,
+      currency: 'CNY',
+      outTradeNo: 'box1-1',
+      wallet: 'wechat',
+      walletTradeNo: receipt.walletTradeNo,
+      paidAt: receipt.paidAt,
+      buyerPaid: 1200,
+      discount: 34,
+    });
+    await cloud.up.find((u) => u.kind === 'ack', 'ack');
+    await first.stop();
+    box = new AgentHarness(first.dataDir, { recheckMs: 60_000 });
+    await box.start();
+    expect(box.agent.book().attempts['box1-1']).toMatchObject({ state: 'SUCCESS', receipt });
+    // Written once: the restart does not tell the register again.
+    await online();
+    expect(box.ecrOut.filter((l) => l.type === 'result')).toEqual([]);
+  });
+
+  it('AMOUNT_MISMATCH: NOT_PAID with that reason at once, the sale closed, the charge undone by the cloud', async () => {
+    await startBox();
+    await online();
+    box.sale('R7', 1234);
+    box.scan(`${CODES.mismatch}\r\n`);
+    const r = await box.ecrOut.find((l) => l.type === 'result', 'result line');
+    expect(r).toEqual({ type: 'result', ref: 'R7', outcome: 'NOT_PAID', amount: 1234, currency: 'CNY', reason: 'AMOUNT_MISMATCH', outTradeNo: 'box1-1' });
+    expect(box.ecrOut.filter((l) => l.type === 'progress' && l.stage === 'ATTEMPT_FAILED')).toEqual([]);
+    const ack = await cloud.up.find((u) => u.kind === 'ack', 'ack');
+    expect(ack.msg).toMatchObject({ outTradeNo: 'box1-1', state: 'FAILED' });
+    expect(box.agent.book().attempts['box1-1']).toMatchObject({ state: 'FAILED', reason: 'AMOUNT_MISMATCH', receipt: { total: 1243 } });
+    expect(cloud.ledger.map((e) => [e.kind, e.amount])).toEqual([
+      ['charge', 1243],
+      ['reverse', 1243],
+    ]);
+    expect(box.screens()).toContain('扣款金额不符，正在退回；本单未收款');
   });
 
   it('FAILED: the cashier is told, another code may be scanned; cancel closes NOT_PAID', async () => {
@@ -181,6 +236,9 @@ describe('agent against an in-process broker and a scripted cloud', () => {
     expect(broker.dropClient('box1')).toBe(true);
     const will = await cloud.up.find((u) => u.kind === 'heartbeat' && u.msg.id === OFFLINE_WILL_ID, 'last will');
     expect(will).toMatchObject({ deviceId: 'box1', msg: { status: { scanner: 'closed', ecr: 'closed' } } });
+    // The heartbeats announce v2; the will is v1, which every cloud reads (it is registered before any could refuse v2).
+    expect(hb.msg.v).toBe(2);
+    expect(will.msg.v).toBe(1);
   });
 
   it('a wall clock stepped back (NTP, chaos clock_jump) keeps heartbeats valid: uptime is monotonic, never negative', async () => {

@@ -1,7 +1,7 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SerialPortMock } from 'serialport';
-import { ALL_UP_FILTER, decodeDown, downTopic, parseTopic, UP_SCHEMAS, type DownKind, type UpKind } from '../../protocol/index.js';
+import { ALL_UP_FILTER, decodeDown, downTopic, parseTopic, PROTOCOL_VERSION, UP_SCHEMAS, type DownKind, type UpKind } from '../../protocol/index.js';
 import { step } from '../../device/payment.js';
 import { attempt, bookWithAttempt, ecrLines, only, sends, T0 } from './payment-fixtures.js';
 import { AgentHarness, writeCredentials } from './agent-harness.js';
@@ -15,6 +15,7 @@ import { waitUntil } from './wait-until.js';
  * it: one that puts fields and enum values on its messages that this box has never heard of. The
  * box must read what it knows, take a success as a success, and never take an unknown state for one.
  */
+const NEWER = PROTOCOL_VERSION + 1;
 const tempDir = useTempDirs();
 const CODE = '134567890123450001';
 
@@ -43,13 +44,13 @@ class NewerCloud {
     return new NewerCloud(client);
   }
 
-  send(deviceId: string, kind: DownKind, body: Record<string, unknown>, v = 1): void {
+  send(deviceId: string, kind: DownKind, body: Record<string, unknown>, v: number = PROTOCOL_VERSION): void {
     const extras = { receipt: { no: `RC-${this.seq}`, lines: [] }, channel: 'wxp-sub-7', traceId: 'f00d' };
     const msg = { v, id: `nc-${++this.seq}`, ts: Date.now(), ...extras, ...body };
     this.client.publish(downTopic(deviceId, kind), JSON.stringify(msg), { qos: 1 });
   }
 
-  result(up: Up, state: string, extra: Record<string, unknown> = {}, v = 1): void {
+  result(up: Up, state: string, extra: Record<string, unknown> = {}, v: number = PROTOCOL_VERSION): void {
     const { outTradeNo, saleId, amount, currency } = up.msg;
     this.send(up.deviceId, 'result', { outTradeNo, saleId, amount, currency, state, wallet: 'wechat', ...extra }, v);
   }
@@ -63,7 +64,7 @@ let broker: TestBroker;
 let cloud: NewerCloud;
 let box: AgentHarness;
 
-/** Nothing the box sent may carry anything but the v1 contract: strict on sending. */
+/** Nothing the box sent may carry anything but its own version's contract: strict on sending. */
 function expectStrictSends(): void {
   for (const u of cloud.up.items) expect(UP_SCHEMAS[u.kind].safeParse(u.msg).success, `${u.kind} ${JSON.stringify(u.msg)}`).toBe(true);
 }
@@ -89,7 +90,7 @@ describe("today's box against a newer cloud", () => {
   it('SUCCESS with extra fields, an unknown reason and an unknown progress stage: PAID to the register, acked', async () => {
     cloud.answer = (up, c) => {
       if (up.kind !== 'pay') return;
-      c.send(up.deviceId, 'progress', { outTradeNo: up.msg.outTradeNo, stage: 'CAPTURING' }, 2);
+      c.send(up.deviceId, 'progress', { outTradeNo: up.msg.outTradeNo, stage: 'CAPTURING' }, NEWER);
       c.result(up, 'SUCCESS', { reason: 'PAID_WITH_COUPON', couponFen: 100 });
     };
     box.sale('R1', 1234);
@@ -97,9 +98,9 @@ describe("today's box against a newer cloud", () => {
     const paid = await box.ecrOut.find((l) => l.type === 'result', 'result line');
     expect(paid).toEqual({ type: 'result', ref: 'R1', outcome: 'PAID', amount: 1234, currency: 'CNY', outTradeNo: 'box1-1', wallet: 'wechat' });
     const ack = await cloud.up.find((u) => u.kind === 'ack', 'ack');
-    expect(ack.msg).toMatchObject({ v: 1, outTradeNo: 'box1-1', state: 'SUCCESS' });
+    expect(ack.msg).toMatchObject({ v: PROTOCOL_VERSION, outTradeNo: 'box1-1', state: 'SUCCESS' });
     await box.logs.find((l) => l.msg === 'cloud progress' && l.stage === 'UNKNOWN', 'unknown stage read as generic progress');
-    await box.logs.find((l) => l.msg.startsWith('cloud sent a newer protocol version') && l.cloudVersion === 2, 'one warn about the newer version');
+    await box.logs.find((l) => l.msg.startsWith('cloud sent a newer protocol version') && l.cloudVersion === NEWER, 'one warn about the newer version');
     expect(box.logs.filter((l) => l.msg === 'bad message from the cloud; ignored')).toEqual([]);
     expect(box.screens()).toContain('支付成功 ¥12.34');
     expect(box.agent.status().pendingAttempts).toBe(0);
@@ -135,9 +136,9 @@ describe("today's box against a newer cloud", () => {
     expectStrictSends();
   });
 
-  it('announces its version in the heartbeat it sends first on connecting: v 1, and no field a strict cloud would refuse', async () => {
+  it('announces its version in the heartbeat it sends first on connecting: v 2, and no field a strict cloud would refuse', async () => {
     const hb = await cloud.up.find((u) => u.kind === 'heartbeat', 'heartbeat');
-    expect(hb.msg.v).toBe(1);
+    expect(hb.msg.v).toBe(PROTOCOL_VERSION);
     expect(UP_SCHEMAS.heartbeat.safeParse(hb.msg).success).toBe(true);
   });
 });
@@ -145,7 +146,7 @@ describe("today's box against a newer cloud", () => {
 describe('the payment machine reading a newer cloud (pure)', () => {
   const newer = (state: string, reason?: string) => ({
     type: 'result' as const,
-    message: decodeDown('result', JSON.stringify({ v: 2, id: 'n1', ts: T0, outTradeNo: 'box1-1', saleId: 'box1-s1', amount: 1234, currency: 'CNY', state, reason, channel: 'c-7' })),
+    message: decodeDown('result', JSON.stringify({ v: NEWER, id: 'n1', ts: T0, outTradeNo: 'box1-1', saleId: 'box1-s1', amount: 1234, currency: 'CNY', state, reason, channel: 'c-7' })),
   });
 
   it('an unknown state changes nothing but one warn line; the next recheck queries', () => {
@@ -162,6 +163,6 @@ describe('the payment machine reading a newer cloud (pure)', () => {
     expect(attempt(r.book)).toMatchObject({ state: 'FAILED', reason: null });
     expect(only(r.effects, 'saveAttempt').map((e) => e.attempt.reason)).toEqual([null]);
     expect(ecrLines(r.effects)).toContainEqual(expect.objectContaining({ stage: 'ATTEMPT_FAILED', message: expect.stringContaining('(FAILED)') }));
-    expect(sends(r.effects, 'ack').map((e) => e.message)).toEqual([expect.objectContaining({ v: 1, state: 'FAILED' })]);
+    expect(sends(r.effects, 'ack').map((e) => e.message)).toEqual([expect.objectContaining({ v: PROTOCOL_VERSION, state: 'FAILED' })]);
   });
 });

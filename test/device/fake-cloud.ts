@@ -2,17 +2,23 @@ import mqtt, { type MqttClient } from 'mqtt';
 import {
   ALL_UP_FILTER,
   ErrorCode,
-  PROTOCOL_VERSION,
+  MIN_PROTOCOL_VERSION,
+  OFFLINE_WILL_ID,
   decodeUp,
+  downShapeVersion,
   downTopic,
+  encodeDown,
   isFinal,
   isProtocolError,
   parseTopic,
+  resultForVersion,
   salvageMessageId,
   type AttemptState,
   type Currency,
+  type DownToSend,
   type FinalState,
   type PayMessage,
+  type Receipt,
   type ResultReason,
   type UpKind,
   type UpMessage,
@@ -26,9 +32,18 @@ import { Collector } from './collector.js';
  * - `userpaying`: progress USERPAYING, then pending until `settle` (the customer decides);
  * - `silence`: pending, nothing said, never charged unless `settle`d;
  * - `charge-and-hold`: the customer is charged but the cloud says nothing (a wallet that never
- *   answers); only a cancel, which reverses the charge, ends it.
+ *   answers); only a cancel, which reverses the charge, ends it;
+ * - `success-with-receipt`: as `success`, and the wallet's receipt (protocol v2) is recorded;
+ * - `amount-mismatch`: the wallet charges 9 fen more than the sale: FAILED/AMOUNT_MISMATCH with the
+ *   receipt of that charge, and the charge is reversed.
  */
-export type PayScript = 'success' | 'failed' | 'userpaying-then-success' | 'userpaying' | 'silence' | 'charge-and-hold';
+export type PayScript = 'success' | 'failed' | 'userpaying-then-success' | 'userpaying' | 'silence' | 'charge-and-hold' | 'success-with-receipt' | 'amount-mismatch';
+
+/** What `success-with-receipt` records: the discount is the amount's last two digits. */
+export function scriptedReceipt(outTradeNo: string, amount: number, paidAt: number): Receipt {
+  const discount = amount % 100;
+  return { walletTradeNo: `42000${outTradeNo.replace(/\D/g, '')}`, paidAt, total: amount, buyerPaid: amount - discount, discount };
+}
 
 export interface UpRecord {
   deviceId: string;
@@ -50,6 +65,8 @@ interface CloudAttempt {
   currency: Currency;
   state: AttemptState;
   reason?: ResultReason;
+  /** The wallet's receipt, once it reported a payment. */
+  receipt?: Receipt;
   /** The final state the box acknowledged; results are re-sent on every (re)subscribe until then. */
   acked: FinalState | null;
 }
@@ -62,7 +79,9 @@ interface CloudAttempt {
  * tombstone with ATTEMPT_TOMBSTONED and the CANCELLED result; cancel reverses what is in flight;
  * query answers the record, or tombstones an unknown attempt (CANCELLED/UNKNOWN_ATTEMPT, echoing the
  * query's own money fields); a bad payload gets a down/error with its ErrorCode; final results are
- * re-sent each time the box subscribes until it acks them. Money movements go to `ledger`.
+ * re-sent each time the box subscribes until it acks them. Money movements go to `ledger`. Like the
+ * real cloud it answers each box in the newest shape not newer than its heartbeat's `v` (v1 until
+ * it sent one), built for that version (`resultForVersion`) and checked by `encodeDown`.
  */
 export class FakeCloud {
   readonly up = new Collector<UpRecord>();
@@ -72,6 +91,8 @@ export class FakeCloud {
   readonly ledger: FakeLedgerEntry[] = [];
   /** Messages from a box that failed the protocol's schemas; every test expects none. */
   readonly invalid: string[] = [];
+  /** The protocol version each box announced in its latest heartbeat. */
+  readonly announced = new Map<string, number>();
   private seq = 0;
 
   private constructor(
@@ -135,6 +156,7 @@ export class FakeCloud {
       return;
     }
     this.up.push({ deviceId, kind, msg });
+    if (kind === 'heartbeat' && msg.id !== OFFLINE_WILL_ID) this.announced.set(deviceId, msg.v);
     if (kind === 'pay') this.onPay(deviceId, msg as PayMessage);
     else if (kind === 'cancel') this.onCancel(deviceId, msg as UpMessage<'cancel'>);
     else if (kind === 'query') this.onQuery(deviceId, msg as UpMessage<'query'>);
@@ -160,6 +182,17 @@ export class FakeCloud {
       this.send(deviceId, 'progress', { outTradeNo: pay.outTradeNo, stage: 'USERPAYING' });
       if (script === 'userpaying-then-success') setTimeout(() => this.settle(deviceId, a.outTradeNo, 'SUCCESS'), 50);
     } else if (script === 'charge-and-hold') this.move(a, 'charge');
+    else if (script === 'success-with-receipt') {
+      this.move(a, 'charge');
+      a.receipt = scriptedReceipt(a.outTradeNo, a.amount, Date.now());
+      this.finish(a, 'SUCCESS', 'PAID');
+    } else if (script === 'amount-mismatch') {
+      const charged = a.amount + 9;
+      this.move(a, 'charge', charged);
+      a.receipt = { walletTradeNo: `2026${a.outTradeNo.replace(/\D/g, '')}`, paidAt: Date.now(), total: charged };
+      this.finish(a, 'FAILED', 'AMOUNT_MISMATCH');
+      this.move(a, 'reverse', charged);
+    }
   }
 
   private onCancel(deviceId: string, c: UpMessage<'cancel'>): void {
@@ -218,8 +251,8 @@ export class FakeCloud {
     this.result(a);
   }
 
-  private move(a: CloudAttempt, kind: FakeLedgerEntry['kind']): void {
-    this.ledger.push({ outTradeNo: a.outTradeNo, kind, amount: a.amount });
+  private move(a: CloudAttempt, kind: FakeLedgerEntry['kind'], amount = a.amount): void {
+    this.ledger.push({ outTradeNo: a.outTradeNo, kind, amount });
   }
 
   private conflict(a: CloudAttempt): void {
@@ -231,13 +264,16 @@ export class FakeCloud {
   }
 
   private result(a: CloudAttempt): void {
-    const { outTradeNo, saleId, amount, currency, state, reason } = a;
-    this.send(a.deviceId, 'result', { outTradeNo, saleId, amount, currency, state, ...(reason ? { reason } : {}) });
+    const { outTradeNo, saleId, amount, currency, state, reason, receipt } = a;
+    this.send(a.deviceId, 'result', { outTradeNo, saleId, amount, currency, state, ...(reason ? { reason } : {}), ...(receipt ? { receipt } : {}) });
   }
 
+  /** In the shape of the version the box announced, never newer: strict, as the real cloud's `send`. */
   private send(deviceId: string, kind: 'result' | 'progress' | 'error', body: Record<string, unknown>, qos: 0 | 1 = 1): void {
-    const msg = { v: PROTOCOL_VERSION, id: `c${++this.seq}`, ts: Date.now(), ...body };
-    this.client.publish(downTopic(deviceId, kind), JSON.stringify(msg), { qos });
+    const v = downShapeVersion(this.announced.get(deviceId) ?? MIN_PROTOCOL_VERSION);
+    const msg = { v, id: `c${++this.seq}`, ts: Date.now(), ...body } as DownToSend;
+    const payload = kind === 'result' ? encodeDown(kind, resultForVersion(msg as DownToSend<'result'>, v), v) : encodeDown(kind, msg as DownToSend<typeof kind>, v);
+    this.client.publish(downTopic(deviceId, kind), payload, { qos });
   }
 }
 

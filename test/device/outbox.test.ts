@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { PROTOCOL_VERSION } from '../../protocol/index.js';
 import { Journal } from '../../device/journal.js';
 import { Outbox, OutboxPump, type OutboxRow, type Publisher } from '../../device/outbox.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { useTempDirs } from './temp-dir.js';
 
 const tempDir = useTempDirs();
-const q = (n: number) => ({ v: 1, id: `q${n}`, ts: 1_700_000_000_000 + n, outTradeNo: `box1-${n}`, saleId: 'box1-s1', amount: 100, currency: 'CNY' });
+const q = (n: number) => ({ v: PROTOCOL_VERSION, id: `q${n}`, ts: 1_700_000_000_000 + n, outTradeNo: `box1-${n}`, saleId: 'box1-s1', amount: 100, currency: 'CNY' });
 
 /** A publisher whose PUBACKs the test releases by hand. */
 class ManualPublisher implements Publisher {
@@ -108,11 +109,11 @@ describe('outbox', () => {
     const dir = tempDir();
     const j1 = Journal.open(dir);
     const o1 = new Outbox(j1);
-    const pay = { v: 1, id: 'pay-box1-1', ts: 1_700_000_000_000, outTradeNo: 'box1-1', saleId: 's1', amount: 100, currency: 'CNY', saleRef: 'R', code: '134567890123456789', wallet: 'wechat' };
+    const pay = { v: PROTOCOL_VERSION, id: 'pay-box1-1', ts: 1_700_000_000_000, outTradeNo: 'box1-1', saleId: 's1', amount: 100, currency: 'CNY', saleRef: 'R', code: '134567890123456789', wallet: 'wechat' };
     j1.transaction(() => {
       o1.add('pay', 'box1-1', pay, 1);
       o1.add('query', 'box1-2', q(2), 2);
-      o1.add('ack', 'box1-3', { v: 1, id: 'a3', ts: 1_700_000_000_000, outTradeNo: 'box1-3', state: 'SUCCESS' }, 3);
+      o1.add('ack', 'box1-3', { v: PROTOCOL_VERSION, id: 'a3', ts: 1_700_000_000_000, outTradeNo: 'box1-3', state: 'SUCCESS' }, 3);
     });
     j1.close();
     const j2 = Journal.open(dir);
@@ -127,7 +128,7 @@ describe('outbox', () => {
 
   it('refuses to store a message that does not match its schema', () => {
     const { journal, outbox } = setup();
-    expect(() => outbox.add('ack', 'box1-1', { v: 1, id: 'a', ts: 1, outTradeNo: 'box1-1', state: 'PAYING' }, 1)).toThrow();
+    expect(() => outbox.add('ack', 'box1-1', { v: PROTOCOL_VERSION, id: 'a', ts: 1, outTradeNo: 'box1-1', state: 'PAYING' }, 1)).toThrow();
     expect(outbox.depth()).toBe(0);
     journal.close();
   });

@@ -4,7 +4,7 @@ import { PAIR_EXAMPLES } from '../../protocol/examples.js';
 import { decodeJson, ERROR_CODES, isProtocolError, PairErrorBody, PairRequest, PAIRING_CODE_ALPHABET } from '../../protocol/index.js';
 import { systemClock } from '../../protocol/clock.js';
 import { createPairingCode } from '../../cloud/pairing/pairing.js';
-import { payMsg, postPair, TestBox } from '../cloud/harness.js';
+import { ensureMerchant, payMsg, postPair, TestBox } from '../cloud/harness.js';
 import { money, scrape, startProbeCloud, type ProbeCloud } from '../security/support.js';
 import { mutants, type Json } from './mutations.js';
 
@@ -23,6 +23,7 @@ let liveCode: string;
 
 beforeAll(async () => {
   cloud = await startProbeCloud({ config: { pairRateLimit: { max: 1_000_000, windowS: 60 } } });
+  await ensureMerchant(cloud.store, 'M1');
   liveCode = (await createPairingCode({ store: cloud.store, clock: systemClock, codeTtlS: 600 }, 'M1', 'S1')).code;
 });
 afterAll(async () => {

@@ -3,7 +3,9 @@ import { z } from 'zod';
 import {
   DOWN_KINDS,
   DOWN_SCHEMAS,
+  DOWN_SHAPES,
   ErrorCode,
+  PROTOCOL_VERSION,
   ProgressMessage,
   ResultMessage,
   UNKNOWN,
@@ -24,9 +26,11 @@ import { DOWN_EXAMPLES, UP_EXAMPLES } from '../../protocol/examples.js';
  * and never a success or a final state; what this side sends is strict.
  */
 
+const NEWER = PROTOCOL_VERSION + 1;
+
 /** What a newer peer might add: fields at the top and inside nested objects, and a higher version. */
 function fromNewerPeer(msg: Record<string, unknown>): string {
-  const grown: Record<string, unknown> = { ...msg, v: 2, receipt: { no: 'R-1', lines: [1, 2] }, channel: 'c-7', refundable: true };
+  const grown: Record<string, unknown> = { ...msg, v: NEWER, loyalty: { no: 'L-1', lines: [1, 2] }, channel: 'c-7', refundable: true };
   for (const [k, val] of Object.entries(msg)) if (val && typeof val === 'object') grown[k] = { ...val, battery: 87 };
   return JSON.stringify(grown);
 }
@@ -40,15 +44,15 @@ function refusal(fn: () => unknown): string {
   throw new Error('accepted');
 }
 
-describe('(a) a newer cloud: every down/ example with extra fields and v: 2 reads as the same known fields', () => {
+describe('(a) a newer cloud: every down/ example with extra fields and a newer v reads as the same known fields', () => {
   it.each(DOWN_KINDS)('down/%s', (kind) => {
-    expect(decodeDown(kind, fromNewerPeer(DOWN_EXAMPLES[kind]))).toEqual({ ...DOWN_EXAMPLES[kind], v: 2 });
+    expect(decodeDown(kind, fromNewerPeer(DOWN_EXAMPLES[kind]))).toEqual({ ...DOWN_EXAMPLES[kind], v: NEWER });
   });
 });
 
-describe('(c) a newer box: every up/ example with extra fields and v: 2 reads as the same known fields', () => {
+describe('(c) a newer box: every up/ example with extra fields and a newer v reads as the same known fields', () => {
   it.each(UP_KINDS)('up/%s', (kind) => {
-    expect(decodeUp(kind, fromNewerPeer(UP_EXAMPLES[kind]))).toEqual({ ...UP_EXAMPLES[kind], v: 2 });
+    expect(decodeUp(kind, fromNewerPeer(UP_EXAMPLES[kind]))).toEqual({ ...UP_EXAMPLES[kind], v: NEWER });
   });
 });
 
@@ -112,9 +116,10 @@ describe('(c) unknown enum values from a newer box', () => {
 });
 
 describe('(d) encoders are strict', () => {
-  it('every example round-trips: encode, then decode, gives it back', () => {
+  it('every example round-trips: encode, then decode, gives it back (in this version, and in v1 with v: 1)', () => {
     for (const kind of UP_KINDS) expect(decodeUp(kind, encodeUp(kind, UP_EXAMPLES[kind]))).toEqual(UP_EXAMPLES[kind]);
-    for (const kind of DOWN_KINDS) expect(decodeDown(kind, encodeDown(kind, DOWN_EXAMPLES[kind]))).toEqual(DOWN_EXAMPLES[kind]);
+    for (const kind of DOWN_KINDS) expect(decodeDown(kind, encodeDown(kind, DOWN_EXAMPLES[kind], PROTOCOL_VERSION))).toEqual(DOWN_EXAMPLES[kind]);
+    for (const kind of DOWN_KINDS) expect(decodeDown(kind, encodeDown(kind, DOWN_EXAMPLES[kind], 1))).toEqual({ ...DOWN_EXAMPLES[kind], v: 1 });
   });
 
   it('encodeUp refuses an extra field, an UNKNOWN or unlisted value, and another version', () => {
@@ -122,14 +127,19 @@ describe('(d) encoders are strict', () => {
     expect(off({ channel: 'c-7' })).toBe(ErrorCode.SCHEMA_INVALID);
     expect(off({ reason: UNKNOWN })).toBe(ErrorCode.SCHEMA_INVALID);
     expect(off({ reason: 'POWER_LOSS' })).toBe(ErrorCode.SCHEMA_INVALID);
-    expect(off({ v: 2 })).toBe(ErrorCode.UNSUPPORTED_VERSION);
+    expect(off({ v: PROTOCOL_VERSION + 1 })).toBe(ErrorCode.UNSUPPORTED_VERSION);
+    expect(off({ v: 1 })).toBe(ErrorCode.UNSUPPORTED_VERSION); // the box says its own version unless told to speak v1
+    expect(refusal(() => encodeUp('cancel', UP_EXAMPLES.cancel, 1))).toBe(ErrorCode.UNSUPPORTED_VERSION);
+    expect(refusal(() => encodeUp('cancel', UP_EXAMPLES.cancel, 7))).toBe(ErrorCode.UNSUPPORTED_VERSION);
     const status = { ...UP_EXAMPLES.heartbeat.status, battery: 87 };
     expect(refusal(() => encodeUp('heartbeat', { ...UP_EXAMPLES.heartbeat, status } as never))).toBe(ErrorCode.SCHEMA_INVALID);
   });
 
   it('encodeDown refuses an extra field and an UNKNOWN or unlisted value', () => {
-    const off = (patch: object) => refusal(() => encodeDown('result', { ...DOWN_EXAMPLES.result, ...patch } as never));
+    const off = (patch: object) => refusal(() => encodeDown('result', { ...DOWN_EXAMPLES.result, ...patch } as never, PROTOCOL_VERSION));
+    expect(off({ receiptNo: 'R-1' })).toBe(ErrorCode.SCHEMA_INVALID);
     expect(off({ receipt: 'R-1' })).toBe(ErrorCode.SCHEMA_INVALID);
+    expect(off({ receipt: { walletTradeNo: 'W-1', total: 1234, coupon: 'C-9' } })).toBe(ErrorCode.SCHEMA_INVALID);
     expect(off({ state: UNKNOWN })).toBe(ErrorCode.SCHEMA_INVALID);
     expect(off({ reason: 'PAID_WITH_COUPON' })).toBe(ErrorCode.SCHEMA_INVALID);
     expect(refusal(() => encodeDown('command', { ...DOWN_EXAMPLES.command, command: 'selfTest' } as never))).toBe(ErrorCode.SCHEMA_INVALID);
@@ -137,35 +147,37 @@ describe('(d) encoders are strict', () => {
 
   it('encoders refuse what a receiver would refuse for size', () => {
     // Today's shapes bound every field well below the limit; a looser shape must still not get out.
-    const loose = { 1: { ...DOWN_SCHEMAS, progress: ProgressMessage.extend({ message: z.string() }) } };
-    expect(encodeDown('progress', { ...DOWN_EXAMPLES.progress, message: 'x'.repeat(3_991) }, 1, loose)).toHaveLength(4_096);
-    expect(refusal(() => encodeDown('progress', { ...DOWN_EXAMPLES.progress, message: 'x'.repeat(3_992) }, 1, loose))).toBe(ErrorCode.PAYLOAD_TOO_LARGE);
+    const loose = { 2: { ...DOWN_SCHEMAS, progress: ProgressMessage.extend({ message: z.string() }) } };
+    expect(encodeDown('progress', { ...DOWN_EXAMPLES.progress, message: 'x'.repeat(3_991) }, 2, loose)).toHaveLength(4_096);
+    expect(refusal(() => encodeDown('progress', { ...DOWN_EXAMPLES.progress, message: 'x'.repeat(3_992) }, 2, loose))).toBe(ErrorCode.PAYLOAD_TOO_LARGE);
   });
 });
 
 describe('the cloud never sends a shape newer than the box announced', () => {
-  // A test-only v2: results may carry a receipt number. No such shape exists in the product.
-  const V2: DownShapes = { ...DOWN_SCHEMAS, result: ResultMessage.extend({ v: z.literal(2), receiptNo: z.string().max(32).optional() }) };
-  const SHAPES = { 1: DOWN_SCHEMAS, 2: V2 };
-  const withReceipt = { ...DOWN_EXAMPLES.result, receiptNo: 'R-1' } as never;
+  // A test-only v3: results may carry a receipt number. No such shape exists in the product.
+  const V3: DownShapes = { ...DOWN_SCHEMAS, result: ResultMessage.extend({ v: z.literal(3), receiptNo: z.string().max(32).optional() }) };
+  const SHAPES = { ...DOWN_SHAPES, 3: V3 };
+  const withReceiptNo = { ...DOWN_EXAMPLES.result, receiptNo: 'R-1' } as never;
 
   it('picks the newest shape not newer than the announcement', () => {
-    expect([1, 2, 3, 40].map((v) => downShapeVersion(v, SHAPES))).toEqual([1, 2, 2, 2]);
-    expect([1, 2, 3].map((v) => downShapeVersion(v))).toEqual([1, 1, 1]);
+    expect([1, 2, 3, 40].map((v) => downShapeVersion(v, SHAPES))).toEqual([1, 2, 3, 3]);
+    expect([1, 2, 3, 40].map((v) => downShapeVersion(v))).toEqual([1, 2, 2, 2]);
     expect(refusal(() => downShapeVersion(0, SHAPES))).toBe(ErrorCode.UNSUPPORTED_VERSION);
   });
 
-  it('a v2 field goes to a v2 box with v: 2, and is refused for a v1 box', () => {
-    expect(JSON.parse(encodeDown('result', withReceipt, 2, SHAPES))).toEqual({ ...DOWN_EXAMPLES.result, v: 2, receiptNo: 'R-1' });
-    expect(refusal(() => encodeDown('result', withReceipt, 1, SHAPES))).toBe(ErrorCode.SCHEMA_INVALID);
-    expect(JSON.parse(encodeDown('result', DOWN_EXAMPLES.result, 1, SHAPES))).toEqual(DOWN_EXAMPLES.result);
+  it('a v3 field goes to a v3 box with v: 3, and is refused for a v2 or v1 box', () => {
+    expect(JSON.parse(encodeDown('result', withReceiptNo, 3, SHAPES))).toEqual({ ...DOWN_EXAMPLES.result, v: 3, receiptNo: 'R-1' });
+    expect(refusal(() => encodeDown('result', withReceiptNo, 2, SHAPES))).toBe(ErrorCode.SCHEMA_INVALID);
+    expect(refusal(() => encodeDown('result', withReceiptNo, 1, SHAPES))).toBe(ErrorCode.SCHEMA_INVALID);
+    expect(JSON.parse(encodeDown('result', DOWN_EXAMPLES.result, 2, SHAPES))).toEqual(DOWN_EXAMPLES.result);
   });
 
-  it("today's box reads the v2 message by the fields it knows", () => {
-    expect(decodeDown('result', encodeDown('result', withReceipt, 2, SHAPES))).toEqual({ ...DOWN_EXAMPLES.result, v: 2 });
+  it("today's box reads the v3 message by the fields it knows", () => {
+    expect(decodeDown('result', encodeDown('result', withReceiptNo, 3, SHAPES))).toEqual({ ...DOWN_EXAMPLES.result, v: 3 });
   });
 
   it('a box that announced nothing is sent v1', () => {
     expect(JSON.parse(encodeDown('result', DOWN_EXAMPLES.result, undefined, SHAPES)).v).toBe(1);
+    expect(JSON.parse(encodeDown('result', DOWN_EXAMPLES.result)).v).toBe(1);
   });
 });

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   DOWN_SCHEMAS,
+  DOWN_SHAPES,
   EcrInbound,
   EcrOutbound,
   ErrorCode,
@@ -15,13 +16,17 @@ import {
   decodeUp,
   salvageMessageId,
 } from '../../protocol/index.js';
-import { DOWN_EXAMPLES, ECR_EXAMPLES, PAIR_EXAMPLES, UP_EXAMPLES } from '../../protocol/examples.js';
+import { DOWN_EXAMPLES, ECR_EXAMPLES, PAIR_EXAMPLES, RESULT_EXAMPLES, UP_EXAMPLES } from '../../protocol/examples.js';
 import type { z } from 'zod';
 
 type Case = [name: string, schema: z.ZodType, example: Record<string, unknown>];
 const cases: Case[] = [
   ...Object.entries(UP_EXAMPLES).map(([k, e]): Case => [`up/${k}`, UP_SCHEMAS[k as keyof typeof UP_SCHEMAS], e]),
   ...Object.entries(DOWN_EXAMPLES).map(([k, e]): Case => [`down/${k}`, DOWN_SCHEMAS[k as keyof typeof DOWN_SCHEMAS], e]),
+  ['down/result with a receipt', DOWN_SCHEMAS.result, RESULT_EXAMPLES.paid],
+  ['down/result AMOUNT_MISMATCH', DOWN_SCHEMAS.result, RESULT_EXAMPLES.amountMismatch],
+  ['down/result v1 (paid)', DOWN_SHAPES[1]!.result, RESULT_EXAMPLES.paidV1],
+  ['down/result v1 (amount mismatch)', DOWN_SHAPES[1]!.result, RESULT_EXAMPLES.amountMismatchV1],
   ['pair request', PairRequest, PAIR_EXAMPLES.request],
   ['pair response', PairResponse, PAIR_EXAMPLES.response],
   ['pair error', PairErrorBody, PAIR_EXAMPLES.error],
@@ -91,11 +96,12 @@ describe.each(withAmount)('%s amount', (_name, schema, example) => {
 });
 
 describe.each(withVersion)('%s version', (_name, schema, example) => {
-  it('rejects another protocol version', () => {
-    for (const v of [2, 0, '1', null]) {
+  it('rejects another protocol version than its own', () => {
+    const own = example.v as number;
+    for (const v of [own + 1, own - 1, 0, String(own), null]) {
       const r = rejection(schema, { ...example, v });
       expect(r.code).toBe(ErrorCode.UNSUPPORTED_VERSION);
-      expect(r.message).toContain('v must be 1');
+      expect(r.message).toContain(`v must be ${own}`);
     }
   });
 });

@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PairErrorBody, PAIRING_CODE_ALPHABET, PAIRING_CODE_LENGTH } from '../../protocol/index.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { createPairingCode } from '../../cloud/pairing/pairing.js';
+import { ensureMerchant } from '../../cloud/merchants/merchant.js';
 import { postPair } from '../cloud/harness.js';
 import { scrape, startProbeCloud, type ProbeCloud } from './support.js';
 
@@ -35,7 +36,7 @@ afterEach(async () => {
   await cloud.close();
 });
 
-const issue = () => createPairingCode({ store: cloud.store, clock, codeTtlS: cloud.config.pairingCodeTtlS }, 'M1', 'S1');
+const issue = async () => (await ensureMerchant(cloud.store, 'M1'), createPairingCode({ store: cloud.store, clock, codeTtlS: cloud.config.pairingCodeTtlS }, 'M1', 'S1'));
 const req = (code: string, hardwareId = 'hw-guess') => ({ v: 1, code, hardwareId, firmware: '0.1.0' });
 
 /** Every valid-shape code that differs from `code` in exactly one position, one per position. */

@@ -5,6 +5,7 @@ import { SerialPortMock } from 'serialport';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { systemClock } from '../../protocol/clock.js';
 import { createPairingCode } from '../../cloud/index.js';
+import { ensureMerchant } from '../../cloud/merchants/merchant.js';
 import { Journal } from '../../device/journal.js';
 import { pairBox, type PostJson } from '../../device/pairing.js';
 import { AgentHarness } from '../device/agent-harness.js';
@@ -43,6 +44,7 @@ function dataDir(): string {
 }
 
 async function code(merchant = 'M1'): Promise<string> {
+  await ensureMerchant(cloud.store, merchant);
   return (await createPairingCode({ store: cloud.store, clock: systemClock, codeTtlS: 600 }, merchant, 'S1')).code;
 }
 

@@ -1,17 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import { runPart } from '../../simulator/processes.js';
 
-/** The README's first quick-start command, run as a user would, as its own process. */
-describe('npm run demo', () => {
+/** The README's first quick-start command, run as a user would, as its own process; and the same story through the real wallet adapters. */
+describe.each([[[]], [['--wallets', 'real-formats']]])('npm run demo %j', (extra: string[]) => {
   it('tells the whole story and exits 0 only because reconciliation holds', async () => {
-    const r = await runPart('sim', ['demo', '--seed', 'ci'], 120_000);
+    const r = await runPart('sim', ['demo', '--seed', 'ci', ...extra], 120_000);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const out = r.stdout;
     expect(out).toMatch(/box paired through POST \/v1\/pair as sb\w+, connected/);
     // One result line per sale, and the outcome each chapter is about.
     const results = [...out.matchAll(/ECR ← RESULT (PAID|NOT_PAID) (¥[\d.]+)/g)].map((m) => `${m[1]} ${m[2]}`);
-    expect(results).toEqual(['PAID ¥12.34', 'PAID ¥56.00', 'NOT_PAID ¥8.80', 'PAID ¥23.00', 'NOT_PAID ¥99.00', 'PAID ¥15.00']);
+    expect(results).toEqual(['PAID ¥12.34', 'PAID ¥56.00', 'NOT_PAID ¥8.80', 'PAID ¥23.00', 'NOT_PAID ¥99.00', 'PAID ¥15.00', 'NOT_PAID ¥42.00']);
+    // The wallet charged 13 fen short: the register hears NOT_PAID with the reason, the charge is undone.
+    expect(out).toMatch(/RESULT NOT_PAID ¥42\.00 \(AMOUNT_MISMATCH\)/);
+    // Undone, whichever way: Alipay's cancel of a paid trade refunds it, and its late check may say so.
+    expect(out).toMatch(/-8 +\S+ +42\.00 +0\.00 +(REVERSED|REFUNDED) +(REVERSED|REFUNDED) +ok/);
     expect(out).toContain('progress WAITING_PASSWORD');
     expect(out).toContain('error OFFLINE');
     expect(out).toMatch(/-4 +\S+ +23\.00 +0\.00 +REFUNDED +REFUNDED +ok/);

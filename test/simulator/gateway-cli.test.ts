@@ -23,7 +23,7 @@ describe('scanbox-sim gateway', () => {
     try {
       expect(ready.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
       const url = ready.url as string;
-      const outcome = await httpGateway(url).pay({ outTradeNo: 'bx-1', amount: 10, currency: 'CNY', code: '254567890123456789', wallet: 'alipay' }, { signal: AbortSignal.timeout(5_000) });
+      const outcome = await httpGateway(url).pay({ outTradeNo: 'bx-1', amount: 10, currency: 'CNY', code: '254567890123456789', wallet: 'alipay', merchant: 'M1', channel: 'alipay' }, { signal: AbortSignal.timeout(5_000) });
       expect(outcome).toMatchObject({ kind: 'failed', reason: 'CODE_EXPIRED' });
       expect(await fetchLedger(url)).toEqual([]);
     } finally {

@@ -9,7 +9,7 @@ import { startGatewayServer, type GatewayServer } from '../../simulator/gateway/
 const CODE_OK = '104567890123456789';
 const CODE_HANG = '114567890123456789';
 const CODE_USERPAYING = '284567890123456789';
-const pay = (outTradeNo: string, code: string, wallet: PayRequest['wallet'] = 'wechat'): PayRequest => ({ outTradeNo, amount: 500, currency: 'CNY', code, wallet });
+const pay = (outTradeNo: string, code: string, wallet: PayRequest['wallet'] = 'wechat'): PayRequest => ({ outTradeNo, amount: 500, currency: 'CNY', code, wallet, merchant: 'M1', channel: wallet });
 const within = (ms: number) => ({ signal: AbortSignal.timeout(ms) });
 
 let gateway: ScriptedGateway;
@@ -29,10 +29,10 @@ describe('gateway HTTP service', () => {
     expect(await (await fetch(`${server.url}/v1/health`)).json()).toEqual({ ok: true });
     const client = httpGateway(server.url);
     expect(await client.pay(pay('b1-1', CODE_OK), within(5_000))).toMatchObject({ kind: 'success', amount: 500 });
-    expect(await client.query({ outTradeNo: 'b1-1', wallet: 'wechat' }, within(5_000))).toMatchObject({ kind: 'success' });
-    expect(await client.refund({ outTradeNo: 'b1-1', refundNo: 'b1-1-r', amount: 500, currency: 'CNY', wallet: 'wechat' }, within(5_000))).toEqual({ kind: 'refunded', refundNo: 'b1-1-r' });
-    expect(await client.query({ outTradeNo: 'b1-2', wallet: 'wechat' }, within(5_000))).toEqual({ kind: 'not_found' });
-    expect(await client.reverse({ outTradeNo: 'b1-2', wallet: 'wechat' }, within(5_000))).toEqual({ kind: 'reversed' });
+    expect(await client.query({ outTradeNo: 'b1-1', wallet: 'wechat', merchant: 'M1', channel: 'wechat' }, within(5_000))).toMatchObject({ kind: 'success' });
+    expect(await client.refund({ outTradeNo: 'b1-1', refundNo: 'b1-1-r', amount: 500, total: 500, currency: 'CNY', wallet: 'wechat', merchant: 'M1', channel: 'wechat' }, within(5_000))).toEqual({ kind: 'refunded', refundNo: 'b1-1-r' });
+    expect(await client.query({ outTradeNo: 'b1-2', wallet: 'wechat', merchant: 'M1', channel: 'wechat' }, within(5_000))).toEqual({ kind: 'not_found' });
+    expect(await client.reverse({ outTradeNo: 'b1-2', wallet: 'wechat', merchant: 'M1', channel: 'wechat' }, within(5_000))).toEqual({ kind: 'reversed', action: 'close' });
     const ledger = await fetchLedger(server.url);
     expect(ledger.map((e) => [e.outTradeNo, e.kind, e.amount])).toEqual([
       ['b1-1', 'charge', 500],
@@ -66,7 +66,7 @@ describe('gateway HTTP service', () => {
     expect(await client.pay(pay('b1-5', CODE_HANG), within(300))).toMatchObject({ kind: 'unknown', code: 'TIMEOUT' });
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(await Promise.race([serverSide, new Promise((r) => setTimeout(() => r('still hanging'), 3_000))])).toMatchObject({ kind: 'unknown', code: 'TIMEOUT' });
-    expect(await client.query({ outTradeNo: 'b1-5', wallet: 'wechat' }, within(5_000))).toMatchObject({ kind: 'success' });
+    expect(await client.query({ outTradeNo: 'b1-5', wallet: 'wechat', merchant: 'M1', channel: 'wechat' }, within(5_000))).toMatchObject({ kind: 'success' });
     expect((await fetchLedger(server.url)).map((e) => e.kind)).toEqual(['charge']);
   });
 

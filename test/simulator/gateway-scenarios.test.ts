@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PayRequest } from '../../cloud/gateway/gateway.js';
 import { FakeClock } from '../support/fake-clock.js';
-import { ScriptedGateway } from '../../simulator/gateway/scripted-gateway.js';
+import { ScriptedGateway, type ScriptedGatewayDeps } from '../../simulator/gateway/scripted-gateway.js';
 import { netCharged } from '../../simulator/gateway/ledger.js';
 import { DEFAULT_MIX, pickScenario, SCENARIO_NAMES, type ScenarioInput } from '../../simulator/gateway/scenario.js';
 
@@ -10,13 +10,13 @@ const CODE = '134567890123456789';
 const open = () => ({ signal: new AbortController().signal });
 let gateways: ScriptedGateway[] = [];
 
-function setup(scenario: ScenarioInput, extra: { reverseWindowMs?: number } = {}) {
+function setup(scenario: ScenarioInput, extra: { reverseWindows?: ScriptedGatewayDeps['reverseWindows'] } = {}) {
   const clock = new FakeClock();
   const gateway = new ScriptedGateway({ clock, timers: clock, seed: 1, mix: { scenarios: [{ weight: 1, scenario: { name: 'success' } }] }, ...extra });
   gateway.bind(CODE, scenario);
   gateways.push(gateway);
-  const req: PayRequest = { outTradeNo: 'box1-1', amount: 1234, currency: 'CNY', code: CODE, wallet: 'wechat' };
-  const q = { outTradeNo: req.outTradeNo, wallet: req.wallet };
+  const req: PayRequest = { outTradeNo: 'box1-1', amount: 1234, currency: 'CNY', code: CODE, wallet: 'wechat', merchant: 'M1', channel: 'wechat' };
+  const q = { outTradeNo: req.outTradeNo, wallet: req.wallet, merchant: req.merchant, channel: req.channel };
   const kinds = () => gateway.ledger.entries().map((e) => `${e.kind}:${e.amount}`);
   return { clock, gateway, req, q, kinds };
 }
@@ -67,7 +67,7 @@ describe('scripted gateway scenarios', () => {
     expect(await gateway.pay(req, open())).toMatchObject({ kind: 'in_progress' });
     await clock.advance(20_000);
     expect(await gateway.query(q, open())).toMatchObject({ kind: 'failed', reason: 'DECLINED' });
-    expect(await gateway.reverse(q, open())).toEqual({ kind: 'reversed' });
+    expect(await gateway.reverse(q, open())).toEqual({ kind: 'reversed', action: 'close' });
     expect(await gateway.query(q, open())).toEqual({ kind: 'closed' });
     expect(kinds()).toEqual(['reverse:0']);
   });
@@ -75,7 +75,7 @@ describe('scripted gateway scenarios', () => {
   it('a reverse while the customer is still typing stops the charge from ever landing', async () => {
     const { clock, gateway, req, q, kinds } = setup({ name: 'user_paying', confirmAfterMs: 10_000 });
     await gateway.pay(req, open());
-    expect(await gateway.reverse(q, open())).toEqual({ kind: 'reversed' });
+    expect(await gateway.reverse(q, open())).toEqual({ kind: 'reversed', action: 'close' });
     await clock.advance(60_000);
     expect(await gateway.query(q, open())).toEqual({ kind: 'closed' });
     expect(kinds()).toEqual(['reverse:0']);
@@ -105,7 +105,7 @@ describe('scripted gateway scenarios', () => {
     expect(await pay).toMatchObject({ kind: 'unknown', code: 'TIMEOUT' });
     expect(await gateway.query(q, open())).toMatchObject({ kind: 'success' });
     expect(kinds()).toEqual(['charge:1234']);
-    expect(await gateway.reverse(q, open())).toEqual({ kind: 'reversed' });
+    expect(await gateway.reverse(q, open())).toEqual({ kind: 'reversed', action: 'refund' });
     expect(kinds()).toEqual(['charge:1234', 'reverse:1234']);
     expect(netCharged(gateway.ledger.entries()).get('box1-1')).toBe(0);
   });
@@ -116,7 +116,7 @@ describe('scripted gateway scenarios', () => {
     expect(await gateway.query(q, open())).toEqual({ kind: 'not_found' });
     await clock.advance(120_000);
     expect(await pay).toMatchObject({ kind: 'unknown', code: 'TIMEOUT' });
-    expect(await gateway.reverse(q, open())).toEqual({ kind: 'reversed' });
+    expect(await gateway.reverse(q, open())).toEqual({ kind: 'reversed', action: 'close' });
     expect(kinds()).toEqual(['reverse:0']);
   });
 
@@ -144,12 +144,12 @@ describe('scripted gateway scenarios', () => {
   it('late_success: the charge lands after the reverse was answered; a later query says success; refund returns it', async () => {
     const { clock, gateway, req, q, kinds } = setup({ name: 'late_success', landAfterMs: 2_000 });
     expect(await gateway.pay(req, open())).toMatchObject({ kind: 'in_progress' });
-    expect(await gateway.reverse(q, open())).toEqual({ kind: 'reversed' });
+    expect(await gateway.reverse(q, open())).toEqual({ kind: 'reversed', action: 'close' });
     expect(await gateway.query(q, open())).toEqual({ kind: 'closed' });
     await clock.advance(2_000);
     expect(await gateway.query(q, open())).toMatchObject({ kind: 'success', amount: 1234 });
     expect(kinds()).toEqual(['reverse:0', 'charge:1234']);
-    const refund = { outTradeNo: req.outTradeNo, refundNo: 'r1', amount: 1234, currency: 'CNY', wallet: 'wechat' } as const;
+    const refund = { outTradeNo: req.outTradeNo, refundNo: 'r1', amount: 1234, total: 1234, currency: 'CNY', wallet: 'wechat', merchant: 'M1', channel: 'wechat' } as const;
     expect(await gateway.refund(refund, open())).toEqual({ kind: 'refunded', refundNo: 'r1' });
     expect(await gateway.refund(refund, open())).toEqual({ kind: 'refunded', refundNo: 'r1' });
     expect(await gateway.query(q, open())).toEqual({ kind: 'refunded' });
@@ -159,23 +159,23 @@ describe('scripted gateway scenarios', () => {
   it('refund of an uncharged order or beyond the charge is refused', async () => {
     const { gateway, req, kinds } = setup({ name: 'failure', reason: 'INSUFFICIENT_FUNDS' });
     await gateway.pay(req, open());
-    const refund = { outTradeNo: req.outTradeNo, refundNo: 'r1', amount: 1234, currency: 'CNY', wallet: 'wechat' } as const;
+    const refund = { outTradeNo: req.outTradeNo, refundNo: 'r1', amount: 1234, total: 1234, currency: 'CNY', wallet: 'wechat', merchant: 'M1', channel: 'wechat' } as const;
     expect(await gateway.refund(refund, open())).toMatchObject({ kind: 'failed' });
     expect(kinds()).toEqual([]);
   });
 
   it('a reverse of an order never seen closes it at 0, and a late pay for it cannot charge', async () => {
     const { gateway, req, q, kinds } = setup({ name: 'success' });
-    expect(await gateway.reverse(q, open())).toEqual({ kind: 'reversed' });
+    expect(await gateway.reverse(q, open())).toEqual({ kind: 'reversed', action: 'close' });
     expect(await gateway.pay(req, open())).toMatchObject({ kind: 'failed' });
     expect(kinds()).toEqual(['reverse:0']);
   });
 
   it('past the reverse window a charged order must be refunded instead', async () => {
-    const { clock, gateway, req, q } = setup({ name: 'success' }, { reverseWindowMs: 60_000 });
+    const { clock, gateway, req, q } = setup({ name: 'success' }, { reverseWindows: { wechat: { kind: 'within', ms: 60_000 } } });
     await gateway.pay(req, open());
     await clock.advance(60_001);
-    expect(await gateway.reverse(q, open())).toEqual({ kind: 'window_passed' });
+    expect(await gateway.reverse(q, open())).toEqual({ kind: 'already_paid', message: expect.any(String) });
   });
 
   it('an already aborted call changes nothing', async () => {
@@ -189,7 +189,7 @@ describe('scripted gateway scenarios', () => {
   it('latency: answers arrive after the drawn delay on the injected clock; instant needs no timer', async () => {
     const clock = new FakeClock();
     const slow = new ScriptedGateway({ clock, timers: clock, mix: { scenarios: [{ weight: 1, scenario: { name: 'success' } }], latency: { minMs: 100, maxMs: 200 } } });
-    const req: PayRequest = { outTradeNo: 'box1-9', amount: 1, currency: 'CNY', code: CODE, wallet: 'wechat' };
+    const req: PayRequest = { outTradeNo: 'box1-9', amount: 1, currency: 'CNY', code: CODE, wallet: 'wechat', merchant: 'M1', channel: 'wechat' };
     let answered = false;
     const pay = slow.pay(req, open()).then(() => (answered = true));
     await clock.advance(99);

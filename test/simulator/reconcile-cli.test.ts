@@ -42,7 +42,7 @@ describe('scanbox-sim reconcile', () => {
     const gateway = new ScriptedGateway({ mix: { scenarios: [{ weight: 1, scenario: { name: 'success' } }] } });
     const server: GatewayServer = await startGatewayServer({ gateway });
     try {
-      await gateway.pay({ outTradeNo: 'boxA-1', amount: 1000, currency: 'CNY', code: '134567890123456789', wallet: 'wechat' }, { signal: new AbortController().signal });
+      await gateway.pay({ outTradeNo: 'boxA-1', amount: 1000, currency: 'CNY', code: '134567890123456789', wallet: 'wechat', merchant: 'M1', channel: 'wechat' }, { signal: new AbortController().signal });
       const w = cleanWorld();
       const args = files('url', w);
       args[1] = server.url;

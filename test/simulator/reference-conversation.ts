@@ -26,7 +26,7 @@ interface Attempt {
 
 export async function converse(gateway: Gateway, clock: FakeClock, a: Attempt, t: Timings = TIMINGS): Promise<CloudAttemptRecord> {
   const call = <T>(fn: (signal: AbortSignal) => Promise<T>) => withTimeout(clock, t.callTimeoutMs, fn);
-  const ref = { outTradeNo: a.outTradeNo, wallet: a.wallet };
+  const ref = { outTradeNo: a.outTradeNo, wallet: a.wallet, merchant: 'M1', channel: a.wallet };
   const createdAt = clock.now();
   let answer: { kind: string } = await call((signal) => gateway.pay({ ...ref, amount: a.amount, currency: 'CNY', code: a.code }, { signal }));
   while (!isFinalAnswer(answer) && clock.now() - createdAt < t.pollDeadlineMs) {
@@ -45,7 +45,7 @@ async function reverseThenCheck(
   call: <T>(fn: (signal: AbortSignal) => Promise<T>) => Promise<T>,
   t: Timings,
 ): Promise<FinalState> {
-  const ref = { outTradeNo: a.outTradeNo, wallet: a.wallet };
+  const ref = { outTradeNo: a.outTradeNo, wallet: a.wallet, merchant: 'M1', channel: a.wallet };
   for (let i = 0; (await call((signal) => gateway.reverse(ref, { signal }))).kind !== 'reversed'; i++) {
     if (i > 20) throw new Error(`${a.outTradeNo}: reverse never succeeded`);
     await clock.advance(1_000);
@@ -53,7 +53,7 @@ async function reverseThenCheck(
   await clock.advance(t.lateCheckDelayMs);
   const late: QueryOutcome = await call((signal) => gateway.query(ref, { signal }));
   if (late.kind !== 'success') return 'REVERSED';
-  const refund = await call((signal) => gateway.refund({ ...ref, refundNo: `${a.outTradeNo}-r`, amount: a.amount, currency: 'CNY' }, { signal }));
+  const refund = await call((signal) => gateway.refund({ ...ref, refundNo: `${a.outTradeNo}-r`, amount: a.amount, total: a.amount, currency: 'CNY' }, { signal }));
   if (refund.kind !== 'refunded') throw new Error(`${a.outTradeNo}: refund answered ${refund.kind}`);
   return 'REFUNDED';
 }

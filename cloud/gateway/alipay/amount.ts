@@ -68,3 +68,28 @@ function describe(v: unknown): string {
   const s = typeof v === 'string' ? JSON.stringify(v) : String(v);
   return s.length > 40 ? `${s.slice(0, 40)}…` : s;
 }
+
+/**
+ * Signed yuan text for the places where Alipay writes zero and negative amounts: "0.00" in answers
+ * (buyer_pay_amount of a trade paid all by coupon, send_back_fee) and "-0.01" on the refund rows of a trade bill
+ * (see bill.ts). Exact, two decimals, no range but Number.isSafeInteger.
+ */
+export function signedFenToYuan(fen: number): string {
+  if (typeof fen !== 'number' || !Number.isSafeInteger(fen)) throw new AlipayAmountError(`amount ${String(fen)} is not a whole number of fen`);
+  const abs = Math.abs(fen);
+  const yuan = Math.trunc(abs / 100);
+  const cents = abs - yuan * 100;
+  return `${fen < 0 ? '-' : ''}${yuan}.${cents < 10 ? '0' : ''}${cents}`;
+}
+
+/** Whole part up to 13 digits (a day's totals can pass one trade's cap), optional sign, up to 2 decimals. */
+const SIGNED_YUAN = /^(-?)(0|[1-9][0-9]{0,12})(?:\.([0-9]{1,2}))?$/;
+
+/** The inverse of signedFenToYuan: "-0.01" → -1, "35.8" → 3580. Throws on anything inexact ("-0" is 0). */
+export function signedYuanToFen(text: unknown): number {
+  if (typeof text !== 'string') throw new AlipayAmountError(`amount ${describe(text)} is not a decimal string`);
+  const m = SIGNED_YUAN.exec(text);
+  if (!m) throw new AlipayAmountError(`amount ${describe(text)} is not a yuan amount with at most 2 decimals`);
+  const fen = Number(m[2]) * 100 + (m[3] === undefined ? 0 : Number(m[3].padEnd(2, '0'))); // < 2^53: exact
+  return m[1] === '-' && fen !== 0 ? -fen : fen;
+}

@@ -1,6 +1,7 @@
 import { DEFAULT_MAX_MINOR } from '../../../protocol/index.js';
 import type { FailReason, PayOutcome, QueryOutcome, RefundOutcome, ReverseOutcome, UnknownCode } from '../gateway.js';
 import { tryYuanToFen } from './amount.js';
+import { parseBeijingTimestamp } from './requests.js';
 import type { OpenedResponse, OpenFailure } from './sign.js';
 
 /**
@@ -39,6 +40,15 @@ import type { OpenedResponse, OpenFailure } from './sign.js';
  * - [REFUND-QUERY] alipay.trade.fastpay.refund.query refund_status: "REFUND_SUCCESS 退款处理成功；未返回该字段表示退款
  *   请求未收到或者退款失败" and "建议商户在退款发起后间隔10秒以上再发起退款查询请求"
  *   (https://docs.rs/labrador/latest/labrador/struct.AlipayRefundQueryResponse.html, generated from the API page).
+ * - [RECEIPT] What a paid trade's answer says besides the total (alipay.trade.pay response as generated from the API
+ *   page, https://docs.rs/labrador/latest/labrador/struct.AlipayFaceOrderPayResponse.html): gmt_payment 交易支付时间;
+ *   buyer_pay_amount 买家实付金额 "该金额代表该笔交易买家实际支付的金额，不包含商户折扣等金额"; discount_amount 平台优惠金额;
+ *   mdiscount_amount 商家优惠金额. alipay.trade.query names the payment time send_pay_date (本次交易打款给卖家的时间; a
+ *   published query answer: https://www.kancloud.cn/thinkphp_teams/newthink_pay/405301). Receipt data only: no
+ *   decision rests on it, so a field we cannot read exactly is left out rather than making the answer unknown.
+ * - [REPEAT] A pay repeated with the out_trade_no of a PAID trade is answered ACQ.TRADE_HAS_SUCCESS 交易已经支付
+ *   (Alipay's support article on out_trade_no, https://developer.aliyun.com/article/707511); the pay page's 解决方案
+ *   for it: "确认该笔交易信息是否为当前买家的，如果是则认为交易付款成功" — i.e. look the trade up: `next: 'query'`.
  */
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -73,11 +83,22 @@ export interface AlipayFacts {
   refundStatus?: string;
   refundAmount?: string;
   billDownloadUrl?: string;
+  /** [RECEIPT] receipt data of a paid trade. */
+  buyerPayAmount?: string;
+  gmtPayment?: string;
+  sendPayDate?: string;
+  discountAmount?: string;
+  mdiscountAmount?: string;
 }
 
 export interface Mapped<O> {
   outcome: O;
   facts: AlipayFacts;
+  /**
+   * The call the answer itself asks for before the outcome can be more than `unknown`: `query` after a repeated
+   * pay of a paid trade ([REPEAT]), `refund_query` after a refund that moved no money ([REFUND] fund_change N).
+   */
+  next?: 'query' | 'refund_query';
 }
 
 /** What the cloud asked about: answers naming another order are never believed. */
@@ -164,6 +185,9 @@ export const PAY_ASK_QUERY: ReadonlyMap<string, string> = new Map([
   ['ACQ.TRADE_BUYER_NOT_MATCH', 'a trade with this out_trade_no exists for another buyer (交易买家不匹配): query it'],
 ]);
 
+/** [REPEAT] the repeated-pay answer whose documented next step is to look the (paid) trade up. */
+export const PAID_ALREADY_SUB_CODE = 'ACQ.TRADE_HAS_SUCCESS';
+
 /** [QUERY]/[F2F-DEMO] trade_status of a 10000 query answer. */
 export const QUERY_TRADE_STATUS: ReadonlyMap<string, 'success' | 'in_progress' | 'closed'> = new Map([
   ['TRADE_SUCCESS', 'success'],
@@ -214,7 +238,10 @@ export function mapPay(opened: OpenedResponse, expect: Expectation): Mapped<PayO
     const reason = PAY_FAILURES.get(f.subCode);
     if (reason !== undefined) return { outcome: { kind: 'failed', reason, message: describe(f, 'pay') }, facts: f };
     const ask = PAY_ASK_QUERY.get(f.subCode);
-    if (ask !== undefined) return { outcome: unknown('OTHER', `pay ${f.subCode}: ${ask}`), facts: f };
+    if (ask !== undefined) {
+      const mapped: Mapped<PayOutcome> = { outcome: unknown('OTHER', `pay ${f.subCode}: ${ask}`), facts: f };
+      return f.subCode === PAID_ALREADY_SUB_CODE ? { ...mapped, next: 'query' } : mapped;
+    }
   }
   return { outcome: unknown('OTHER', `pay: unrecognised answer ${describe(f, '')}`), facts: f };
 }
@@ -227,7 +254,9 @@ export function mapQuery(opened: OpenedResponse, expect: Expectation): Mapped<Qu
     const status = f.tradeStatus === undefined ? undefined : QUERY_TRADE_STATUS.get(f.tradeStatus);
     if (status === 'success') return { outcome: success(f, expect, 'query'), facts: f };
     if (status === 'in_progress') return { outcome: { kind: 'in_progress', message: describe(f, 'query') }, facts: f };
-    if (status === 'closed') return { outcome: { kind: 'closed' }, facts: f };
+    // TRADE_CLOSED is both "closed unpaid" and "paid, then refunded in full" ([QUERY]). Only a paid trade has a
+    // payment time, so send_pay_date tells them apart; both mean nothing stays charged, so neither can move money.
+    if (status === 'closed') return { outcome: parseBeijingTimestamp(f.sendPayDate) === undefined ? { kind: 'closed' } : { kind: 'refunded' }, facts: f };
     return { outcome: unknown('OTHER', `query: unrecognised trade_status ${String(f.tradeStatus)}`), facts: f };
   }
   if (isSystemError(f)) return { outcome: unknown('SYSTEMERROR', describe(f, 'query')), facts: f };
@@ -247,7 +276,7 @@ export function mapCancel(opened: OpenedResponse, expect: Expectation): Mapped<R
   if (f.retryFlag === 'Y') return { outcome: { kind: 'retry_later', message: describe(f, 'cancel (retry_flag=Y)') }, facts: f };
   if (f.code === SUCCESS_CODE) {
     if (f.outTradeNo !== expect.outTradeNo) return { outcome: unknown('OTHER', 'cancel: success without our out_trade_no'), facts: f };
-    return { outcome: { kind: 'reversed' }, facts: f };
+    return { outcome: f.action === 'close' || f.action === 'refund' ? { kind: 'reversed', action: f.action } : { kind: 'reversed' }, facts: f };
   }
   if (isSystemError(f)) return { outcome: unknown('SYSTEMERROR', describe(f, 'cancel')), facts: f };
   if (f.code === BUSINESS_FAILED_CODE && f.subCode !== undefined) {
@@ -266,7 +295,11 @@ export function mapRefund(opened: OpenedResponse, expect: Expectation & { refund
     if (f.outTradeNo !== expect.outTradeNo) return { outcome: unknown('OTHER', 'refund: success without our out_trade_no'), facts: f };
     if (f.fundChange === 'Y') return { outcome: { kind: 'refunded', refundNo: expect.refundNo }, facts: f };
     // fund_change N: this call moved no money — a repeat of a refund already done, or not done. Ask the refund query.
-    return { outcome: unknown('OTHER', `refund: 10000 with fund_change=${String(f.fundChange)}: confirm with alipay.trade.fastpay.refund.query`), facts: f };
+    return {
+      outcome: unknown('OTHER', `refund: 10000 with fund_change=${String(f.fundChange)}: confirm with alipay.trade.fastpay.refund.query`),
+      facts: f,
+      next: 'refund_query',
+    };
   }
   if (isSystemError(f)) return { outcome: unknown('SYSTEMERROR', describe(f, 'refund')), facts: f };
   if (f.code === BUSINESS_FAILED_CODE && f.subCode !== undefined) {
@@ -320,7 +353,8 @@ export function mapBillUrl(opened: OpenedResponse): Mapped<BillUrlOutcome> {
 // ---------------------------------------------------------------------------------------------------------------
 // Helpers
 
-type SuccessOutcome = { kind: 'success'; gatewayTradeNo: string; amount: number };
+type Receipt = { paidAt?: number; buyerPaid?: number; discount?: number };
+type SuccessOutcome = { kind: 'success'; gatewayTradeNo: string; amount: number } & Receipt;
 type UnknownOutcome = { kind: 'unknown'; code: UnknownCode; message: string };
 
 const STRING_FACTS = {
@@ -340,6 +374,11 @@ const STRING_FACTS = {
   refundStatus: 'refund_status',
   refundAmount: 'refund_amount',
   billDownloadUrl: 'bill_download_url',
+  buyerPayAmount: 'buyer_pay_amount',
+  gmtPayment: 'gmt_payment',
+  sendPayDate: 'send_pay_date',
+  discountAmount: 'discount_amount',
+  mdiscountAmount: 'mdiscount_amount',
 } as const satisfies Record<string, string>;
 
 function factsOf(opened: Extract<OpenedResponse, { ok: true }>): AlipayFacts {
@@ -373,7 +412,32 @@ function success(f: AlipayFacts, expect: Expectation, what: string): SuccessOutc
   if (fen === undefined || fen < 1 || fen > DEFAULT_MAX_MINOR) {
     return unknown('OTHER', `${what}: paid, but total_amount ${JSON.stringify(f.totalAmount)} is not an exact amount we can take`);
   }
-  return { kind: 'success', gatewayTradeNo: tradeNo, amount: fen };
+  // `amount` stays the wallet's total_amount whatever the receipt says: the cloud compares it with the attempt.
+  return { kind: 'success', gatewayTradeNo: tradeNo, amount: fen, ...receiptOf(f, fen) };
+}
+
+/** [RECEIPT] paidAt, buyerPaid and discount, each only when the answer gives it exactly and it fits the total. */
+function receiptOf(f: AlipayFacts, total: number): Receipt {
+  const receipt: Receipt = {};
+  const paidAt = parseBeijingTimestamp(f.gmtPayment ?? f.sendPayDate);
+  if (paidAt !== undefined) receipt.paidAt = paidAt;
+  const buyerPaid = tryYuanToFen(f.buyerPayAmount);
+  if (buyerPaid !== undefined && buyerPaid <= total) receipt.buyerPaid = buyerPaid;
+  const discount = discountOf(f, total, receipt.buyerPaid);
+  if (discount !== undefined) receipt.discount = discount;
+  return receipt;
+}
+
+/**
+ * The documented discount fields (platform + merchant) when the answer carries either; otherwise what the buyer did
+ * not pay of the total (total − buyer_pay_amount, which also counts points: the interface's definition, gateway.ts).
+ */
+function discountOf(f: AlipayFacts, total: number, buyerPaid: number | undefined): number | undefined {
+  if (f.discountAmount === undefined && f.mdiscountAmount === undefined) return buyerPaid === undefined ? undefined : total - buyerPaid;
+  const parts = [f.discountAmount, f.mdiscountAmount].filter((v) => v !== undefined).map(tryYuanToFen);
+  if (parts.some((p) => p === undefined)) return undefined;
+  const sum = parts.reduce((a: number, p) => a + (p ?? 0), 0);
+  return sum <= total ? sum : undefined;
 }
 
 function unverified(opened: Extract<OpenedResponse, { ok: false }>, what: string): Mapped<UnknownOutcome> {

@@ -105,6 +105,20 @@ export function beijingTimestamp(epochMs: number): string {
   return `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}`;
 }
 
+/**
+ * "yyyy-MM-dd HH:mm:ss" in Beijing time → ms since the epoch; `undefined` for anything else, an impossible date
+ * (2024-02-30) included: the text must be exactly what beijingTimestamp writes for the instant it names. Alipay
+ * writes its times in this form (gmt_payment, send_pay_date, gmt_refund_pay; the trade bill's 创建时间/完成时间).
+ */
+export function parseBeijingTimestamp(text: unknown): number | undefined {
+  if (typeof text !== 'string') return undefined;
+  const m = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$/.exec(text);
+  if (!m) return undefined;
+  const [y, mo, d, h, mi, s] = m.slice(1).map(Number) as [number, number, number, number, number, number];
+  const epochMs = Date.UTC(y, mo - 1, d, h, mi, s) - TZ_OFFSET_MS;
+  return Number.isFinite(epochMs) && beijingTimestamp(epochMs) === text ? epochMs : undefined;
+}
+
 function build(method: AlipayMethod, bizContent: Record<string, string>, ctx: RequestContext): SignedRequest {
   const params: Record<string, ParamValue> = {
     app_id: check(APP_ID, ctx.app.appId, 'app_id'),

@@ -292,3 +292,27 @@ function endOfValue(s: string, i: number): number {
   while (i < s.length && !',}] \t\n\r'.includes(s[i]!)) i++;
   return i;
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// The gateway's side (the simulator plays Alipay with these; the rules are the ones above, read the other way)
+
+/** Alipay's check of a received request: `sign` over the 待签名字符串 of the other parameters, RSA2, app public key. */
+export function verifyRequest(params: Readonly<Record<string, string>>, appPublicKey: KeyInput): boolean {
+  const sign = params.sign;
+  if (typeof sign !== 'string' || sign.length === 0) return false;
+  try {
+    return rsaVerify('sha256', Buffer.from(signContent(params), 'utf8'), loadPublicKey(appPublicKey), Buffer.from(sign, 'base64'));
+  } catch {
+    return false;
+  }
+}
+
+/** SHA256WithRSA over a response node's exact text, base64: the `sign` sibling of `xxx_response`. */
+export function signNode(nodeText: string, alipayPrivateKey: KeyInput): string {
+  return rsaSign('sha256', Buffer.from(nodeText, 'utf8'), loadPrivateKey(alipayPrivateKey)).toString('base64');
+}
+
+/** `{"<nodeKey>":<nodeText>,"sign":"…"}` as Alipay frames an answer; without `sign` when none is given. */
+export function frameResponse(nodeKey: string, nodeText: string, sign?: string): string {
+  return sign === undefined ? `{${JSON.stringify(nodeKey)}:${nodeText}}` : `{${JSON.stringify(nodeKey)}:${nodeText},"sign":${JSON.stringify(sign)}}`;
+}

@@ -1,4 +1,5 @@
 import type { FailReason, PayOutcome, QueryOutcome, RefundOutcome, ReverseOutcome, UnknownCode } from '../gateway.js';
+import { parseTimeEnd } from './bill.js';
 import { SOURCES } from './sources.js';
 
 /**
@@ -73,14 +74,43 @@ export function parseFen(value: string | undefined): number | undefined {
   return Number.isSafeInteger(n) ? n : undefined;
 }
 
-/** SUCCESS with the payment's own id and amount; anything missing or malformed is no success. */
-function paid(f: Readonly<Record<string, string>>, expect: Expect, call: string): Extract<PayOutcome, { kind: 'success' }> | Unknown {
+/** A whole number of fen that may be zero (cash_fee when coupons paid everything), or undefined. */
+export function parseMinor(value: string | undefined): number | undefined {
+  return value === '0' ? 0 : parseFen(value);
+}
+
+type Success = Extract<PayOutcome, { kind: 'success' }>;
+
+/**
+ * The receipt fields of a SUCCESS (SOURCES.micropay / SOURCES.orderquery): time_end "支付完成时间"
+ * yyyyMMddHHmmss in Beijing time (SOURCES.protocolRules), cash_fee "现金支付金额", coupon_fee "代金券金额".
+ * coupon_fee is sent only when a coupon was used; without it the page's own identity "订单金额-代金券金额=
+ * 现金支付金额" gives it (0 when cash_fee is the whole total). Receipt data only: a malformed field is left
+ * out, it never turns a verified payment into an unknown.
+ */
+function receipt(f: Readonly<Record<string, string>>, total: number): Pick<Success, 'paidAt' | 'buyerPaid' | 'discount'> {
+  const paidAt = parseTimeEnd(f.time_end);
+  const buyerPaid = parseMinor(f.cash_fee);
+  const derived = buyerPaid !== undefined && buyerPaid <= total ? total - buyerPaid : undefined;
+  const discount = f.coupon_fee === undefined ? derived : parseMinor(f.coupon_fee);
+  return {
+    ...(paidAt === undefined ? {} : { paidAt }),
+    ...(buyerPaid === undefined ? {} : { buyerPaid }),
+    ...(discount === undefined ? {} : { discount }),
+  };
+}
+
+/**
+ * SUCCESS with the payment's own id and amount; anything missing or malformed is no success. `amount`
+ * is total_fee as WeChat reports it, never the amount asked for: the cloud compares the two.
+ */
+function paid(f: Readonly<Record<string, string>>, expect: Expect, call: string): Success | Unknown {
   if (f.out_trade_no !== expect.outTradeNo) return unknown('OTHER', `${call}: SUCCESS without our out_trade_no`);
   const tradeNo = f.transaction_id;
   const amount = parseFen(f.total_fee);
   if (tradeNo === undefined || tradeNo.length === 0 || tradeNo.length > 64) return unknown('OTHER', `${call}: SUCCESS without a usable transaction_id`);
   if (amount === undefined) return unknown('OTHER', `${call}: SUCCESS with total_fee ${JSON.stringify(f.total_fee ?? null)}, not whole fen`);
-  return { kind: 'success', gatewayTradeNo: tradeNo, amount };
+  return { kind: 'success', gatewayTradeNo: tradeNo, amount, ...receipt(f, amount) };
 }
 
 // ── pay/micropay ───────────────────────────────────────────────────────────────────────────────

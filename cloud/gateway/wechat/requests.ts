@@ -168,20 +168,19 @@ export function buildReverse(req: ReverseRequest, creds: ProviderCredentials, me
 }
 
 export interface RefundExtra {
-  /** total_fee "订单总金额" of the original payment, in fen — WeChat requires it and RefundRequest does not carry it. */
-  orderTotal: number;
   /** refund_desc, shown to the customer — optional. */
   reason?: string;
 }
 
 /**
  * 申请退款 POST /secapi/pay/refund — client certificate (SOURCES.refund). out_refund_no is the refund's
- * idempotency key ("一笔退款失败后重新提交，请不要更换退款单号，请使用原商户退款单号"); refund_fee ≤ total_fee.
+ * idempotency key ("一笔退款失败后重新提交，请不要更换退款单号，请使用原商户退款单号"); total_fee is the
+ * order's total ("订单总金额", the request's `total`), refund_fee ≤ total_fee.
  */
-export function buildRefund(req: RefundRequest, creds: ProviderCredentials, merchant: SubMerchant, extra: RefundExtra, opts: BuildOptions = {}): WechatRequest {
+export function buildRefund(req: RefundRequest, creds: ProviderCredentials, merchant: SubMerchant, extra: RefundExtra = {}, opts: BuildOptions = {}): WechatRequest {
   const r = RefundRequest.parse(req);
-  const total = fen(extra.orderTotal);
-  if (r.amount > extra.orderTotal) throw new RangeError(`wechat: refund ${r.amount} fen is more than the order's ${extra.orderTotal}`);
+  const total = fen(r.total);
+  if (r.amount > r.total) throw new RangeError(`wechat: refund ${r.amount} fen is more than the order's ${r.total}`);
   // out_refund_no: "只能是数字、大小写字母_-|*@", ≤ 64 (SOURCES.refund).
   if (!/^[0-9A-Za-z_\-|*@]{1,64}$/.test(r.refundNo)) throw new RangeError('wechat: out_refund_no must be 1–64 of 0-9 A-Z a-z _ - | * @');
   return finish(

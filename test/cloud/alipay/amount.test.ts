@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ALIPAY_MAX_FEN, AlipayAmountError, fenToYuan, tryYuanToFen, yuanToFen } from '../../../cloud/gateway/alipay/amount.js';
+import { ALIPAY_MAX_FEN, AlipayAmountError, fenToYuan, signedFenToYuan, signedYuanToFen, tryYuanToFen, yuanToFen } from '../../../cloud/gateway/alipay/amount.js';
 
 describe('alipay amounts: fen ↔ total_amount', () => {
   it('formats every amount from 1 to 100000 fen with exactly two decimals and reads it back', () => {
@@ -68,5 +68,25 @@ describe('alipay amounts: fen ↔ total_amount', () => {
       expect(() => yuanToFen(b), JSON.stringify(b) ?? String(b)).toThrow(AlipayAmountError);
       expect(tryYuanToFen(b)).toBeUndefined();
     }
+  });
+});
+
+describe('alipay amounts: signed yuan (answers with 0.00, bill rows with refunds)', () => {
+  it('writes zero and negatives and reads them back exactly', () => {
+    expect([0, 1, -1, 1230, -500, -1_000_000_000_000].map(signedFenToYuan)).toEqual(['0.00', '0.01', '-0.01', '12.30', '-5.00', '-10000000000.00']);
+    fc.assert(
+      fc.property(fc.integer({ min: -9_999_999_999_999, max: 9_999_999_999_999 }), (fen) => {
+        expect(signedYuanToFen(signedFenToYuan(fen))).toBe(fen);
+      }),
+    );
+    expect(signedYuanToFen('-0.00')).toBe(0);
+    expect(signedYuanToFen('35.8')).toBe(3580);
+  });
+
+  it('refuses what is not exact', () => {
+    for (const b of ['1.234', '+1', '--1', '-', '', ' 1', '01', '1e2', '12345678901234', 12, null]) {
+      expect(() => signedYuanToFen(b), String(b)).toThrow(AlipayAmountError);
+    }
+    expect(() => signedFenToYuan(1.5)).toThrow(AlipayAmountError);
   });
 });

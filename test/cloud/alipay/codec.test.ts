@@ -30,6 +30,7 @@ describe('AlipayCodec', () => {
     const req = AlipayCodec.request.pay({ outTradeNo: 'box1-7', authCode: '287634438256643940', amountFen: 1234, subject: 'sale R1' }, ctx());
     const body = fakeAlipay(req.form, (biz) => ({ code: '10000', msg: 'Success', out_trade_no: biz.out_trade_no, trade_no: '2024X', total_amount: biz.total_amount }));
     const { outcome, facts } = AlipayCodec.decode.pay(Buffer.from(body), keys().alipay.publicPem, { outTradeNo: 'box1-7' });
+    // No receipt fields in this answer: none are made up.
     expect(outcome).toEqual({ kind: 'success', gatewayTradeNo: '2024X', amount: 1234 });
     expect(PayOutcome.parse(outcome)).toEqual(outcome);
     expect(facts).toMatchObject({ verified: true, totalAmount: '12.34', tradeNo: '2024X' });
@@ -49,7 +50,7 @@ describe('AlipayCodec', () => {
     const req = AlipayCodec.request.cancel({ outTradeNo: 'box1-7' }, ctx());
     const body = fakeAlipay(req.form, (biz) => ({ code: '10000', msg: 'Success', action: 'refund', out_trade_no: biz.out_trade_no, retry_flag: 'N' }));
     const { outcome, facts } = AlipayCodec.decode.cancel(body, keys().alipay.publicPem, { outTradeNo: 'box1-7' });
-    expect(ReverseOutcome.parse(outcome)).toEqual({ kind: 'reversed' });
+    expect(ReverseOutcome.parse(outcome)).toEqual({ kind: 'reversed', action: 'refund' });
     expect([facts.action, facts.retryFlag]).toEqual(['refund', 'N']);
   });
 

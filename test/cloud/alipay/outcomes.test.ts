@@ -54,8 +54,8 @@ type Case = [name: string, call: Call, node: Node, expected: Record<string, unkn
 
 const CASES: Case[] = [
   // ---- alipay.trade.pay
-  ['pay 10000 → success, trade_no and total_amount in fen', 'pay', paid(), { kind: 'success', gatewayTradeNo: TRADE_NO, amount: 1230 }],
-  ['pay 10000 with "12.3" → 1230 fen', 'pay', paid({ total_amount: '12.3' }), { kind: 'success', gatewayTradeNo: TRADE_NO, amount: 1230 }],
+  ['pay 10000 → success, trade_no and total_amount in fen', 'pay', paid(), { kind: 'success', gatewayTradeNo: TRADE_NO, amount: 1230, buyerPaid: 1230, discount: 0 }],
+  ['pay 10000 with "12.3" → 1230 fen', 'pay', paid({ total_amount: '12.3' }), { kind: 'success', gatewayTradeNo: TRADE_NO, amount: 1230, buyerPaid: 1230, discount: 0 }],
   ['pay 10000 of 0.01', 'pay', paid({ total_amount: '0.01' }), { kind: 'success', gatewayTradeNo: TRADE_NO, amount: 1 }],
   ['pay 10000 without trade_no → unknown', 'pay', paid({ trade_no: undefined }), UNKNOWN_OTHER],
   ['pay 10000 with an empty trade_no → unknown', 'pay', paid({ trade_no: '' }), UNKNOWN_OTHER],
@@ -113,13 +113,27 @@ const CASES: Case[] = [
   ['pay 40004 without sub_code → unknown', 'pay', { code: '40004', msg: 'Business Failed', out_trade_no: OTN }, UNKNOWN_OTHER],
   ['pay signed 40002 (gateway rejected) → unknown', 'pay', { code: '40002', msg: 'Invalid Arguments', sub_code: 'isv.invalid-signature' }, UNKNOWN_OTHER],
   ['pay signed 20001 (app_auth_token) → unknown', 'pay', { code: '20001', sub_code: 'aop.invalid-app-auth-token' }, UNKNOWN_OTHER],
-  ['pay 10000 is a success even with a stray sub_code', 'pay', paid({ sub_code: 'ACQ.PAYMENT_FAIL' }), { kind: 'success', gatewayTradeNo: TRADE_NO, amount: 1230 }],
+  ['pay 10000 is a success even with a stray sub_code', 'pay', paid({ sub_code: 'ACQ.PAYMENT_FAIL' }), { kind: 'success', gatewayTradeNo: TRADE_NO, amount: 1230, buyerPaid: 1230, discount: 0 }],
+  // [RECEIPT]: receipt data never changes the amount, and what cannot be read exactly is left out.
+  ['pay 10000 with gmt_payment → paidAt (Beijing time)', 'pay', paid({ gmt_payment: '2024-03-01 10:20:30' }), { kind: 'success', gatewayTradeNo: TRADE_NO, amount: 1230, buyerPaid: 1230, discount: 0, paidAt: Date.UTC(2024, 2, 1, 2, 20, 30) }],
+  ['pay 10000 with an impossible gmt_payment → no paidAt', 'pay', paid({ gmt_payment: '2024-02-30 10:20:30' }), { kind: 'success', gatewayTradeNo: TRADE_NO, amount: 1230, buyerPaid: 1230, discount: 0 }],
+  ['pay 10000 with an ISO gmt_payment → no paidAt', 'pay', paid({ gmt_payment: '2024-03-01T10:20:30+08:00' }), { kind: 'success', gatewayTradeNo: TRADE_NO, amount: 1230, buyerPaid: 1230, discount: 0 }],
+  ['pay 10000 buyer paid less → discount is the rest of the total', 'pay', paid({ buyer_pay_amount: '10.30' }), { kind: 'success', gatewayTradeNo: TRADE_NO, amount: 1230, buyerPaid: 1030, discount: 200 }],
+  ['pay 10000 all by coupon → buyer paid 0, discount the total', 'pay', paid({ buyer_pay_amount: '0.00' }), { kind: 'success', gatewayTradeNo: TRADE_NO, amount: 1230, buyerPaid: 0, discount: 1230 }],
+  ['pay 10000 discount fields win over the difference', 'pay', paid({ buyer_pay_amount: '10.00', discount_amount: '2.00', mdiscount_amount: '0.10' }), { kind: 'success', gatewayTradeNo: TRADE_NO, amount: 1230, buyerPaid: 1000, discount: 210 }],
+  ['pay 10000 an inexact discount field → no discount', 'pay', paid({ discount_amount: '2.001' }), { kind: 'success', gatewayTradeNo: TRADE_NO, amount: 1230, buyerPaid: 1230 }],
+  ['pay 10000 a discount above the total → no discount', 'pay', paid({ discount_amount: '12.31' }), { kind: 'success', gatewayTradeNo: TRADE_NO, amount: 1230, buyerPaid: 1230 }],
+  ['pay 10000 buyer paid more than the total → neither, and the total stands', 'pay', paid({ buyer_pay_amount: '12.31' }), { kind: 'success', gatewayTradeNo: TRADE_NO, amount: 1230 }],
+  ['pay 10000 an inexact buyer_pay_amount → neither', 'pay', paid({ buyer_pay_amount: '1.234' }), { kind: 'success', gatewayTradeNo: TRADE_NO, amount: 1230 }],
 
   // ---- alipay.trade.query
-  ['query TRADE_SUCCESS → success', 'query', paid({ trade_status: 'TRADE_SUCCESS' }), { kind: 'success', gatewayTradeNo: TRADE_NO, amount: 1230 }],
-  ['query TRADE_FINISHED → success', 'query', paid({ trade_status: 'TRADE_FINISHED', total_amount: '100000.00' }), { kind: 'success', gatewayTradeNo: TRADE_NO, amount: 10_000_000 }],
+  ['query TRADE_SUCCESS → success', 'query', paid({ trade_status: 'TRADE_SUCCESS' }), { kind: 'success', gatewayTradeNo: TRADE_NO, amount: 1230, buyerPaid: 1230, discount: 0 }],
+  ['query TRADE_SUCCESS with send_pay_date → paidAt', 'query', paid({ trade_status: 'TRADE_SUCCESS', send_pay_date: '2024-03-01 00:00:00' }), { kind: 'success', gatewayTradeNo: TRADE_NO, amount: 1230, buyerPaid: 1230, discount: 0, paidAt: Date.UTC(2024, 1, 29, 16) }],
+  ['query TRADE_FINISHED → success', 'query', paid({ trade_status: 'TRADE_FINISHED', total_amount: '100000.00' }), { kind: 'success', gatewayTradeNo: TRADE_NO, amount: 10_000_000, buyerPaid: 1230, discount: 9_998_770 }],
   ['query WAIT_BUYER_PAY → in progress', 'query', paid({ trade_status: 'WAIT_BUYER_PAY' }), { kind: 'in_progress' }],
   ['query TRADE_CLOSED → closed', 'query', paid({ trade_status: 'TRADE_CLOSED' }), { kind: 'closed' }],
+  ['query TRADE_CLOSED with a payment time (paid, then refunded in full) → refunded', 'query', paid({ trade_status: 'TRADE_CLOSED', send_pay_date: '2024-03-01 10:20:30' }), { kind: 'refunded' }],
+  ['query TRADE_CLOSED with an unreadable payment time → closed', 'query', paid({ trade_status: 'TRADE_CLOSED', send_pay_date: 'yesterday' }), { kind: 'closed' }],
   ['query 10000 without trade_status → unknown', 'query', paid(), UNKNOWN_OTHER],
   ['query an unheard-of status → unknown', 'query', paid({ trade_status: 'TRADE_PENDING' }), UNKNOWN_OTHER],
   ['query a lower-case status → unknown', 'query', paid({ trade_status: 'trade_success' }), UNKNOWN_OTHER],
@@ -135,8 +149,9 @@ const CASES: Case[] = [
   ['query a pay failure code → unknown', 'query', biz('ACQ.PAYMENT_AUTH_CODE_INVALID'), UNKNOWN_OTHER],
 
   // ---- alipay.trade.cancel
-  ['cancel 10000 action close → reversed', 'cancel', { code: '10000', msg: 'Success', action: 'close', out_trade_no: OTN, retry_flag: 'N', trade_no: TRADE_NO }, { kind: 'reversed' }],
-  ['cancel 10000 action refund → reversed', 'cancel', { code: '10000', msg: 'Success', action: 'refund', out_trade_no: OTN, retry_flag: 'N' }, { kind: 'reversed' }],
+  ['cancel 10000 action close → reversed', 'cancel', { code: '10000', msg: 'Success', action: 'close', out_trade_no: OTN, retry_flag: 'N', trade_no: TRADE_NO }, { kind: 'reversed', action: 'close' }],
+  ['cancel 10000 action refund → reversed', 'cancel', { code: '10000', msg: 'Success', action: 'refund', out_trade_no: OTN, retry_flag: 'N' }, { kind: 'reversed', action: 'refund' }],
+  ['cancel 10000 with an unheard-of action → reversed, without it', 'cancel', { code: '10000', msg: 'Success', action: 'freeze', out_trade_no: OTN, retry_flag: 'N' }, { kind: 'reversed' }],
   ['cancel 10000 without action → reversed', 'cancel', { code: '10000', msg: 'Success', out_trade_no: OTN, retry_flag: 'N' }, { kind: 'reversed' }],
   ['cancel 10000 retry_flag Y → retry later', 'cancel', { code: '10000', msg: 'Success', out_trade_no: OTN, retry_flag: 'Y' }, { kind: 'retry_later' }],
   ['cancel ACQ.SYSTEM_ERROR retry_flag Y → retry later', 'cancel', biz('ACQ.SYSTEM_ERROR', { retry_flag: 'Y' }), { kind: 'retry_later' }],
@@ -222,9 +237,22 @@ describe('alipay outcomes: every mapped answer, signed by Alipay', () => {
   });
 
   it('says why a repeated pay is not a failure: the trade behind this out_trade_no must be queried', () => {
-    const { outcome } = decode('pay', alipayBody(METHOD.pay, JSON.stringify(biz('ACQ.TRADE_HAS_SUCCESS'))));
-    expect(outcome).toMatchObject({ kind: 'unknown', code: 'OTHER' });
-    expect(outcome.kind === 'unknown' && outcome.message).toMatch(/already paid.*query/);
+    const mapped = decode('pay', alipayBody(METHOD.pay, JSON.stringify(biz('ACQ.TRADE_HAS_SUCCESS'))));
+    expect(mapped.outcome).toMatchObject({ kind: 'unknown', code: 'OTHER' });
+    expect(mapped.outcome.kind === 'unknown' && mapped.outcome.message).toMatch(/already paid.*query/);
+    expect(mapped.next).toBe('query');
+    // The other "a trade exists" answers are left to the cloud's own query: none of them can be a success of THIS pay.
+    expect(decode('pay', alipayBody(METHOD.pay, JSON.stringify(biz('ACQ.CONTEXT_INCONSISTENT')))).next).toBeUndefined();
+    expect(decode('pay', alipayBody(METHOD.pay, JSON.stringify(biz('ACQ.TRADE_HAS_CLOSE')))).next).toBeUndefined();
+  });
+
+  it('asks for the refund query exactly when a refund of our trade moved no money', () => {
+    const node = (over: Node) => alipayBody(METHOD.refund, JSON.stringify({ code: '10000', out_trade_no: OTN, ...over }));
+    expect(decode('refund', node({ fund_change: 'N' })).next).toBe('refund_query');
+    expect(decode('refund', node({})).next).toBe('refund_query');
+    expect(decode('refund', node({ fund_change: 'Y' })).next).toBeUndefined();
+    expect(decode('refund', node({ fund_change: 'N', out_trade_no: 'box9-9' })).next).toBeUndefined();
+    expect(decode('refund', alipayBody(METHOD.refund, JSON.stringify(biz('ACQ.SYSTEM_ERROR')))).next).toBeUndefined();
   });
 
   it('clips long messages to the interface’s 200 characters', () => {

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   AlipayRequestError,
   beijingTimestamp,
+  parseBeijingTimestamp,
   buildBillUrlQuery,
   buildCancel,
   buildPay,
@@ -127,5 +128,16 @@ describe('alipay request builders', () => {
     expect(() => buildQuery({ outTradeNo: 'box1-7' }, ctx({ app: { appId: 'app-1', privateKey: keys().app.privatePem } }))).toThrow(AlipayRequestError);
     expect(() => buildQuery({ outTradeNo: 'box1-7' }, ctx({ appAuthToken: 'has space' }))).toThrow(AlipayRequestError);
     expect(() => buildQuery({ outTradeNo: 'box1-7' }, ctx({ app: { appId: '2021000000000001', privateKey: keys().alipay.publicPem } }))).toThrow();
+  });
+});
+
+describe('parseBeijingTimestamp: Alipay times back to instants', () => {
+  it('reads what beijingTimestamp writes, and nothing else', () => {
+    for (const t of [0, Date.UTC(2023, 11, 31, 16), Date.UTC(2024, 1, 28, 16), Date.UTC(2024, 5, 30, 15, 59, 59)]) {
+      expect(parseBeijingTimestamp(beijingTimestamp(t))).toBe(t);
+    }
+    for (const bad of ['2024-02-30 10:00:00', '2023-02-29 00:00:00', '2024-01-01 24:00:00', '2024-01-01 10:60:00', '2024-1-1 10:00:00', '2024-01-01T10:00:00', ' 2024-01-01 10:00:00', '', 20240101, undefined]) {
+      expect(parseBeijingTimestamp(bad), String(bad)).toBeUndefined();
+    }
   });
 });

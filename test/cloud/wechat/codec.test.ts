@@ -9,7 +9,8 @@ import { refSign, signedAnswer } from './reference.js';
  * with its own regex, checks the request's sign with the reference signer, and answers signed XML.
  */
 const MERCHANT: SubMerchant = { subMchId: '1900000110', defaultBody: '扫码墩-测试店-商品' };
-const PAY: PayRequest = { outTradeNo: 'sb7K2M9QX4TA-7', amount: 2500, currency: 'CNY', code: '134567890123456789', wallet: 'wechat' };
+const ROUTE = { wallet: 'wechat', merchant: 'M1', channel: 'wechat' } as const;
+const PAY: PayRequest = { outTradeNo: 'sb7K2M9QX4TA-7', amount: 2500, currency: 'CNY', code: '134567890123456789', ...ROUTE };
 
 function readRequest(body: string): Record<string, string> {
   expect(body.startsWith('<xml>') && body.endsWith('</xml>')).toBe(true);
@@ -54,7 +55,7 @@ for (const signType of ['MD5', 'HMAC-SHA256'] as const) {
       });
       const pay = WechatCodec.answer.pay(wx.post(WechatCodec.build.micropay(PAY, creds, MERCHANT, { spbillCreateIp: '10.0.0.5' })), creds, expect1);
       expect(pay).toEqual({ kind: 'in_progress', message: 'USERPAYING: 需要用户输入支付密码' });
-      const q = () => WechatCodec.answer.query(wx.post(WechatCodec.build.orderquery({ outTradeNo: PAY.outTradeNo, wallet: 'wechat' }, creds, MERCHANT)), creds, expect1);
+      const q = () => WechatCodec.answer.query(wx.post(WechatCodec.build.orderquery({ outTradeNo: PAY.outTradeNo, ...ROUTE }, creds, MERCHANT)), creds, expect1);
       expect(q().kind).toBe('in_progress');
       expect(q()).toEqual({ kind: 'success', gatewayTradeNo: '4200000001', amount: 2500 });
       expect(wx.seen.map((s) => s.fields.out_trade_no)).toEqual([PAY.outTradeNo, PAY.outTradeNo, PAY.outTradeNo]);
@@ -70,7 +71,7 @@ for (const signType of ['MD5', 'HMAC-SHA256'] as const) {
           { result_code: 'SUCCESS', recall: 'N' },
         ],
       });
-      const req = WechatCodec.build.reverse({ outTradeNo: PAY.outTradeNo, wallet: 'wechat' }, creds, MERCHANT);
+      const req = WechatCodec.build.reverse({ outTradeNo: PAY.outTradeNo, ...ROUTE }, creds, MERCHANT);
       expect(req.clientCert).toBe(true);
       const r = () => WechatCodec.answer.reverse(wx.post(req), creds, expect1);
       expect(r()).toEqual({ kind: 'retry_later', message: 'reverse: USERPAYING: 正在支付中不能发起撤销' });
@@ -79,14 +80,14 @@ for (const signType of ['MD5', 'HMAC-SHA256'] as const) {
     });
 
     it('refund: accepted, processing, then refunded', () => {
-      const refund = { outTradeNo: PAY.outTradeNo, refundNo: 'sb7K2M9QX4TA-7-r1', amount: 2500, currency: 'CNY' as const, wallet: 'wechat' as const };
+      const refund = { outTradeNo: PAY.outTradeNo, refundNo: 'sb7K2M9QX4TA-7-r1', amount: 2500, total: 2500, currency: 'CNY' as const, ...ROUTE };
       const listed = (status: string) => ({ result_code: 'SUCCESS', out_trade_no: PAY.outTradeNo, refund_count: '1', out_refund_no_0: refund.refundNo, refund_fee_0: '2500', refund_status_0: status });
       const wx = fakeWechat(creds, {
         refund: [{ result_code: 'SUCCESS', out_trade_no: PAY.outTradeNo, out_refund_no: refund.refundNo, refund_id: '503020301', refund_fee: '2500', total_fee: '2500' }],
         refundquery: [listed('PROCESSING'), listed('SUCCESS')],
       });
       const rx = { ...expect1, refundNo: refund.refundNo, amount: refund.amount };
-      const applied = WechatCodec.answer.refundApply(wx.post(WechatCodec.build.refund(refund, creds, MERCHANT, { orderTotal: 2500 })), creds, rx);
+      const applied = WechatCodec.answer.refundApply(wx.post(WechatCodec.build.refund(refund, creds, MERCHANT)), creds, rx);
       expect(applied).toEqual({ kind: 'accepted', gatewayRefundNo: '503020301' });
       const rq = () => WechatCodec.answer.refundQuery(wx.post(WechatCodec.build.refundQuery(refund.refundNo, creds, MERCHANT)), creds, rx);
       expect(rq().kind).toBe('retry_later');
@@ -98,7 +99,7 @@ for (const signType of ['MD5', 'HMAC-SHA256'] as const) {
         orderquery: [{ result_code: 'SUCCESS', trade_state: 'REFUND', out_trade_no: PAY.outTradeNo }],
         refundquery: [{ result_code: 'SUCCESS', out_trade_no: PAY.outTradeNo, total_fee: '2500', refund_count: '1', out_refund_no_0: 'r1', refund_fee_0: '2500', refund_status_0: 'SUCCESS' }],
       });
-      const q = WechatCodec.answer.query(wx.post(WechatCodec.build.orderquery({ outTradeNo: PAY.outTradeNo, wallet: 'wechat' }, creds, MERCHANT)), creds, expect1);
+      const q = WechatCodec.answer.query(wx.post(WechatCodec.build.orderquery({ outTradeNo: PAY.outTradeNo, ...ROUTE }, creds, MERCHANT)), creds, expect1);
       expect(q.kind).toBe('refund_check');
       const c = WechatCodec.answer.refundCheck(wx.post(WechatCodec.build.refundQueryByOrder(PAY.outTradeNo, creds, MERCHANT)), creds, expect1);
       expect(c).toEqual({ kind: 'refunded' });

@@ -154,8 +154,34 @@ describe('micropay answers', () => {
     });
   }
   it('SUCCESS → success with transaction_id as the gateway trade no and total_fee as the amount', () => {
-    const o = WechatCodec.answer.pay(answer({ result_code: 'SUCCESS', out_trade_no: OTN, transaction_id: '4200000985202103031441826014', total_fee: '1234', cash_fee: '1000' }), CREDS, EXPECT);
+    const o = WechatCodec.answer.pay(answer({ result_code: 'SUCCESS', out_trade_no: OTN, transaction_id: '4200000985202103031441826014', total_fee: '1234' }), CREDS, EXPECT);
     expect(o).toEqual({ kind: 'success', gatewayTradeNo: '4200000985202103031441826014', amount: 1234 });
+  });
+  describe('receipt data of a SUCCESS: time_end (Beijing), cash_fee, coupon_fee', () => {
+    const paid = { result_code: 'SUCCESS', out_trade_no: OTN, transaction_id: '4200000985202103031441826014', total_fee: '1234' };
+    const pay = (extra: Record<string, string>) => WechatCodec.answer.pay(answer({ ...paid, ...extra }), CREDS, EXPECT);
+    it('time_end is Beijing wall-clock time (UTC+8): 20260101080000 is 2026-01-01T00:00:00Z', () => {
+      expect(pay({ time_end: '20260101080000' })).toMatchObject({ kind: 'success', paidAt: Date.UTC(2026, 0, 1, 0, 0, 0) });
+      expect(pay({ time_end: '20251231235959' })).toMatchObject({ paidAt: Date.UTC(2025, 11, 31, 15, 59, 59) });
+    });
+    it('cash_fee is what the buyer paid; coupon_fee the discount; the amount stays total_fee', () => {
+      expect(pay({ cash_fee: '1000', coupon_fee: '234' })).toEqual({ kind: 'success', gatewayTradeNo: paid.transaction_id, amount: 1234, buyerPaid: 1000, discount: 234 });
+      // all paid by coupon: cash_fee 0 is a valid receipt
+      expect(pay({ cash_fee: '0', coupon_fee: '1234' })).toMatchObject({ amount: 1234, buyerPaid: 0, discount: 1234 });
+    });
+    it('without coupon_fee the discount is total_fee − cash_fee (0 when the buyer paid it all)', () => {
+      expect(pay({ cash_fee: '1234' })).toMatchObject({ buyerPaid: 1234, discount: 0 });
+      expect(pay({ cash_fee: '1000' })).toMatchObject({ buyerPaid: 1000, discount: 234 });
+    });
+    it('a malformed receipt field is left out, the payment stays a success', () => {
+      const bads: Record<string, string>[] = [{ time_end: '20260231080000' }, { time_end: '2026-01-01 08:00:00' }, { time_end: '20260101250000' }, { cash_fee: '12.5' }, { cash_fee: '-1' }, { coupon_fee: 'x' }];
+      for (const bad of bads) {
+        const o = pay(bad);
+        expect(o.kind).toBe('success');
+        expect(PayOutcome.parse(o)).toEqual(o);
+        for (const [field, key] of [['time_end', 'paidAt'], ['cash_fee', 'buyerPaid'], ['coupon_fee', 'discount']] as const) if (field in bad) expect(o).not.toHaveProperty(key);
+      }
+    });
   });
   it('USERPAYING keeps the wallet message; BANKERROR keeps its code (the cloud queries at once)', () => {
     expect(WechatCodec.answer.pay(answer(fail('USERPAYING', { err_code_des: '需要用户输入支付密码' })), CREDS, EXPECT)).toEqual({ kind: 'in_progress', message: 'USERPAYING: 需要用户输入支付密码' });

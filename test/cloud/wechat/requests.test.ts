@@ -19,8 +19,9 @@ const CREDS: ProviderCredentials = { appid: 'wx8888888888888888', mchId: '190000
 const HMAC: ProviderCredentials = { ...CREDS, signType: 'HMAC-SHA256' };
 const MERCHANT: SubMerchant = { subMchId: '1900000110', defaultBody: '扫码墩-深圳南山店-商品' };
 const NONCE = { nonce: () => '5K8264ILTKCH16CQ2502SI8ZNMTM67VS' };
-const PAY: PayRequest = { outTradeNo: 'sb7K2M9QX4TA-42', amount: 1234, currency: 'CNY', code: '134567890123456789', wallet: 'wechat', description: 'Coffee' };
-const REFUND: RefundRequest = { outTradeNo: 'sb7K2M9QX4TA-42', refundNo: 'sb7K2M9QX4TA-42-r1', amount: 500, currency: 'CNY', wallet: 'wechat' };
+const ROUTE = { wallet: 'wechat', merchant: 'M1', channel: 'wechat' } as const;
+const PAY: PayRequest = { outTradeNo: 'sb7K2M9QX4TA-42', amount: 1234, currency: 'CNY', code: '134567890123456789', ...ROUTE, description: 'Coffee' };
+const REFUND: RefundRequest = { outTradeNo: 'sb7K2M9QX4TA-42', refundNo: 'sb7K2M9QX4TA-42-r1', amount: 500, total: 1234, currency: 'CNY', ...ROUTE };
 
 /** Every field but the sign, and the sign checked against the reference implementation. */
 function checkSigned(params: Readonly<Record<string, string>>, creds = CREDS): Record<string, string> {
@@ -109,20 +110,20 @@ describe('orderquery and reverse requests', () => {
     out_trade_no: 'sb7K2M9QX4TA-42',
   };
   it('orderquery by out_trade_no, no certificate', () => {
-    const r = buildOrderQuery({ outTradeNo: 'sb7K2M9QX4TA-42', wallet: 'wechat' }, CREDS, MERCHANT, NONCE);
+    const r = buildOrderQuery({ outTradeNo: 'sb7K2M9QX4TA-42', ...ROUTE }, CREDS, MERCHANT, NONCE);
     expect([r.path, r.clientCert]).toEqual(['/pay/orderquery', false]);
     expect(checkSigned(r.params)).toEqual(expected);
   });
   it('reverse by out_trade_no on secapi, with the client certificate', () => {
-    const r = buildReverse({ outTradeNo: 'sb7K2M9QX4TA-42', wallet: 'wechat' }, CREDS, MERCHANT, NONCE);
+    const r = buildReverse({ outTradeNo: 'sb7K2M9QX4TA-42', ...ROUTE }, CREDS, MERCHANT, NONCE);
     expect([r.path, r.clientCert]).toEqual(['/secapi/pay/reverse', true]);
     expect(checkSigned(r.params)).toEqual(expected);
   });
 });
 
 describe('refund and refundquery requests', () => {
-  it('refund: secapi with certificate, order total and refund amount in fen, the refund id as out_refund_no', () => {
-    const r = buildRefund(REFUND, CREDS, MERCHANT, { orderTotal: 1234, reason: '退货' }, NONCE);
+  it('refund: secapi with certificate, order total (the request total) and refund amount in fen, the refund id as out_refund_no', () => {
+    const r = buildRefund(REFUND, CREDS, MERCHANT, { reason: '退货' }, NONCE);
     expect([r.path, r.clientCert]).toEqual(['/secapi/pay/refund', true]);
     expect(checkSigned(r.params)).toEqual({
       appid: 'wx8888888888888888',
@@ -139,10 +140,10 @@ describe('refund and refundquery requests', () => {
     });
   });
   it('refund: refuses more than the order, a float total, a refund id WeChat cannot take', () => {
-    expect(() => buildRefund({ ...REFUND, amount: 2000 }, CREDS, MERCHANT, { orderTotal: 1234 })).toThrow(/more than/);
-    expect(() => buildRefund(REFUND, CREDS, MERCHANT, { orderTotal: 12.34 })).toThrow(RangeError);
-    expect(() => buildRefund({ ...REFUND, refundNo: 'r 1' }, CREDS, MERCHANT, { orderTotal: 1234 })).toThrow(/out_refund_no/);
-    expect(() => buildRefund({ ...REFUND, amount: 1.5 }, CREDS, MERCHANT, { orderTotal: 1234 })).toThrow();
+    expect(() => buildRefund({ ...REFUND, amount: 2000 }, CREDS, MERCHANT)).toThrow(/more than/);
+    expect(() => buildRefund({ ...REFUND, total: 12.34 }, CREDS, MERCHANT)).toThrow(/whole/);
+    expect(() => buildRefund({ ...REFUND, refundNo: 'r 1' }, CREDS, MERCHANT)).toThrow(/refundNo/);
+    expect(() => buildRefund({ ...REFUND, amount: 1.5 }, CREDS, MERCHANT)).toThrow();
   });
   it('refundquery by out_refund_no, or by out_trade_no with an offset', () => {
     const one = buildRefundQuery({ refundNo: 'sb7K2M9QX4TA-42-r1' }, CREDS, MERCHANT, NONCE);
