@@ -46,6 +46,10 @@ export const deviceId = z.string().regex(DEVICE_ID_PATTERN, 'deviceId must be 1â
  * key must fit in 32: device ids are issued short for that reason.
  */
 export const OUT_TRADE_NO_PATTERN = /^([A-Za-z0-9_-]{1,30})-(\d{1,20})$/;
+/** The box an attempt belongs to: outTradeNo is `<deviceId>-<seq>` (for log lines that only know the outTradeNo). */
+export function deviceIdOf(outTradeNo: string): string {
+  return OUT_TRADE_NO_PATTERN.exec(outTradeNo)?.[1] ?? outTradeNo;
+}
 export const outTradeNo = z.string().max(32, 'outTradeNo must be at most 32 characters').regex(OUT_TRADE_NO_PATTERN, 'outTradeNo must be <deviceId>-<seq>');
 export const saleId = z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'saleId must be 1â€“64 of A-Z a-z 0-9 _ . : -');
 /** The cash register's own reference for a sale: printable, short. */

@@ -1,9 +1,6 @@
 import { OUT_TRADE_NO_PATTERN } from '../protocol/index.js';
 
-/** The box an attempt belongs to: outTradeNo is `<deviceId>-<seq>` (protocol/fields.ts). */
-export function deviceIdOf(outTradeNo: string): string {
-  return OUT_TRADE_NO_PATTERN.exec(outTradeNo)?.[1] ?? outTradeNo;
-}
+export { deviceIdOf } from '../protocol/index.js';
 
 /** By box, then by sequence number, so a box's attempts read in the order they happened. */
 export function compareOutTradeNo(a: string, b: string): number {

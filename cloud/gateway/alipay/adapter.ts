@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import { Agent, request } from 'undici';
-import { ErrorCode, ProtocolError } from '../../../protocol/index.js';
+import { deviceIdOf, ErrorCode, ProtocolError } from '../../../protocol/index.js';
 import type { MerchantLookup } from '../../merchants/merchant.js';
 import type { AlipayChannelConfig } from '../channel-config.js';
 import { readCaFile, readCredentialText } from '../credential-file.js';
@@ -256,7 +256,7 @@ class AlipayChannel implements AlipayGateway {
 
 /** What a log line says about the call: which trade of which merchant (never the payment code, a bearer credential). */
 function aboutOf(req: QueryRequest): Record<string, string> {
-  return { outTradeNo: req.outTradeNo, merchant: req.merchant };
+  return { outTradeNo: req.outTradeNo, deviceId: deviceIdOf(req.outTradeNo), merchant: req.merchant };
 }
 
 function factsForLog(f: AlipayFacts): Record<string, unknown> {

@@ -2,7 +2,7 @@ import { networkInterfaces } from 'node:os';
 import { createSecureContext } from 'node:tls';
 import { pino, type Logger } from 'pino';
 import { Pool, type Dispatcher } from 'undici';
-import { ErrorCode, ProtocolError } from '../../../protocol/index.js';
+import { deviceIdOf, ErrorCode, ProtocolError } from '../../../protocol/index.js';
 import type { MerchantLookup } from '../../merchants/merchant.js';
 import type { WechatChannelConfig } from '../channel-config.js';
 import { readCaFile, readCredentialFile, readCredentialText } from '../credential-file.js';
@@ -218,7 +218,7 @@ export function createWechatGateway(deps: WechatGatewayDeps): WechatGateway {
     const r = isNotSent(m) ? m : await converse(m, { outTradeNo: req.outTradeNo, subMchId: m.subMchId });
     const outcome = isNotSent(r) ? unsent(r) : (r as T | Unknown);
     const detail = outcome.kind === 'unknown' ? { code: (outcome as Unknown).code, message: (outcome as Unknown).message } : {};
-    log[outcome.kind === 'unknown' ? 'warn' : 'debug']({ call, outTradeNo: req.outTradeNo, merchant: req.merchant, outcome: outcome.kind, ...detail, ms: Math.round(performance.now() - started) }, `wechat ${call}`);
+    log[outcome.kind === 'unknown' ? 'warn' : 'debug']({ call, outTradeNo: req.outTradeNo, deviceId: deviceIdOf(req.outTradeNo), merchant: req.merchant, outcome: outcome.kind, ...detail, ms: Math.round(performance.now() - started) }, `wechat ${call}`);
     return outcome;
   }
 
