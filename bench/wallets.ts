@@ -1,3 +1,4 @@
+import { ChannelConfig } from '../cloud/gateway/channel-config.js';
 import diagnostics from 'node:diagnostics_channel';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -170,7 +171,7 @@ async function adapterRoundTrips(p: WalletsParams, before: Promise<unknown>) {
   };
   const merchants = async (id: string) => (id === MERCHANT ? merchant : undefined);
   const build = (wallet: Wallet, mode: Mode): ChannelGateway => {
-    const c = sims.channels[wallet];
+    const c = sims.channels[wallet] && ChannelConfig.parse(sims.channels[wallet]);
     if (c?.kind === 'wechat') return wechatGatewayFromConfig(wallet, { ...c, keepAlive: mode === 'on' }, { merchants });
     if (c?.kind === 'alipay') return alipayGatewayFromConfig(wallet, { ...c, keepAlive: mode === 'on' }, { merchants, clock: systemClock });
     throw new Error(`no ${wallet} channel from startWalletSimulators`);
@@ -191,7 +192,7 @@ async function adapterRoundTrips(p: WalletsParams, before: Promise<unknown>) {
   const blockMedians: Record<string, number[]> = Object.fromEntries(lanes.map((l) => [`${l.wallet}-${l.mode}`, []]));
 
   const pay = async (lane: Lane, record: boolean) => {
-    const sim = lane.wallet === 'wechat' ? sims.wechat : sims.alipay;
+    const sim = sims.sims.get(lane.wallet)!;
     const req: PayRequest = {
       outTradeNo: `wb${lane.wallet === 'wechat' ? 'wx' : 'ali'}${lane.mode}-${++seq}`,
       amount: 100 + random.int(0, 9_900),

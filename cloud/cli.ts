@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import QRCode from 'qrcode';
 import { ATTEMPT_STATES, CloudAttemptRecord, describeIssues, ErrorCode, isProtocolError, pairingQrText, ProtocolError, type AttemptState } from '../protocol/index.js';
 import { merchantId as merchantIdSchema, MerchantPatch, type Merchant } from './merchants/merchant.js';
+import { walletsOf } from './gateway/channel-config.js';
 import { systemClock } from '../protocol/clock.js';
 import { loadConfig, type CloudConfig } from './config.js';
 import { startCloud } from './index.js';
@@ -9,6 +10,7 @@ import { createLogger } from './log.js';
 import { createPairingCode } from './pairing/pairing.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { Attempt } from './payments/transaction.js';
+import { registerReconcileCommand } from './reconcile/command.js';
 
 /**
  * scanbox-cloud: start the cloud, and the support commands that work on its store (also while it
@@ -157,6 +159,51 @@ merchant
     });
   });
 
+const channel = program.command('channel').description("the provider accounts payments go through: health, and the operator's pins and disables");
+const channelOpts = (c: Command) => c.option('--db <path>', 'SQLite store').option('--config <file>', 'JSON config file (the channels)');
+channelOpts(channel.command('list'))
+  .description('every channel: wallets, cost, breaker state and window figures (as the running cloud last wrote them), pins and disables')
+  .option('--json', 'print JSON')
+  .action(async (o: { db?: string; config?: string; json?: boolean }) => {
+    await withStore(o, async (store, config) => {
+      const rows = await channelRows(store, config);
+      if (o.json) return void console.log(JSON.stringify(rows));
+      console.log(['CHANNEL', 'KIND', 'WALLETS', 'COST', 'OPERATOR', 'BREAKER', 'SINCE', 'CALLS', 'FAILED', 'P50 MS'].join('\t'));
+      for (const r of rows) {
+        const h = r.health;
+        const since = h ? new Date(h.since).toISOString() : '-';
+        console.log([r.channel, r.kind, r.wallets.join(','), r.cost, r.operator ?? '-', h?.state ?? '-', since, h?.calls ?? '-', h?.failures ?? '-', h?.p50LatencyMs ?? '-'].join('\t'));
+      }
+    });
+  });
+const overrideCommand = (name: string, description: string, mode: 'pinned' | 'disabled' | null) =>
+  channelOpts(channel.command(`${name} <channel>`))
+    .description(description)
+    .action(async (name: string, o: { db?: string; config?: string }) => {
+      await withStore(o, async (store, config) => {
+        const c = config.channels[name];
+        if (!c) throw new ProtocolError(ErrorCode.CONFIG_INVALID, `no channel ${name} in the config (channels: ${Object.keys(config.channels).join(', ') || 'none'})`);
+        await store.setChannelOverride(name, mode ? { mode, wallets: [...walletsOf(c)] } : null, Date.now());
+        console.log(`${name}: ${mode ?? 'back to routing by health and cost'} (a running cloud applies it within channelPollMs)`);
+      });
+    });
+overrideCommand('pin', "route every new payment of the channel's wallets to it, whatever its health (replaces another pin of those wallets)", 'pinned');
+overrideCommand('disable', 'route no new payment to the channel (its open attempts still finish on it)', 'disabled');
+overrideCommand('enable', "clear a pin or disable: routing by health and cost again", null);
+
+async function channelRows(store: SqliteStore, config: CloudConfig) {
+  const overrides = new Map((await store.channelOverrides()).map((o) => [o.channel, o.mode]));
+  const states = new Map((await store.channelStates()).map((r) => [r.channel, r.summary]));
+  return Object.entries(config.channels).map(([name, c]) => ({
+    channel: name,
+    kind: c.kind,
+    wallets: [...walletsOf(c)],
+    cost: `${c.cost.bps} bps + ${c.cost.fixedFen} fen`,
+    operator: overrides.get(name) ?? null,
+    health: states.get(name) ?? null,
+  }));
+}
+
 const pair = program.command('pair').description('pairing codes for field engineers');
 pair
   .command('create')
@@ -246,6 +293,8 @@ function describe(a: Attempt): string {
   const amount = `${a.amount} ${a.currency}`;
   return [a.outTradeNo, a.state, a.reason ?? '-', a.saleId, amount, a.wallet ?? '-', a.channel ?? '-', a.flag ?? '-', new Date(a.updatedAt).toISOString()].join('\t');
 }
+
+registerReconcileCommand(program);
 
 try {
   await program.parseAsync(process.argv);

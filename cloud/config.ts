@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { describeIssues, ErrorCode, ProtocolError } from '../protocol/index.js';
 import { DEFAULT_MQTT_LIMITS } from './broker/mqtt-edge.js';
-import { ChannelsConfig, RoutesConfig } from './gateway/channel-config.js';
+import { ChannelHealthConfig, ChannelsConfig, DEFAULT_CHANNEL_HEALTH, RoutesConfig } from './gateway/channel-config.js';
 import { WALLET_RULES } from './gateway/wallet-rules.js';
 
 /**
@@ -48,8 +48,12 @@ export const CloudConfig = z.strictObject({
   gateway: z.enum(['http', 'instant']).default('http'),
   /** Provider accounts by name (channel-config.ts): WeChat Pay, Alipay, generic HTTP. */
   channels: ChannelsConfig.default({}),
-  /** The channel each wallet's new attempts start on; default: the channel named after the wallet. */
+  /** A standing pin: the only channel a wallet's new attempts start on (the operator's `channel pin` overrides it). */
   routes: RoutesConfig.default({}),
+  /** Each channel's circuit breaker (channel-config.ts ChannelHealthConfig). */
+  channelHealth: ChannelHealthConfig.default(DEFAULT_CHANNEL_HEALTH),
+  /** How often a running cloud reads the operator's channel pins and disables (`scanbox-cloud channel`), and writes the channels' health for `channel list`. */
+  channelPollMs: z.number().int().positive().default(1_000),
   gatewayCallTimeoutMs: ms.default(10_000),
   /** Gateway calls in flight at once per channel (today: per wallet); more wait their turn, in order. */
   gatewayConcurrency: z.number().int().min(1).default(64),

@@ -15,6 +15,7 @@ import { SqliteStore } from './store/sqlite-store.js';
 import type { CloudStore } from './store/store.js';
 import type { MachineConfig } from './payments/transaction.js';
 import { channelsFromConfig } from './gateway/channels.js';
+import { watchChannels } from './gateway/channel-watch.js';
 import { reverseWindowsOf, WALLET_RULES } from './gateway/wallet-rules.js';
 
 export { httpGateway } from './gateway/http-gateway.js';
@@ -92,12 +93,13 @@ export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud>
     const link = broker.serviceLink;
     cleanup.unshift(() => link.close());
     const fleet = new Fleet({ store, clock, logger, heartbeatIntervalS: config.heartbeatIntervalS });
-    const router = channelsFromConfig(config, { merchants: (id) => store.getMerchant(id), clock, logger }, opts.gateway);
+    const router = channelsFromConfig(config, { merchants: (id) => store.getMerchant(id), clock, random: opts.random ?? Math.random, logger, metrics }, opts.gateway);
     cleanup.unshift(() => router.close());
+    cleanup.unshift(await watchChannels({ store, router, logger, clock, pollMs: config.channelPollMs }));
     const attempts = new AttemptsService({
       store,
       gateway: router,
-      channelFor: (wallet, merchantId) => router.channelFor(wallet, merchantId),
+      channelFor: (wallet, merchantId, amount, outTradeNo) => router.channelFor(wallet, merchantId, amount, outTradeNo),
       logger,
       metrics,
       clock,

@@ -14,7 +14,8 @@ export type CounterName =
   | 'devices_paired_total'
   | 'gateway_calls_total'
   | 'results_sent_total'
-  | 'mqtt_connections_cut_total';
+  | 'mqtt_connections_cut_total'
+  | 'channel_transitions_total';
 
 export class Metrics {
   private readonly counts = new Map<string, number>();

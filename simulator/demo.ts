@@ -24,6 +24,8 @@ interface Chapter {
 interface Ctx {
   rig: Rig;
   box: Box;
+  /** A line printed under the chapter's title. */
+  note(line: string): void;
   /** A fresh code for `wallet`, bound to `scenario` at the gateway. */
   code(wallet: Wallet, scenario: ScenarioInput): string;
 }
@@ -112,7 +114,47 @@ const CHAPTERS: Chapter[] = [
       if (result.outTradeNo) await rig.waitUndone(result.outTradeNo, 20 * SECOND);
     },
   },
+  {
+    ref: 'R-008',
+    title: "The primary WeChat channel goes down: its breaker opens, the next sale goes through the backup, and payments come back once it heals",
+    async run({ rig, box, code, note }) {
+      const primaries = rig.primaryChannels();
+      primaries.forEach((c) => rig.outage(c, 1));
+      await sale(box, 'R-008', 3000);
+      await box.scanner.scan(code('wechat', { name: 'success' }));
+      await until(async () => (await rig.channelStates())[primaries[0]!] === 'open', 20 * SECOND);
+      note(`${primaries[0]} breaker OPEN after its calls failed; the cashier cancels R-008 (undone once the channel is back)`);
+      await box.ecr.cancel('R-008');
+      await sale(box, 'R-009', 3000);
+      await box.scanner.scan(code('wechat', { name: 'success' }));
+      await box.ecr.resultFor('R-009', 10 * SECOND);
+      note(`R-009 went through ${await channelOf(rig, 'R-009')}`);
+      primaries.forEach((c) => rig.outage(c, 0));
+      await box.ecr.resultFor('R-008', 30 * SECOND);
+      await until(async () => (await rig.channelStates())[primaries[0]!] !== 'open', 20 * SECOND);
+      await sale(box, 'R-010', 3000);
+      await box.scanner.scan(code('wechat', { name: 'success' }));
+      await box.ecr.resultFor('R-010', 10 * SECOND);
+      note(`healed: R-010 probed ${await channelOf(rig, 'R-010')}, which is ${(await rig.channelStates())[primaries[0]!]} again`);
+    },
+  },
 ];
+
+/** The channel the paid attempt of a sale went through, from the cloud's records. */
+async function channelOf(rig: Rig, ref: string): Promise<string> {
+  const { cloud, devices } = await rig.snapshot();
+  const outTradeNos = new Set(devices.flat().filter((d) => d.saleRef === ref).map((d) => d.outTradeNo));
+  const paid = cloud.find((a) => outTradeNos.has(a.outTradeNo) && a.state === 'SUCCESS');
+  return paid?.channel ?? '(not paid)';
+}
+
+async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`demo: condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
 
 async function sale(box: Box, ref: string, amount: number): Promise<void> {
   const mark = box.ecr.mark();
@@ -145,15 +187,18 @@ export async function runDemo(opts: DemoOptions): Promise<ReconcileReport> {
   const random = createRandom(opts.seed);
   out(`scanbox demo — working in ${dir}`);
   const wallets = opts.wallets ?? 'scripted';
-  const rig = await Rig.start({ dir, seed: opts.seed, wallets, cloudConfig: FAST_CLOUD_CONFIG, deviceConfig: FAST_DEVICE_CONFIG });
+  const rig = await Rig.start({ dir, seed: opts.seed, wallets, channelsPerWallet: 2, cloudConfig: FAST_CLOUD_CONFIG, deviceConfig: FAST_DEVICE_CONFIG });
   try {
     out(`cloud up: ${rig.httpUrl} (MQTT through the fault proxy on port ${rig.proxy.port}); gateway simulator at ${rig.gatewayUrl}`);
     if (wallets === 'real-formats') out(`WeChat Pay and Alipay through the cloud's adapters: signed XML / RSA2 over HTTPS to ${rig.walletUrls().join(' and ')}`);
     const box = await rig.addBox('box-1');
     out(`box paired through POST /v1/pair as ${box.deviceId}, connected\n`);
+    const notes: string[][] = CHAPTERS.map(() => []);
+    let current = 0;
     const ctx: Ctx = {
       rig,
       box,
+      note: (line) => notes[current]!.push(line),
       code: (wallet, scenario) => {
         const c = validCode(random, wallet);
         rig.gateway.bind(c, scenario);
@@ -161,7 +206,8 @@ export async function runDemo(opts: DemoOptions): Promise<ReconcileReport> {
       },
     };
     const marks: Array<{ screens: number; ecr: number; seconds: number }> = [];
-    for (const chapter of CHAPTERS) {
+    for (const [i, chapter] of CHAPTERS.entries()) {
+      current = i;
       const started = Date.now();
       marks.push({ screens: box.proc.mark(), ecr: box.ecr.mark(), seconds: 0 });
       await chapter.run(ctx);
@@ -174,6 +220,7 @@ export async function runDemo(opts: DemoOptions): Promise<ReconcileReport> {
       const { screens, ecr, seconds } = marks[i]!;
       const next = marks[i + 1];
       out(`${i + 1}. ${chapter.title}  (${seconds.toFixed(1)} s)`);
+      for (const n of notes[i]!) out(`     channel: ${n}`);
       for (const sc of dedupe(box.screens(chapter.ref, screens, next?.screens))) out(`     screen: ${sc}`);
       for (const m of box.ecr.received.slice(ecr, next?.ecr)) out(`     ECR ← ${describeEcr(m)}`);
     }

@@ -7,7 +7,7 @@ import { isFinal, type CloudAttemptRecord, type DeviceAttemptRecord } from '../p
 import { FaultProxy } from './chaos/fault-proxy.js';
 import { ScriptedGateway } from './gateway/scripted-gateway.js';
 import { startGatewayServer, type GatewayServer } from './gateway/gateway-server.js';
-import { startWalletSimulators, type WalletSimulators } from './gateway/wallet-simulators.js';
+import { ONE_ACCOUNT_EACH, startWalletSimulators, TWO_ACCOUNTS_EACH, type WalletSimulators } from './gateway/wallet-simulators.js';
 import { PartProcess, runPartJson } from './processes.js';
 import { PtyPair } from './devices/pty.js';
 import type { SerialEnd } from './devices/serial-end.js';
@@ -36,6 +36,10 @@ export const FAST_CLOUD_CONFIG = {
   lateCheckDelayMs: 1_500,
   heartbeatIntervalS: 2,
   logLevel: 'info',
+  // Channel health on the same scale: a window of seconds, a short cool-down.
+  // Every new payment probes a half-open channel, and one success closes it: the switch-back is prompt.
+  channelHealth: { windowMs: 8_000, minCalls: 8, coolDownMs: 4_000, slowCallMs: 1_400, probeShare: 1, probesToClose: 1 },
+  channelPollMs: 250,
 };
 export const FAST_DEVICE_CONFIG = {
   paymentDeadlineMs: 10_000,
@@ -64,6 +68,12 @@ export const WALLET_MODES: readonly WalletMode[] = ['scripted', 'real-formats'];
 export interface RigOptions extends BoxHost {
   seed: number | string;
   wallets?: WalletMode;
+  /**
+   * Provider accounts per wallet: 1, or 2 — a cheap primary and a dearer backup, each with its own
+   * simulator (real-formats: `wechat`/`wechat-backup`, `alipay`/`alipay-backup`; scripted: `primary`
+   * and `backup` JSON gateways serving every wallet), so channel outages can be played.
+   */
+  channelsPerWallet?: 1 | 2;
   mix?: ScenarioMixInput;
   cloudConfig?: Record<string, unknown>;
   logger?: Logger;
@@ -95,6 +105,8 @@ export class Rig {
   readonly gateway: ScriptedGateway;
   private gatewayServer!: GatewayServer;
   private walletSims: WalletSimulators | undefined;
+  /** The scripted mode's extra JSON gateways, one per channel, when there are two. */
+  private channelServers = new Map<string, GatewayServer>();
   proxy!: FaultProxy;
 
   private constructor(readonly opts: RigOptions) {
@@ -106,15 +118,41 @@ export class Rig {
     mkdirSync(opts.dir, { recursive: true });
     const rig = new Rig(opts);
     rig.gatewayServer = await startGatewayServer({ gateway: rig.gateway });
-    if (opts.wallets === 'real-formats') {
-      rig.walletSims = await startWalletSimulators(rig.gateway, path.join(opts.dir, 'wallets'));
-      rig.merchantWalletIds = rig.walletSims.merchantFlags;
-    }
+    await rig.startChannels();
     [rig.mqttPort, rig.httpPort] = await Promise.all([freePort(), freePort()]);
     rig.proxy = new FaultProxy({ targetPort: rig.mqttPort });
     await rig.proxy.start();
     await rig.startCloud();
     return rig;
+  }
+
+  private async startChannels(): Promise<void> {
+    const two = this.opts.channelsPerWallet === 2;
+    if (this.opts.wallets === 'real-formats') {
+      this.walletSims = await startWalletSimulators(this.gateway, path.join(this.opts.dir, 'wallets'), { accounts: two ? TWO_ACCOUNTS_EACH : ONE_ACCOUNT_EACH });
+      this.merchantWalletIds = this.walletSims.merchantFlags;
+    } else if (two) {
+      for (const name of ['primary', 'backup']) this.channelServers.set(name, await startGatewayServer({ gateway: this.gateway }));
+    }
+  }
+
+  /** The cloud config's `channels`: the wallet simulators', or the two JSON gateways', or none (`--gateway-url` serves all). */
+  private channelsConfig(): Record<string, unknown> {
+    if (this.walletSims) return this.walletSims.channels;
+    const cost = { primary: { bps: 20 }, backup: { bps: 38 } } as Record<string, { bps: number }>;
+    return Object.fromEntries([...this.channelServers].map(([name, server]) => [name, { kind: 'http', url: server.url, wallets: ['wechat', 'alipay', 'unionpay'], cost: cost[name] }]));
+  }
+
+  /** Each channel's breaker as the running cloud last wrote it (`scanbox-cloud channel list --json`). */
+  async channelStates(): Promise<Record<string, string>> {
+    const rows = await runPartJson<{ channel: string; health: { state: string } | null }[]>('cloud', ['channel', 'list', '--db', this.cloudDb, '--config', path.join(this.opts.dir, 'cloud.json'), '--json']);
+    return Object.fromEntries(rows.map((r) => [r.channel, r.health?.state ?? 'unknown']));
+  }
+
+  /** The channels an outage may hit: every wallet's primary (the backups take over). */
+  primaryChannels(): string[] {
+    if (this.walletSims) return [...this.walletSims.sims.keys()].filter((n) => !n.endsWith('-backup'));
+    return this.channelServers.has('primary') ? ['primary'] : [];
   }
 
   get cloudDb(): string {
@@ -128,7 +166,7 @@ export class Rig {
   /** (Re)start the cloud on the same ports and store: boxes reach it through the proxy. */
   async startCloud(): Promise<void> {
     const configFile = path.join(this.opts.dir, 'cloud.json');
-    const channels = this.walletSims ? { channels: this.walletSims.channels } : {};
+    const channels = Object.keys(this.channelsConfig()).length ? { channels: this.channelsConfig() } : {};
     const config = { publicMqttUrl: `mqtt://127.0.0.1:${this.proxy.port}`, ...channels, ...this.opts.cloudConfig };
     await writeJson(configFile, config);
     this.cloud = PartProcess.start('cloud', [
@@ -189,7 +227,16 @@ export class Rig {
 
   /** The wallet simulators' addresses (real-formats mode). */
   walletUrls(): string[] {
-    return this.walletSims ? [this.walletSims.wechat.url, this.walletSims.alipay.url] : [];
+    return [...(this.walletSims?.sims.values() ?? [])].map((sim) => sim.url);
+  }
+
+  /** A share of channel `channel`'s calls refused by its provider from now on (0: healed). */
+  outage(channel: string, share: number): void {
+    const sim = this.walletSims?.sims.get(channel);
+    if (sim) return sim.faults.outage(share);
+    const server = this.channelServers.get(channel);
+    if (!server) throw new Error(`no simulated channel ${channel}`);
+    server.outage(share);
   }
 
   /** Until the gateway's ledger shows the charge of `outTradeNo` undone (reversed or refunded). */
@@ -219,6 +266,7 @@ export class Rig {
     await this.proxy?.stop();
     await this.gatewayServer?.close();
     await this.walletSims?.close();
+    await Promise.all([...this.channelServers.values()].map((s) => s.close()));
     this.gateway.stop();
   }
 }

@@ -83,7 +83,7 @@ process.on('message', (m: IpcMessage) => {
   else if (m.type === 'snapshot') {
     void cloud.store.listAttempts({}).then((attempts) => tell({ type: 'snapshot', ledger: gateway.ledger.entries(), cloud: cloudRecords(attempts) }));
   } else if (m.type === 'walletStats') {
-    tell({ type: 'walletStats', connections: { wechat: sims?.wechat.connections() ?? 0, alipay: sims?.alipay.connections() ?? 0 } });
+    tell({ type: 'walletStats', connections: { wechat: sims?.sims.get('wechat')?.connections() ?? 0, alipay: sims?.sims.get('alipay')?.connections() ?? 0 } });
   } else if (m.type === 'stop') {
     void closeAll().then(() => process.exit(0));
   }

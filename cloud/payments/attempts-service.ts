@@ -41,8 +41,11 @@ import { transition, type Attempt, type AttemptEvent, type Effect, type GatewayE
 export interface AttemptsServiceDeps {
   store: CloudStore;
   gateway: Gateway;
-  /** The channel a new attempt of this wallet and merchant starts on; default: the one named after the wallet. */
-  channelFor?: (wallet: Wallet, merchantId: string) => string;
+  /**
+   * The channel a new attempt starts on (routing); null: no channel may take it (its pay is refused
+   * unsent). Asked once per attempt, when its first pay is recorded. Default: the one named after the wallet.
+   */
+  channelFor?: (wallet: Wallet, merchantId: string, amount: number, outTradeNo: string) => string | null;
   logger: Logger;
   metrics: Metrics;
   clock: Clock;
@@ -71,6 +74,9 @@ interface DispatchOptions {
   /** Hold the gateway calls the event starts this long first (a resumed attempt's share of the spread). */
   callDelayMs?: number;
 }
+
+/** The channel of a new attempt no channel may take: its pay is refused unsent by the router. */
+const NO_CHANNEL = 'none';
 
 /** How many times a write that lost an optimistic-concurrency race is re-run on fresh state. */
 const MAX_WRITE_RETRIES = 5;
@@ -132,8 +138,8 @@ export class AttemptsService {
       case 'pay': {
         const m = msg as UpMessage<'pay'>;
         this.log(m.outTradeNo, deviceId).info({ saleId: m.saleId, amount: m.amount, wallet: m.wallet, code: maskPaymentCode(m.code) }, 'pay received');
-        const channel = this.deps.channelFor?.(m.wallet, merchantId) ?? m.wallet;
-        return this.dispatch(m.outTradeNo, { type: 'pay', outTradeNo: m.outTradeNo, deviceId, merchantId, channel, saleId: m.saleId, saleRef: m.saleRef, amount: m.amount, currency: m.currency, wallet: m.wallet, code: m.code }, { sender: deviceId });
+        // The channel is chosen in `step`, once the store says this pay starts a new attempt.
+        return this.dispatch(m.outTradeNo, { type: 'pay', outTradeNo: m.outTradeNo, deviceId, merchantId, channel: m.wallet, saleId: m.saleId, saleRef: m.saleRef, amount: m.amount, currency: m.currency, wallet: m.wallet, code: m.code }, { sender: deviceId });
       }
       case 'cancel': {
         const m = msg as UpMessage<'cancel'>;
@@ -202,6 +208,7 @@ export class AttemptsService {
     for (let i = 0; i < MAX_WRITE_RETRIES; i++) {
       const before = await this.deps.store.getAttempt(outTradeNo);
       if (sender !== undefined) this.checkOwner(outTradeNo, before, sender);
+      if (ev.type === 'pay' && !before && i === 0) ev = { ...ev, channel: this.routeNew(ev) };
       const t = transition(before, ev, { now: this.deps.clock.now(), config: this.deps.machine, random: this.deps.random });
       if (!t.changed || !t.attempt) return { attempt: t.attempt, list: t.effects };
       const res = await this.commits.write({
@@ -222,6 +229,11 @@ export class AttemptsService {
       if (res.why === 'sale_taken' && ev.type === 'outcome' && (ev.call === 'pay' || ev.call === 'query')) ev = { ...ev, saleWinner: res.winner };
     }
     throw new ProtocolError(ErrorCode.INTERNAL, `attempt ${outTradeNo} kept changing under this write; will retry on the next event`);
+  }
+
+  /** Routing is asked once per new attempt: it may start a probe of a half-open channel. */
+  private routeNew(e: Extract<AttemptEvent, { type: 'pay' }>): string {
+    return this.deps.channelFor?.(e.wallet, e.merchantId, e.amount, e.outTradeNo) ?? (this.deps.channelFor ? NO_CHANNEL : e.wallet);
   }
 
   private perform(a: Attempt | undefined, e: Effect, callDelayMs: number): void {

@@ -158,6 +158,39 @@ export const MIGRATIONS: readonly string[] = [
   UPDATE attempts SET channel = wallet, merchant_id = (SELECT d.merchant_id FROM devices d WHERE d.device_id = attempts.device_id);
   CREATE INDEX attempts_flagged ON attempts(flag) WHERE flag IS NOT NULL;
   `,
+  // 6: the morning reconciliation (cloud/reconcile/) keeps what it found in a day's bill and what it
+  // did about it, beside the attempts, not in them: the attempt machine never reads it. A second run
+  // sees its first run's refunds as settled instead of finding (and refunding) them again. No index on
+  // attempts.created_at for the day's attempts: every attempt write sets every column, and a scan
+  // once a morning is cheaper than an index touched by every payment.
+  `
+  CREATE TABLE reconcile_findings (
+    bill_date TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    out_trade_no TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('open', 'settled')),
+    merchant_id TEXT,
+    amount INTEGER NOT NULL,
+    detail TEXT NOT NULL,
+    action TEXT,
+    found_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (bill_date, channel, out_trade_no, kind)
+  );
+  `,
+  // 7: channels. The operator's pins and disables (written by `scanbox-cloud channel`, read by every
+  // running cloud), and each channel's breaker state as the running cloud last wrote it (for
+  // `channel list`: the breaker itself lives in the process that routes).
+  `
+  CREATE TABLE channel_overrides (
+    channel TEXT PRIMARY KEY,
+    mode TEXT NOT NULL CHECK (mode IN ('pinned', 'disabled')),
+    wallets TEXT NOT NULL,
+    at INTEGER NOT NULL
+  );
+  CREATE TABLE channel_states (channel TEXT PRIMARY KEY, summary TEXT NOT NULL, at INTEGER NOT NULL);
+  `,
 ];
 
 /** SHA-256 hex of purpose + code: the key of pairing_codes since schema 4. */

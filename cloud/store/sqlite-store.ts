@@ -1,12 +1,15 @@
 import Database from 'better-sqlite3';
 import { closeSync, openSync } from 'node:fs';
-import { ErrorCode, ProtocolError, type AttemptState } from '../../protocol/index.js';
+import { ErrorCode, ProtocolError, type AttemptState, type Wallet } from '../../protocol/index.js';
 import { ATTEMPT_COLUMNS, MIGRATIONS, openConnection, pairingCodeHash, UNACKED_SQL } from './sqlite-schema.js';
 import { CommitThread, threadedWriter } from './commit-thread.js';
 import { inlineWriter, SqliteWriter, type AsyncWriter } from './sqlite-writer.js';
 import type {
+  ChannelOverride,
+  ChannelStateRow,
   AttemptEventRow,
   AttemptFilter,
+  AttemptsCreated,
   AttemptWrite,
   CloudStore,
   DeviceAuth,
@@ -14,6 +17,7 @@ import type {
   FleetUpdate,
   NewDevice,
   PairingCodeRow,
+  ReconcileFindingRow,
   RedeemRefusal,
   RedeemResult,
   WriteResult,
@@ -47,6 +51,22 @@ function toAttempt(row: Row): Attempt {
   const a: Record<string, unknown> = {};
   for (const [field, col] of ATTEMPT_COLUMNS) a[field] = row[col] ?? null;
   return a as unknown as Attempt;
+}
+
+function toFinding(r: Row): ReconcileFindingRow {
+  return {
+    billDate: r.bill_date as string,
+    channel: r.channel as string,
+    outTradeNo: r.out_trade_no as string,
+    kind: r.kind as string,
+    status: r.status as ReconcileFindingRow['status'],
+    merchantId: (r.merchant_id as string | null) ?? null,
+    amount: r.amount as number,
+    detail: r.detail as string,
+    action: (r.action as string | null) ?? null,
+    foundAt: r.found_at as number,
+    updatedAt: r.updated_at as number,
+  };
 }
 
 function toDevice(r: Row): DeviceRow {
@@ -318,7 +338,58 @@ export class SqliteStore implements CloudStore {
     }));
   }
 
+  async listAttemptsCreated(range: AttemptsCreated): Promise<Attempt[]> {
+    const rows = this.db.prepare('SELECT * FROM attempts WHERE channel=? AND created_at >= ? AND created_at < ? ORDER BY created_at, out_trade_no').all(range.channel, range.from, range.to) as Row[];
+    return rows.map(toAttempt);
+  }
+
+  async listReconcileFindings(billDate: string, channel: string): Promise<ReconcileFindingRow[]> {
+    const rows = this.db.prepare('SELECT * FROM reconcile_findings WHERE bill_date=? AND channel=? ORDER BY out_trade_no, kind').all(billDate, channel) as Row[];
+    return rows.map(toFinding);
+  }
+
+  async saveReconcileFindings(rows: ReconcileFindingRow[]): Promise<void> {
+    const upsert = this.db.prepare(
+      `INSERT INTO reconcile_findings (bill_date, channel, out_trade_no, kind, status, merchant_id, amount, detail, action, found_at, updated_at)
+       VALUES (@billDate, @channel, @outTradeNo, @kind, @status, @merchantId, @amount, @detail, @action, @foundAt, @updatedAt)
+       ON CONFLICT (bill_date, channel, out_trade_no, kind) DO UPDATE SET status=excluded.status, merchant_id=excluded.merchant_id,
+         amount=excluded.amount, detail=excluded.detail, action=excluded.action, updated_at=excluded.updated_at`,
+    );
+    this.db.transaction(() => {
+      for (const r of rows) upsert.run(r);
+    }).immediate();
+  }
+
   /** Writes already asked for are committed first. */
+  async channelOverrides(): Promise<ChannelOverride[]> {
+    const rows = this.db.prepare('SELECT * FROM channel_overrides ORDER BY channel').all() as Row[];
+    return rows.map((r) => ({ channel: r.channel as string, mode: r.mode as ChannelOverride['mode'], wallets: (r.wallets as string).split(',').filter(Boolean) as Wallet[], at: r.at as number }));
+  }
+
+  async setChannelOverride(channel: string, override: { mode: 'pinned' | 'disabled'; wallets: Wallet[] } | null, now: number): Promise<void> {
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM channel_overrides WHERE channel=?').run(channel);
+      if (!override) return;
+      if (override.mode === 'pinned') {
+        // One pin per wallet: a pin of another channel of one of these wallets gives way.
+        for (const r of this.db.prepare(`SELECT channel, wallets FROM channel_overrides WHERE mode='pinned'`).all() as Row[]) {
+          if ((r.wallets as string).split(',').some((w) => override.wallets.includes(w as Wallet))) this.db.prepare('DELETE FROM channel_overrides WHERE channel=?').run(r.channel);
+        }
+      }
+      this.db.prepare('INSERT INTO channel_overrides (channel, mode, wallets, at) VALUES (?,?,?,?)').run(channel, override.mode, override.wallets.join(','), now);
+    }).immediate();
+  }
+
+  async saveChannelStates(rows: ChannelStateRow[]): Promise<void> {
+    const put = this.db.prepare('INSERT INTO channel_states (channel, summary, at) VALUES (?,?,?) ON CONFLICT(channel) DO UPDATE SET summary=excluded.summary, at=excluded.at');
+    this.db.transaction(() => rows.forEach((r) => put.run(r.channel, JSON.stringify(r.summary), r.at)))();
+  }
+
+  async channelStates(): Promise<ChannelStateRow[]> {
+    const rows = this.db.prepare('SELECT * FROM channel_states ORDER BY channel').all() as Row[];
+    return rows.map((r) => ({ channel: r.channel as string, summary: JSON.parse(r.summary as string) as ChannelStateRow['summary'], at: r.at as number }));
+  }
+
   async close(): Promise<void> {
     await this.writer.close();
     if (this.db.open) this.db.close();

@@ -1,4 +1,5 @@
-import type { AttemptState } from '../../protocol/index.js';
+import type { AttemptState, Wallet } from '../../protocol/index.js';
+import type { HealthSummary } from '../gateway/channel-health.js';
 import type { Attempt, AttemptFlag } from '../payments/transaction.js';
 import type { Merchant, MerchantPatch } from '../merchants/merchant.js';
 
@@ -99,6 +100,53 @@ export interface AttemptFilter {
   limit?: number;
 }
 
+/** A channel's attempts created in [from, to) (epoch ms): the morning reconciliation's view of a day. */
+export interface AttemptsCreated {
+  channel: string;
+  from: number;
+  to: number;
+}
+
+export type ReconcileFindingStatus = 'open' | 'settled';
+
+/**
+ * One finding of the morning reconciliation (cloud/reconcile/), kept so that a second run knows
+ * what the first found and did: keyed by (billDate, channel, outTradeNo, kind).
+ */
+export interface ReconcileFindingRow {
+  /** The bill's business day, yyyy-MM-dd (Beijing). */
+  billDate: string;
+  channel: string;
+  outTradeNo: string;
+  /** compare.ts FINDING_KINDS. */
+  kind: string;
+  /** open: a person must look; settled: nothing is left to do. */
+  status: ReconcileFindingStatus;
+  merchantId: string | null;
+  /** fen. */
+  amount: number;
+  detail: string;
+  /** What a run did about it (a refund and its number, a query's answer). */
+  action: string | null;
+  foundAt: number;
+  updatedAt: number;
+}
+
+/** An operator's channel decision: pinned for its wallets (the only channel their new payments use), or disabled. */
+export interface ChannelOverride {
+  channel: string;
+  mode: 'pinned' | 'disabled';
+  wallets: Wallet[];
+  at: number;
+}
+
+/** A channel's breaker state and window figures, as a running cloud last wrote them. */
+export interface ChannelStateRow {
+  channel: string;
+  summary: HealthSummary;
+  at: number;
+}
+
 export interface CloudStore {
   // merchants
   /** Adds a merchant; refuses (MERCHANT_EXISTS) one that exists. */
@@ -142,6 +190,24 @@ export interface CloudStore {
   listUnackedFinal(deviceId: string): Promise<Attempt[]>;
   listAttempts(filter: AttemptFilter): Promise<Attempt[]>;
   attemptEvents(outTradeNo: string): Promise<AttemptEventRow[]>;
+
+  // the morning reconciliation
+  /** A channel's attempts created in [from, to), oldest first. */
+  listAttemptsCreated(range: AttemptsCreated): Promise<Attempt[]>;
+  /** The findings recorded for one bill day and channel, by outTradeNo, then kind. */
+  listReconcileFindings(billDate: string, channel: string): Promise<ReconcileFindingRow[]>;
+  /** Adds or replaces findings by their key, all or none; a replaced finding keeps its first foundAt. */
+  saveReconcileFindings(rows: ReconcileFindingRow[]): Promise<void>;
+
+  // channels
+  channelOverrides(): Promise<ChannelOverride[]>;
+  /**
+   * Pins a channel (replacing any other pin of one of its wallets), disables it, or (null) clears
+   * what the operator said about it — in one transaction.
+   */
+  setChannelOverride(channel: string, override: { mode: 'pinned' | 'disabled'; wallets: Wallet[] } | null, now: number): Promise<void>;
+  saveChannelStates(rows: ChannelStateRow[]): Promise<void>;
+  channelStates(): Promise<ChannelStateRow[]>;
 
   close(): Promise<void>;
 }

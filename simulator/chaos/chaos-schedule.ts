@@ -25,6 +25,12 @@ export const FAULT_KINDS = [
   'duplicates',
   /** One box's wall clock jumps forward by `forwardS`, then back to `backS` behind real time, then is put right. */
   'clock_jump',
+  /**
+   * For `durationMs` a share `rate` of a primary channel's calls is refused by its provider (HTTP 503):
+   * its breaker opens, new payments move to the backup, and come back once it heals. Only with two
+   * channels per wallet.
+   */
+  'channel_outage',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
@@ -36,7 +42,7 @@ export interface ScheduledFault {
   durationMs: number;
   /** Box index for box_kill, box_cut and clock_jump. */
   box?: number;
-  /** duplicates: share of PUBLISH packets sent twice. */
+  /** duplicates: share of PUBLISH packets sent twice; channel_outage: share of the channel's calls refused. */
   rate?: number;
   /** clock_jump: seconds ahead of real time during the first half, then behind during the second. */
   forwardS?: number;
@@ -69,6 +75,7 @@ const DURATION: Record<FaultKind, [number, number]> = {
   gateway_errors: [3_000, 12_000],
   duplicates: [5_000, 20_000],
   clock_jump: [6_000, 20_000],
+  channel_outage: [8_000, 20_000],
 };
 
 /** Relative weights once every kind has appeared once. */
@@ -82,6 +89,7 @@ const WEIGHT: Record<FaultKind, number> = {
   gateway_errors: 2,
   duplicates: 1,
   clock_jump: 2,
+  channel_outage: 2,
 };
 
 const BOX_KINDS: ReadonlySet<FaultKind> = new Set(['box_kill', 'box_cut', 'clock_jump']);
@@ -136,6 +144,8 @@ function place(
     kindFreeAt.set(kind, at + durationMs + (kind === 'cloud_kill' ? 5_000 : 0));
   }
   if (kind === 'duplicates') fault.rate = random.int(10, 50) / 100;
+  // Half the calls (the issue's degraded channel) or all of them (down).
+  if (kind === 'channel_outage') fault.rate = random.pick([0.5, 1]);
   if (kind === 'clock_jump') {
     fault.forwardS = random.int(30, 900);
     fault.backS = random.int(10, 300);

@@ -26,6 +26,8 @@ export interface ChaosOptions {
   seed: number | string;
   /** `real-formats`: WeChat and Alipay through the cloud's adapters and the wire-faithful simulators. */
   wallets?: WalletMode;
+  /** 2: a primary and a backup channel per wallet, and channel outages in the schedule. */
+  channelsPerWallet?: 1 | 2;
   /** Keep the working directory (cloud.log, box-N/device.log, databases) afterwards. */
   keep?: boolean;
   /** Upper bound of the settle phase. */
@@ -302,6 +304,13 @@ class Runner {
         await sleep(f.durationMs);
         this.rig.proxy.setDuplicateRate(0);
         return;
+      case 'channel_outage': {
+        const channels = this.rig.primaryChannels();
+        channels.forEach((c) => this.rig.outage(c, f.rate ?? 0.5));
+        await sleep(f.durationMs);
+        channels.forEach((c) => this.rig.outage(c, 0));
+        return;
+      }
       case 'clock_jump':
         setClock(st!.clockFile, f.forwardS ?? 60);
         await sleep(f.durationMs / 2);
@@ -343,6 +352,8 @@ function describe(f: ScheduledFault): string {
       return '';
     case 'duplicates':
       return ` (${Math.round((f.rate ?? 0) * 100)}% of PUBLISHes for ${(f.durationMs / 1000).toFixed(1)} s)`;
+    case 'channel_outage':
+      return ` (${Math.round((f.rate ?? 0) * 100)}% of the primary channels' calls refused for ${(f.durationMs / 1000).toFixed(1)} s)`;
     case 'clock_jump':
       return ` (+${f.forwardS} s, then -${f.backS} s, ${(f.durationMs / 1000).toFixed(1)} s in all)`;
     default:
@@ -370,7 +381,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'scanbox-chaos-'));
   const runMs = Math.round(opts.minutes * 60_000);
   const withClock = faketimeAvailable();
-  const schedule = chaosSchedule({ seed: opts.seed, boxes: opts.boxes, minutes: opts.minutes, exclude: withClock ? [] : ['clock_jump'] });
+  const two = opts.channelsPerWallet === 2;
+  const exclude: FaultKind[] = [...(withClock ? [] : (['clock_jump'] as const)), ...(two ? [] : (['channel_outage'] as const))];
+  const schedule = chaosSchedule({ seed: opts.seed, boxes: opts.boxes, minutes: opts.minutes, exclude });
   out(`scanbox chaos — ${opts.boxes} box(es), ${opts.minutes} min, seed ${opts.seed} — working in ${dir}`);
   if (!withClock) out(`clock jumps left out: ${FAKETIME_LIB} not found (apt-get install faketime)`);
   out(`schedule: ${schedule.length} faults (${formatCounts(countByKind(schedule))})`);
@@ -379,6 +392,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     dir,
     seed: opts.seed,
     wallets: opts.wallets ?? 'scripted',
+    channelsPerWallet: two ? 2 : 1,
     mix: CHAOS_MIX,
     cloudConfig: chaosCloudConfig(opts.boxes),
     deviceConfig: CHAOS_DEVICE_CONFIG,

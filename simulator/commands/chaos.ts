@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { runChaos } from '../chaos/chaos.js';
 import type { WalletMode } from '../rig.js';
-import { walletsOption } from './wallets-option.js';
+import { channelsOption, walletsOption } from './wallets-option.js';
 
-/** `scanbox-sim chaos --boxes N --minutes M --seed S [--wallets real-formats] [--keep] [--settle-s S]`: exit 0 only when the money holds. */
+/** `scanbox-sim chaos --boxes N --minutes M --seed S [--wallets real-formats] [--channels 2] [--keep] [--settle-s S]`: exit 0 only when the money holds. */
 export function registerChaosCommand(program: Command): void {
   program
     .command('chaos')
@@ -14,7 +14,8 @@ export function registerChaosCommand(program: Command): void {
     .option('--settle-s <s>', 'upper bound of the settle phase after injecting stops', (v) => Number.parseInt(v, 10), 90)
     .option('--keep', 'keep the working directory (cloud.log, box-N/device.log, databases) even when the run passes')
     .addOption(walletsOption())
-    .action(async (opts: { boxes: number; minutes: number; seed: string; settleS: number; keep?: boolean; wallets: WalletMode }) => {
+    .addOption(channelsOption())
+    .action(async (opts: { boxes: number; minutes: number; seed: string; settleS: number; keep?: boolean; wallets: WalletMode; channels: 1 | 2 }) => {
       if (!Number.isInteger(opts.boxes) || opts.boxes < 1 || opts.boxes > 200) {
         console.error('scanbox-sim chaos: --boxes must be an integer from 1 to 200');
         process.exitCode = 2;
@@ -25,7 +26,7 @@ export function registerChaosCommand(program: Command): void {
         process.exitCode = 2;
         return;
       }
-      const result = await runChaos({ boxes: opts.boxes, minutes: opts.minutes, seed: opts.seed, settleMs: opts.settleS * 1000, keep: opts.keep ?? false, wallets: opts.wallets });
+      const result = await runChaos({ boxes: opts.boxes, minutes: opts.minutes, seed: opts.seed, settleMs: opts.settleS * 1000, keep: opts.keep ?? false, wallets: opts.wallets, channelsPerWallet: opts.channels });
       process.exitCode = result.ok ? 0 : 1;
     });
 }

@@ -1,3 +1,4 @@
+import { Outage, OUTAGE_PAGE } from './outage.js';
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
@@ -49,7 +50,11 @@ export interface AlipaySimulator {
   url: string;
   port: number;
   /** Queues a wire fault for the next call of `method`: a tampered or missing signature, or an HTTP 500 (not processed). */
-  faults: { next(method: AlipayMethod, fault: WireFault): void };
+  faults: {
+    next(method: AlipayMethod, fault: WireFault): void;
+    /** A share of every call, from now on, is refused with HTTP 503 before Alipay acts (0 heals it). */
+    outage(share: number): void;
+  };
   /** TLS connections accepted so far (a keep-alive client opens one for many calls). */
   connections(): number;
   /** gateway.do requests received so far. */
@@ -88,7 +93,9 @@ const PAY_FAILURE_ANSWERS: Readonly<Record<FailReason, readonly [string, string]
 
 export async function startAlipaySimulator(deps: AlipaySimulatorDeps): Promise<AlipaySimulator> {
   const sim = new AlipaySim(deps);
+  const outage = new Outage();
   const server = createServer({ cert: deps.tls.cert, key: deps.tls.key }, (req, res) => {
+    if (outage.hit()) return void res.writeHead(503, { 'content-type': 'text/html' }).end(OUTAGE_PAGE);
     sim.handle(req, res).catch((err: unknown) => {
       // The path only: a query string may carry app_auth_token and sign.
       sim.log.error({ err, path: (req.url ?? '').split('?')[0] }, 'alipay simulator request failed');
@@ -105,7 +112,7 @@ export async function startAlipaySimulator(deps: AlipaySimulatorDeps): Promise<A
   return {
     url: `${sim.origin}/gateway.do`,
     port,
-    faults: { next: (method, fault) => sim.queueFault(method, fault) },
+    faults: { next: (method, fault) => sim.queueFault(method, fault), outage: (share) => outage.set(share) },
     connections: () => sim.tlsConnections,
     requests: () => sim.gatewayRequests,
     authorize: (token) => sim.tokens?.add(token),

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { GATEWAY_CALLS, type GatewayCall } from '../../cloud/gateway/gateway.js';
 import { describeIssues, paymentCode } from '../../protocol/index.js';
 import type { ScriptedGateway } from './scripted-gateway.js';
+import { Outage, OUTAGE_PAGE } from './outage.js';
 import { Scenario } from './scenario.js';
 
 /**
@@ -24,6 +25,10 @@ export interface GatewayServerDeps {
 export interface GatewayServer {
   url: string;
   port: number;
+  /** A share of the gateway calls, from now on, refused with HTTP 503 before the wallet acts (0 heals it). */
+  outage(share: number): void;
+  /** Every gateway call this server received (before any outage), in order: which channel saw which attempt. */
+  readonly calls: { call: GatewayCall; outTradeNo: string }[];
   close(): Promise<void>;
 }
 
@@ -44,8 +49,10 @@ class HttpError extends Error {
 
 export async function startGatewayServer(deps: GatewayServerDeps): Promise<GatewayServer> {
   const log = deps.logger ?? pino({ level: 'silent' });
+  const outage = new Outage();
+  const calls: GatewayServer['calls'] = [];
   const server = createServer((req, res) => {
-    route(deps.gateway, req, res).catch((err: unknown) => {
+    route(deps.gateway, req, res, { outage, calls }).catch((err: unknown) => {
       const status = err instanceof HttpError ? err.status : 500;
       if (status === 500) log.error({ err, path: req.url }, 'gateway simulator request failed');
       send(res, status, { error: (err as Error).message });
@@ -59,6 +66,8 @@ export async function startGatewayServer(deps: GatewayServerDeps): Promise<Gatew
   return {
     url: `http://${address}:${port}`,
     port,
+    outage: (share) => outage.set(share),
+    calls,
     close: () =>
       new Promise<void>((resolve) => {
         // Hanging pays hold connections open on purpose; they must not keep the server alive.
@@ -68,18 +77,25 @@ export async function startGatewayServer(deps: GatewayServerDeps): Promise<Gatew
   };
 }
 
-async function route(gateway: ScriptedGateway, req: IncomingMessage, res: ServerResponse): Promise<void> {
+interface Wire {
+  outage: Outage;
+  calls: GatewayServer['calls'];
+}
+
+async function route(gateway: ScriptedGateway, req: IncomingMessage, res: ServerResponse, wire: Wire): Promise<void> {
   const path = (req.url ?? '').split('?')[0] ?? '';
   const call = /^\/v1\/(pay|query|reverse|refund)$/.exec(path)?.[1] as GatewayCall | undefined;
-  if (req.method === 'POST' && call) return gatewayCall(gateway, call, req, res);
+  if (req.method === 'POST' && call) return gatewayCall(gateway, call, req, res, wire);
   if (req.method === 'POST' && path === '/v1/scenarios') return bindScenarios(gateway, req, res);
   if (req.method === 'GET' && path === '/v1/ledger') return send(res, 200, gateway.ledger.entries());
   if (req.method === 'GET' && path === '/v1/health') return send(res, 200, { ok: true });
   throw new HttpError(404, `no route ${req.method} ${path}`);
 }
 
-async function gatewayCall(gateway: ScriptedGateway, call: GatewayCall, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function gatewayCall(gateway: ScriptedGateway, call: GatewayCall, req: IncomingMessage, res: ServerResponse, wire: Wire): Promise<void> {
   const body = parse(GATEWAY_CALLS[call].request, await readJson(req), `${call} request`);
+  wire.calls.push({ call, outTradeNo: body.outTradeNo });
+  if (wire.outage.hit()) return void res.writeHead(503, { 'content-type': 'text/html' }).end(OUTAGE_PAGE);
   // The caller gave up (its timeout aborted the fetch): abort the call so a hang ends here too.
   const abort = new AbortController();
   res.on('close', () => {

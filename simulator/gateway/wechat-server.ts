@@ -1,3 +1,4 @@
+import { Outage, OUTAGE_PAGE } from './outage.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -46,7 +47,11 @@ export interface WechatSimulator {
   url: string;
   port: number;
   /** Spoils the next answer of `call` (a signature fault leaves a bill text as it is). */
-  faults: { next(call: WechatCall, fault: WechatFault): void };
+  faults: {
+    next(call: WechatCall, fault: WechatFault): void;
+    /** A share of every call, from now on, is refused with HTTP 503 before WeChat acts (0 heals it). */
+    outage(share: number): void;
+  };
   /** TLS connections accepted so far: a keep-alive client makes one per pool. */
   connections(): number;
   close(): Promise<void>;
@@ -81,8 +86,10 @@ const CALL_BY_PATH = new Map(Object.entries(WECHAT_CALLS).map(([call, c]) => [c.
 export async function startWechatSimulator(deps: WechatSimulatorDeps): Promise<WechatSimulator> {
   const ctx: Ctx = { gateway: deps.gateway, channel: deps.channel ?? 'wechat', credentials: deps.credentials, log: deps.logger ?? pino({ level: 'silent' }) };
   const faults = new Map<WechatCall, WechatFault[]>();
+  const outage = new Outage();
   let connections = 0;
   const server = createServer({ cert: deps.tls.cert, key: deps.tls.key, ca: deps.tls.ca, requestCert: true, rejectUnauthorized: false }, (req, res) => {
+    if (outage.hit()) return void send(res, 503, 'text/html', OUTAGE_PAGE);
     handle(ctx, faults, req, res).catch((err: unknown) => {
       ctx.log.error({ err, path: req.url }, 'wechat simulator request failed');
       if (!res.headersSent && !res.destroyed) res.writeHead(500).end();
@@ -99,7 +106,7 @@ export async function startWechatSimulator(deps: WechatSimulatorDeps): Promise<W
   return {
     url: `https://${address.includes(':') ? `[${address}]` : address}:${port}`,
     port,
-    faults: { next: (call, fault) => faults.set(call, [...(faults.get(call) ?? []), fault]) },
+    faults: { next: (call, fault) => faults.set(call, [...(faults.get(call) ?? []), fault]), outage: (share) => outage.set(share) },
     connections: () => connections,
     close: () =>
       new Promise<void>((resolve) => {

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Attempt } from '../../cloud/payments/transaction.js';
-import type { AttemptWrite, CloudStore, NewDevice } from '../../cloud/store/store.js';
+import type { AttemptWrite, CloudStore, NewDevice, ReconcileFindingRow } from '../../cloud/store/store.js';
 
 /**
  * The CloudStore contract (cloud/store/store.ts) as the services rely on it, written once and run
@@ -84,6 +84,32 @@ export function describeStoreConformance(name: string, makeSubject: () => Promis
         expect((await s.listAttempts({ flag: 'AMOUNT_MISMATCH' })).map((a) => a.outTradeNo)).toEqual(['sbA-1']);
         await pair('sbD', 'hw-d', 'M3');
         expect((await s.getDeviceAuth('sbD'))?.merchantId).toBe('M3');
+      });
+    });
+
+    describe('channels', () => {
+      it("keeps the operator's pins and disables; a pin replaces another pin of one of its wallets; null clears", async () => {
+        expect(await s.channelOverrides()).toEqual([]);
+        await s.setChannelOverride('wx-a', { mode: 'pinned', wallets: ['wechat'] }, 10);
+        await s.setChannelOverride('multi', { mode: 'disabled', wallets: ['wechat', 'unionpay'] }, 11);
+        await s.setChannelOverride('wx-b', { mode: 'pinned', wallets: ['wechat'] }, 12);
+        expect(await s.channelOverrides()).toEqual([
+          { channel: 'multi', mode: 'disabled', wallets: ['wechat', 'unionpay'], at: 11 },
+          { channel: 'wx-b', mode: 'pinned', wallets: ['wechat'], at: 12 },
+        ]);
+        await s.setChannelOverride('wx-b', null, 13);
+        await s.setChannelOverride('multi', { mode: 'pinned', wallets: ['wechat', 'unionpay'] }, 14);
+        expect(await s.channelOverrides()).toEqual([{ channel: 'multi', mode: 'pinned', wallets: ['wechat', 'unionpay'], at: 14 }]);
+      });
+
+      it('keeps the last breaker state written per channel', async () => {
+        const summary = (state: 'closed' | 'open', calls: number) => ({ state, since: 5, calls, failures: calls / 2, failureRatio: 0.5, p50LatencyMs: 12 });
+        await s.saveChannelStates([{ channel: 'wx-a', summary: summary('closed', 4), at: 20 }]);
+        await s.saveChannelStates([{ channel: 'wx-a', summary: summary('open', 10), at: 30 }, { channel: 'wx-b', summary: summary('closed', 2), at: 30 }]);
+        expect(await s.channelStates()).toEqual([
+          { channel: 'wx-a', summary: summary('open', 10), at: 30 },
+          { channel: 'wx-b', summary: summary('closed', 2), at: 30 },
+        ]);
       });
     });
 
@@ -248,6 +274,64 @@ export function describeStoreConformance(name: string, makeSubject: () => Promis
         expect((await s.attemptEvents('sbA-1')).map((e) => e.toState)).toEqual(['PAYING']);
         expect((await s.attemptEvents('sbA-2')).map((e) => e.toState)).toEqual(['PAYING', 'FAILED']);
         expect(await s.attemptEvents('sbA-3')).toEqual([]);
+      });
+    });
+
+    describe('the morning reconciliation', () => {
+      const finding = (patch: Partial<ReconcileFindingRow> = {}): ReconcileFindingRow => ({
+        billDate: '2026-01-01', channel: 'wechat', outTradeNo: 'sbA-1', kind: 'charged_not_success', status: 'open',
+        merchantId: 'M1', amount: 1234, detail: 'FAILED here, 12.34 kept there', action: null, foundAt: 10, updatedAt: 10, ...patch,
+      });
+
+      it("lists a channel's attempts created in [from, to), oldest first: not another channel's, not before from, not at or after to", async () => {
+        await s.writeAttempts([
+          write(attempt('sbA-1', { createdAt: 100 }), 0),
+          write(attempt('sbA-2', { saleId: 's2', createdAt: 99 }), 0),
+          write(attempt('sbA-3', { saleId: 's3', createdAt: 200 }), 0),
+          write(attempt('sbA-4', { saleId: 's4', createdAt: 150, channel: 'alipay', wallet: 'alipay' }), 0),
+          write(attempt('sbA-5', { saleId: 's5', createdAt: 199 }), 0),
+          write(attempt('sbA-0', { saleId: 's0', createdAt: 100 }), 0),
+        ]);
+        const ids = async (channel: string, from: number, to: number) => (await s.listAttemptsCreated({ channel, from, to })).map((a) => a.outTradeNo);
+        expect(await ids('wechat', 100, 200)).toEqual(['sbA-0', 'sbA-1', 'sbA-5']);
+        expect(await ids('alipay', 0, 1_000)).toEqual(['sbA-4']);
+        expect(await ids('wechat', 200, 201)).toEqual(['sbA-3']);
+        expect(await ids('unionpay', 0, 1_000)).toEqual([]);
+        expect((await s.listAttemptsCreated({ channel: 'wechat', from: 99, to: 100 }))[0]).toEqual(await s.getAttempt('sbA-2'));
+      });
+
+      it('keeps findings by (bill day, channel, outTradeNo, kind): listed by outTradeNo then kind, other days and channels apart', async () => {
+        const rows = [
+          finding({ outTradeNo: 'sbA-2', kind: 'duplicate' }),
+          finding({ outTradeNo: 'sbA-1', kind: 'duplicate', merchantId: null, action: 'queried' }),
+          finding(),
+          finding({ channel: 'alipay' }),
+          finding({ billDate: '2026-01-02' }),
+        ];
+        await s.saveReconcileFindings(rows);
+        const keys = (list: ReconcileFindingRow[]) => list.map((r) => `${r.outTradeNo}/${r.kind}`);
+        const day = await s.listReconcileFindings('2026-01-01', 'wechat');
+        expect(keys(day)).toEqual(['sbA-1/charged_not_success', 'sbA-1/duplicate', 'sbA-2/duplicate']);
+        expect(day[0]).toEqual(rows[2]);
+        expect(day[1]).toEqual(rows[1]);
+        expect(await s.listReconcileFindings('2026-01-01', 'alipay')).toEqual([rows[3]]);
+        expect(await s.listReconcileFindings('2026-01-02', 'wechat')).toEqual([rows[4]]);
+        expect(await s.listReconcileFindings('2026-01-03', 'wechat')).toEqual([]);
+      });
+
+      it('saving a finding again replaces what it says and keeps when it was first found; an empty save changes nothing', async () => {
+        await s.saveReconcileFindings([finding()]);
+        await s.saveReconcileFindings([finding({ status: 'settled', action: 'refunded 12.34 as sbA-1-RC', amount: 1200, detail: 'again', foundAt: 99, updatedAt: 20 })]);
+        await s.saveReconcileFindings([]);
+        expect(await s.listReconcileFindings('2026-01-01', 'wechat')).toEqual([
+          finding({ status: 'settled', action: 'refunded 12.34 as sbA-1-RC', amount: 1200, detail: 'again', foundAt: 10, updatedAt: 20 }),
+        ]);
+      });
+
+      it('a save is all or nothing: a finding the store refuses (an unknown status) keeps the others of its save out', async () => {
+        const bad = finding({ outTradeNo: 'sbA-9', status: 'lost' as ReconcileFindingRow['status'] });
+        await expect(s.saveReconcileFindings([finding(), bad])).rejects.toThrow();
+        expect(await s.listReconcileFindings('2026-01-01', 'wechat')).toEqual([]);
       });
     });
 

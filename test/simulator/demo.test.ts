@@ -11,7 +11,7 @@ describe.each([[[]], [['--wallets', 'real-formats']]])('npm run demo %j', (extra
     expect(out).toMatch(/box paired through POST \/v1\/pair as sb\w+, connected/);
     // One result line per sale, and the outcome each chapter is about.
     const results = [...out.matchAll(/ECR ← RESULT (PAID|NOT_PAID) (¥[\d.]+)/g)].map((m) => `${m[1]} ${m[2]}`);
-    expect(results).toEqual(['PAID ¥12.34', 'PAID ¥56.00', 'NOT_PAID ¥8.80', 'PAID ¥23.00', 'NOT_PAID ¥99.00', 'PAID ¥15.00', 'NOT_PAID ¥42.00']);
+    expect(results).toEqual(['PAID ¥12.34', 'PAID ¥56.00', 'NOT_PAID ¥8.80', 'PAID ¥23.00', 'NOT_PAID ¥99.00', 'PAID ¥15.00', 'NOT_PAID ¥42.00', 'PAID ¥30.00', 'NOT_PAID ¥30.00', 'PAID ¥30.00']);
     // The wallet charged 13 fen short: the register hears NOT_PAID with the reason, the charge is undone.
     expect(out).toMatch(/RESULT NOT_PAID ¥42\.00 \(AMOUNT_MISMATCH\)/);
     // Undone, whichever way: Alipay's cancel of a paid trade refunds it, and its late check may say so.
@@ -19,7 +19,11 @@ describe.each([[[]], [['--wallets', 'real-formats']]])('npm run demo %j', (extra
     expect(out).toContain('progress WAITING_PASSWORD');
     expect(out).toContain('error OFFLINE');
     expect(out).toMatch(/-4 +\S+ +23\.00 +0\.00 +REFUNDED +REFUNDED +ok/);
-    expect(out).toContain('gateway net charged 106.34');
+    expect(out).toContain('gateway net charged 166.34');
+    // The primary channel down: its breaker opens, the backup takes the next sale, the healed primary the one after.
+    expect(out).toMatch(/channel: (primary|wechat) breaker OPEN/);
+    expect(out).toMatch(/channel: R-009 went through (backup|wechat-backup)\n/);
+    expect(out).toMatch(/channel: healed: R-010 probed (primary|wechat), which is closed again/);
     expect(out).toContain('RECONCILED');
   }, 150_000);
 });
