@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
-import { loadMix, runFleet } from '../fleet/fleet.js';
+import { InvalidArgumentError } from 'commander';
+import { loadMix, runFleet, type OutagePlan } from '../fleet/fleet.js';
 import type { WalletMode } from '../rig.js';
-import { walletsOption } from './wallets-option.js';
+import { channelsOption, walletsOption } from './wallets-option.js';
 
-/** `scanbox-sim fleet --boxes N --sales M [--mix FILE] [--seed S] [--wallets real-formats] [--keep]`: exit 0 only when reconciliation holds. */
+/** `scanbox-sim fleet --boxes N --sales M [--mix FILE] [--seed S] [--wallets real-formats] [--channels 2 --outage AT:FOR[:SHARE]] [--keep]`: exit 0 only when reconciliation holds. */
 export function registerFleetCommand(program: Command): void {
   program
     .command('fleet')
@@ -14,7 +15,9 @@ export function registerFleetCommand(program: Command): void {
     .option('--seed <seed>', 'seed for codes, amounts and scenarios', 'fleet')
     .option('--keep', 'keep the working directory (databases, journals, logs)')
     .addOption(walletsOption())
-    .action(async (o: { boxes: number; sales: number; mix?: string; seed: string; keep?: boolean; wallets: WalletMode }) => {
+    .addOption(channelsOption())
+    .option('--outage <at:for[:share]>', 'the primary channels refuse a share (default 1) of their calls from AT for FOR seconds (needs --channels 2)', parseOutage)
+    .action(async (o: { boxes: number; sales: number; mix?: string; seed: string; keep?: boolean; wallets: WalletMode; channels: 1 | 2; outage?: OutagePlan }) => {
       const summary = await runFleet({
         boxes: o.boxes,
         sales: o.sales,
@@ -22,10 +25,18 @@ export function registerFleetCommand(program: Command): void {
         ...(o.mix ? { mix: loadMix(o.mix) } : {}),
         keep: o.keep ?? false,
         wallets: o.wallets,
+        channelsPerWallet: o.channels,
+        ...(o.outage ? { outage: o.outage } : {}),
         progress: progressBar(),
       });
       process.exitCode = summary.report.ok ? 0 : 1;
     });
+}
+
+function parseOutage(v: string): OutagePlan {
+  const [atS, forS, share = 1] = v.split(':').map(Number);
+  if (!(atS! >= 0 && forS! > 0 && share >= 0 && share <= 1)) throw new InvalidArgumentError('--outage is AT:FOR[:SHARE], seconds ≥ 0, > 0, and a share within [0, 1]');
+  return { atS: atS!, forS: forS!, share };
 }
 
 function toInt(v: string): number {
