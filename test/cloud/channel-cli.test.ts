@@ -43,7 +43,8 @@ describe('scanbox-cloud channel', () => {
     await cli('enable', 'wx-a');
     expect((await list()).map((r) => r.operator)).toEqual([null, null]);
     expect((await cli('list')).stdout).toMatch(/^CHANNEL\tKIND\tWALLETS/);
-  });
+    // Each command is its own process (about a second each; several on a loaded machine).
+  }, 120_000);
 
   it('refuses a channel the config does not have, changing nothing', async () => {
     const err = (await cli('pin', 'wx-z').then(
@@ -53,5 +54,5 @@ describe('scanbox-cloud channel', () => {
     expect(err.code).toBe(1);
     expect(err.stderr).toContain('no channel wx-z');
     expect(JSON.parse((await cli('list', '--json')).stdout).map((r: { operator: unknown }) => r.operator)).toEqual([null, null]);
-  });
+  }, 60_000);
 });

@@ -45,7 +45,7 @@ describe('scanbox-cloud merchant', () => {
     expect(text).toContain('M100');
     await cli('merchant', 'set', 'M100', '--alipay-app-auth-token', '202512BBa7c3');
     expect((await cli('merchant', 'list')).stdout).not.toContain('202512BBa7c3');
-  });
+  }, 120_000);
 
   it('refuses a second add, a set of an unknown merchant and a malformed sub-id, changing nothing', async () => {
     await cli('merchant', 'add', 'M100', '--wechat-sub-mch-id', '1900000109');
@@ -54,12 +54,12 @@ describe('scanbox-cloud merchant', () => {
     expect(await cliFails('merchant', 'set', 'M100', '--wechat-sub-mch-id', '19000x')).toContain('CONFIG_INVALID');
     expect(await cliFails('merchant', 'add', 'M/1')).toContain('CONFIG_INVALID');
     expect((await merchantsInStore()).map((m) => [m.merchantId, m.wechatSubMchId])).toEqual([['M100', '1900000109']]);
-  });
+  }, 120_000);
 
   it('a pairing code is bound to an existing merchant: unknown → MERCHANT_UNKNOWN, known → a code', async () => {
     expect(await cliFails('pair', 'create', '--merchant', 'M100', '--store', 'S1', '--json')).toContain('MERCHANT_UNKNOWN');
     await cli('merchant', 'add', 'M100');
     const issued = JSON.parse((await cli('pair', 'create', '--merchant', 'M100', '--store', 'S1', '--json')).stdout);
     expect(issued.code).toMatch(/\S{8,}/);
-  });
+  }, 60_000);
 });
