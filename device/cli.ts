@@ -6,6 +6,7 @@ import { startAgent } from './agent.js';
 import { systemClock } from '../protocol/clock.js';
 import { loadConfig, readCaFile } from './config.js';
 import { ConsoleDisplay } from './display.js';
+import { formatChecks, procJournalHolders, realHttpDate, realStatfs, runDoctor } from './doctor.js';
 import { awaitPairingScan } from './pairing-scan.js';
 import { Journal } from './journal.js';
 import { pairBox } from './pairing.js';
@@ -105,6 +106,35 @@ program
     } finally {
       journal.close();
     }
+  });
+
+program
+  .command('doctor')
+  .description('check the box for a field engineer: serial ports, pairing, broker, login, clock, journal, disk, outbox (works while the agent runs)')
+  .option('--scanner <path>', 'serial port of the payment-code scanner (or config scannerPath)')
+  .option('--ecr <path>', 'serial port of the cash register (or config ecrPath)')
+  .option('--data <dir>', 'data directory holding journal.db (or config dataDir)')
+  .option('--config <file>', 'JSON config file (also SCANBOX_DEVICE_* environment variables)')
+  .addOption(new Option('--baud-rate <n>', 'scanner baud rate').argParser(Number))
+  .option('--ca <file>', "PEM certificate of a private CA the cloud's HTTPS and mqtts:// certificates chain to (config caFile)")
+  .option('--scan-test', 'also wait up to 30 s for a payment code scanned with the box scanner (stop the agent first)')
+  .option('--json', 'print a JSON array of {name, ok, detail, fix?}')
+  .action(async (o: { scanner?: string; ecr?: string; data?: string; config?: string; baudRate?: number; ca?: string; scanTest?: boolean; json?: boolean }) => {
+    const config = loadConfig({ file: o.config, env: process.env, flags: { scannerPath: o.scanner, ecrPath: o.ecr, dataDir: o.data, baudRate: o.baudRate, caFile: o.ca } });
+    const checks = await runDoctor(
+      { config, scanTest: o.scanTest ?? false },
+      {
+        openSerial: openRealSerial,
+        clock: systemClock,
+        connectMqtt: mqtt.connect,
+        statfs: realStatfs,
+        httpDate: realHttpDate,
+        journalHolders: (path) => procJournalHolders(path),
+        say: (line) => console.error(line),
+      },
+    );
+    console.log(o.json ? JSON.stringify(checks) : formatChecks(checks));
+    process.exitCode = checks.every((c) => c.ok) ? 0 : 1;
   });
 
 try {
