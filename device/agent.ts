@@ -118,7 +118,7 @@ class AgentShell implements Agent {
       baudRate: config.ecrBaudRate,
       handlers: {
         onMessage: (m) => this.fromEcr(m),
-        onBadLine: (err) => this.log.warn({ code: err.code, reason: err.message }, 'bad line from the cash register'),
+        onBadLine: (err, ref) => this.dispatch({ type: 'ecrBadLine', code: err.code, message: err.message, ...(ref === undefined ? {} : { ref }) }),
         onState: (s) => this.portState('ecr', s),
       },
     });
@@ -241,8 +241,23 @@ class AgentShell implements Agent {
   // ── inputs ─────────────────────────────────────────────────────────────────────────────────────
 
   private fromEcr(m: EcrInbound): void {
+    if (m.type === 'hello') {
+      return this.dispatch({ type: 'ecrHello', firmware: FIRMWARE_VERSION, ...(m.v === undefined ? {} : { registerVersion: m.v }), ...(m.name === undefined ? {} : { name: m.name }) });
+    }
+    this.hydrateRef(m.ref);
     if (m.type === 'sale') this.dispatch({ type: 'ecrSale', ref: m.ref, amount: m.amount, currency: m.currency });
-    else this.dispatch({ type: 'ecrCancel', ref: m.ref });
+    else if (m.type === 'cancel') this.dispatch({ type: 'ecrCancel', ref: m.ref });
+    else this.dispatch({ type: 'ecrLookup', ref: m.ref });
+  }
+
+  /** A ref used long ago may be known only to the journal: bring its newest sale back so it is answered, never reopened. */
+  private hydrateRef(ref: string): void {
+    if (Object.values(this.bookState.sales).some((s) => s.ref === ref)) return;
+    const found = this.journal.loadSaleByRef(ref, this.deps.clock.now());
+    if (!found) return;
+    const attempts = { ...this.bookState.attempts };
+    for (const a of found.attempts) attempts[a.outTradeNo] ??= a;
+    this.bookState = { ...this.bookState, sales: { ...this.bookState.sales, [found.sale.saleId]: found.sale }, attempts };
   }
 
   private portState(port: 'scanner' | 'ecr', state: PortState): void {
@@ -319,7 +334,7 @@ class AgentShell implements Agent {
 }
 
 function isJournalEffect(e: Effect): boolean {
-  return e.kind === 'saveSale' || e.kind === 'saveAttempt' || e.kind === 'saveSeq' || e.kind === 'send' || e.kind === 'withdrawPay';
+  return e.kind === 'saveSale' || e.kind === 'saveAttempt' || e.kind === 'saveSeq' || e.kind === 'saveEcrSeq' || e.kind === 'send' || e.kind === 'withdrawPay';
 }
 
 /**

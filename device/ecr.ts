@@ -1,12 +1,13 @@
 import {
   EcrInbound,
-  EcrOutbound,
+  ECR_VERSION,
+  EcrOutboundV2,
   ErrorCode,
   MAX_ECR_LINE_BYTES,
   ProtocolError,
   describeIssues,
   isProtocolError,
-  type EcrError,
+  type EcrLineBody,
   type PortState,
 } from '../protocol/index.js';
 import { LineSplitter } from './line-splitter.js';
@@ -15,6 +16,7 @@ import { ReopeningPort, type ReopeningPortOptions } from './serial-port.js';
 /**
  * Parse one line from the cash register. Pure: every way a line can be wrong becomes a
  * ProtocolError whose message names the problem, so the ECR's programmer can fix their side.
+ * Tolerant (ECR v2): fields this box does not know are dropped, a line without `v` is a v1 line.
  */
 export function parseEcrLine(text: string): EcrInbound {
   const line = text.trim();
@@ -30,13 +32,16 @@ export function parseEcrLine(text: string): EcrInbound {
   return res.data;
 }
 
-/** The error line the box answers with; carries the sale ref when the bad line had a readable one. */
-export function ecrErrorLine(err: ProtocolError, ref?: string): EcrError {
-  const line: EcrError = { type: 'error', code: err.code, message: err.message.slice(0, 200) };
+type ErrorBody = Extract<EcrLineBody, { type: 'error' }>;
+
+/** The error line the box answers with (before it is numbered); carries the sale ref when the bad line had a readable one. */
+export function ecrErrorLine(err: ProtocolError, ref?: string): ErrorBody {
+  const line: ErrorBody = { type: 'error', code: err.code, message: err.message.slice(0, 200) };
   return ref === undefined ? line : { ...line, ref };
 }
 
-function salvageRef(text: string): string | undefined {
+/** The sale ref of a line that could not be read, when it has a well-formed one (echoed on the error line). */
+export function salvageRef(text: string): string | undefined {
   try {
     const ref = (JSON.parse(text) as { ref?: unknown }).ref;
     return typeof ref === 'string' && /^[\x21-\x7e]{1,64}$/.test(ref) ? ref : undefined;
@@ -47,7 +52,8 @@ function salvageRef(text: string): string | undefined {
 
 export interface EcrHandlers {
   onMessage(msg: EcrInbound): void;
-  onBadLine(err: ProtocolError): void;
+  /** A line that could not be read; the handler answers it (the answer is numbered like every line). */
+  onBadLine(err: ProtocolError, ref: string | undefined): void;
   onState(state: PortState): void;
 }
 
@@ -74,9 +80,18 @@ export class EcrLink {
     return this.port.stop();
   }
 
-  /** Returns false when the port is down and the line could not be written. */
-  send(line: EcrOutbound): boolean {
-    return this.port.write(`${JSON.stringify(EcrOutbound.parse(line))}\n`);
+  /**
+   * The ECR version the register speaks: 1 until it shows it reads v2 (a `hello` or `lookup`, or any
+   * line with `v` ≥ 2). Registers integrated before v2 may refuse unknown fields, so they are never
+   * sent `v`, `seq` or `lookup`: the box adds them only once the register has asked for v2.
+   */
+  private peerVersion = 1;
+
+  /** Writes exactly a v2 line (strict: a line that is not one throws), in v1's shape to a v1 register. Returns false when the port is down. */
+  send(line: EcrOutboundV2): boolean {
+    const checked = EcrOutboundV2.parse(line);
+    const out = this.peerVersion >= ECR_VERSION ? checked : asV1(checked);
+    return this.port.write(`${JSON.stringify(out)}\n`);
   }
 
   private onData(chunk: Buffer): void {
@@ -97,11 +112,18 @@ export class EcrLink {
       if (!isProtocolError(err)) throw err;
       return this.reject(err, salvageRef(text));
     }
+    if (msg.type === 'hello' || msg.type === 'lookup' || (msg.v ?? 1) >= ECR_VERSION) this.peerVersion = ECR_VERSION;
     this.opts.handlers.onMessage(msg);
   }
 
   private reject(err: ProtocolError, ref?: string): void {
-    this.send(ecrErrorLine(err, ref));
-    this.opts.handlers.onBadLine(err);
+    this.opts.handlers.onBadLine(err, ref);
   }
+}
+
+/** A line as a v1 register knows it: without the v2 numbering and lookup marks. */
+function asV1(line: EcrOutboundV2): Omit<EcrOutboundV2, 'v' | 'seq'> {
+  const { v: _v, seq: _seq, ...rest } = line;
+  if ('lookup' in rest) delete (rest as { lookup?: true }).lookup;
+  return rest;
 }

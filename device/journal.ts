@@ -56,6 +56,10 @@ export const MIGRATIONS: readonly string[] = [
    ALTER TABLE attempts ADD COLUMN receipt_total INTEGER;
    ALTER TABLE attempts ADD COLUMN receipt_buyer_paid INTEGER;
    ALTER TABLE attempts ADD COLUMN receipt_discount INTEGER;`,
+  // v4: ECR protocol v2 numbers the lines to the cash register: each final sale keeps its result
+  // line's seq (re-sent and lookup answers repeat it; NULL for sales finished before v2, numbered
+  // when first needed). The reserved line numbers live in `seq` as name 'ecr' (no schema change).
+  `ALTER TABLE sales ADD COLUMN result_seq INTEGER;`,
 ];
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
@@ -95,6 +99,7 @@ interface SaleRow {
   updated_at: number;
   deadline: number;
   reported: number;
+  result_seq: number | null;
 }
 interface AttemptRow {
   out_trade_no: string;
@@ -257,16 +262,18 @@ export class Journal {
     if (e.kind === 'saveSale') this.saveSale(e.sale, e.from, e.cause);
     else if (e.kind === 'saveAttempt') this.saveAttempt(e.attempt, e.from, e.cause);
     else if (e.kind === 'saveSeq') this.saveSeq(e.nextAttemptSeq, e.nextSaleSeq);
+    else if (e.kind === 'saveEcrSeq') this.saveEcrSeq(e.reservedTo);
   }
 
   private saveSale(s: Sale, from: SaleState | null, cause: string): void {
     this.sql(
-        `INSERT INTO sales (sale_id, ref, amount, currency, state, end_reason, paid_by, created_at, updated_at, deadline, reported)
-         VALUES (@saleId, @ref, @amount, @currency, @state, @endReason, @paidBy, @createdAt, @updatedAt, @deadline, @reported)
+        `INSERT INTO sales (sale_id, ref, amount, currency, state, end_reason, paid_by, created_at, updated_at, deadline, reported, result_seq)
+         VALUES (@saleId, @ref, @amount, @currency, @state, @endReason, @paidBy, @createdAt, @updatedAt, @deadline, @reported, @resultSeq)
          ON CONFLICT(sale_id) DO UPDATE SET state = excluded.state, end_reason = excluded.end_reason,
-           paid_by = excluded.paid_by, updated_at = excluded.updated_at, reported = excluded.reported`,
+           paid_by = excluded.paid_by, updated_at = excluded.updated_at, reported = excluded.reported,
+           result_seq = coalesce(sales.result_seq, excluded.result_seq)`,
       )
-      .run({ ...s, reported: s.reported ? 1 : 0 });
+      .run({ ...s, reported: s.reported ? 1 : 0, resultSeq: s.resultSeq ?? null });
     if (from !== s.state) this.transition(s.updatedAt, s.saleId, null, from, s.state, cause);
   }
 
@@ -312,6 +319,11 @@ export class Journal {
     put.run('sale', nextSaleSeq);
   }
 
+  /** ECR line numbers below `reservedTo` are taken; the value only ever grows. */
+  private saveEcrSeq(reservedTo: number): void {
+    this.sql(`INSERT INTO seq (name, value) VALUES ('ecr', ?) ON CONFLICT(name) DO UPDATE SET value = max(value, excluded.value)`).run(reservedTo);
+  }
+
   /** What the state machine needs in memory: everything unfinished plus the newest finished sales. */
   loadBook(deviceId: string, rules: PaymentRules, now: number): Book {
     const keep = `WITH keep AS (
@@ -327,6 +339,9 @@ export class Journal {
       online: false,
       nextAttemptSeq: seq('attempt'),
       nextSaleSeq: seq('sale'),
+      // Numbering goes on after every number reserved before the restart: it may jump, never repeat.
+      nextEcrSeq: seq('ecr'),
+      ecrSeqReservedTo: seq('ecr'),
       sales: Object.fromEntries(sales.map((r) => [r.sale_id, toSale(r)])),
       attempts: Object.fromEntries(attempts.map((r) => [r.out_trade_no, toAttempt(r, now)])),
     };
@@ -338,6 +353,17 @@ export class Journal {
     if (!a) return null;
     const s = this.sql('SELECT * FROM sales WHERE sale_id = ?').get(a.sale_id) as SaleRow;
     const all = this.sql('SELECT * FROM attempts WHERE sale_id = ?').all(a.sale_id) as AttemptRow[];
+    return { sale: toSale(s), attempts: all.map((r) => toAttempt(r, now)) };
+  }
+
+  /**
+   * The newest sale with this cash-register ref and its attempts, for a `sale`, `cancel` or `lookup`
+   * line about a sale no longer held in memory.
+   */
+  loadSaleByRef(ref: string, now: number): { sale: Sale; attempts: Attempt[] } | null {
+    const s = this.sql('SELECT * FROM sales WHERE ref = ? ORDER BY created_at DESC, rowid DESC LIMIT 1').get(ref) as SaleRow | undefined;
+    if (!s) return null;
+    const all = this.sql('SELECT * FROM attempts WHERE sale_id = ? ORDER BY created_at, out_trade_no').all(s.sale_id) as AttemptRow[];
     return { sale: toSale(s), attempts: all.map((r) => toAttempt(r, now)) };
   }
 
@@ -378,6 +404,7 @@ function toSale(r: SaleRow): Sale {
     updatedAt: r.updated_at,
     deadline: r.deadline,
     reported: r.reported === 1,
+    ...(r.result_seq === null ? {} : { resultSeq: r.result_seq }),
   };
 }
 

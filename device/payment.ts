@@ -1,4 +1,6 @@
 import {
+  ECR_CAPABILITIES,
+  ECR_VERSION,
   ErrorCode,
   PROTOCOL_VERSION,
   UNKNOWN,
@@ -9,7 +11,8 @@ import {
   type AttemptState,
   type CancelMessage,
   type Currency,
-  type EcrOutbound,
+  type EcrLineBody,
+  type EcrOutboundV2,
   type DownMessage,
   type EcrStage,
   type PaymentCode,
@@ -51,6 +54,12 @@ export interface Sale {
   deadline: number;
   /** The cash register has been sent this sale's final result line. */
   reported: boolean;
+  /**
+   * The `seq` of this sale's one result line, given when the sale becomes final (or, for a sale
+   * finished before ECR v2, the first time its result is written). A re-sent result and every lookup
+   * answer carry it. Absent while the sale is not final.
+   */
+  resultSeq?: number;
 }
 
 export interface Attempt {
@@ -84,6 +93,10 @@ export interface Book {
   online: boolean;
   nextAttemptSeq: number;
   nextSaleSeq: number;
+  /** The `seq` of the next line to the cash register (ECR v2). */
+  nextEcrSeq: number;
+  /** Every `seq` below this is durably reserved in the journal: a line may use it without another write. */
+  ecrSeqReservedTo: number;
   sales: Record<string, Sale>;
   attempts: Record<string, Attempt>;
 }
@@ -91,6 +104,11 @@ export interface Book {
 export type PaymentEvent =
   | { type: 'ecrSale'; ref: string; amount: number; currency: Currency }
   | { type: 'ecrCancel'; ref: string }
+  /** The register said hello; the shell passes this box's firmware version for the answer. */
+  | { type: 'ecrHello'; firmware: string; registerVersion?: number; name?: string }
+  | { type: 'ecrLookup'; ref: string }
+  /** A line from the register that could not be read: answered with its error line, nothing else changes. */
+  | { type: 'ecrBadLine'; code: ErrorCode; message: string; ref?: string }
   | { type: 'ecrDelivered'; saleId: string }
   | { type: 'ecrReady' }
   | { type: 'scan'; code: PaymentCode }
@@ -114,12 +132,14 @@ export type Effect =
   | { kind: 'saveSale'; sale: Sale; from: SaleState | null; cause: string }
   | { kind: 'saveAttempt'; attempt: Attempt; from: AttemptState | null; cause: string }
   | { kind: 'saveSeq'; nextAttemptSeq: number; nextSaleSeq: number }
+  /** Reserve ECR line numbers below `reservedTo` (journaled before any line using them is written). */
+  | { kind: 'saveEcrSeq'; reservedTo: number }
   /** Into the durable outbox, in order. */
   | { kind: 'send'; up: SendKind; outTradeNo: string; message: UpToSend<SendKind> }
   /** Take a not-yet-delivered pay back out of the outbox: it must never leave after a cancel or restart. */
   | { kind: 'withdrawPay'; outTradeNo: string }
-  /** A line to the cash register; `finalFor` marks a sale's one result line. */
-  | { kind: 'ecr'; line: EcrOutbound; finalFor?: string }
+  /** A line to the cash register, numbered; `finalFor` marks a sale's one result line. */
+  | { kind: 'ecr'; line: EcrOutboundV2; finalFor?: string }
   | { kind: 'display'; screen: Screen }
   | { kind: 'log'; level: LogLevel; msg: string; fields: Record<string, unknown> };
 
@@ -134,8 +154,15 @@ const INTERIM_RANK: Partial<Record<AttemptState, number>> = { CREATED: 0, PAYING
 /** How many finished sales stay in memory (for repeated refs and late results); older ones live only in the journal. */
 export const KEPT_FINISHED_SALES = 32;
 
+/**
+ * ECR line numbers are reserved in blocks: one journal write per this many lines, so a burst of
+ * noise on the register's port does not cost an fsync per answer. After a restart numbering goes on
+ * from the end of the last reserved block (it may jump; it never repeats).
+ */
+export const ECR_SEQ_BLOCK = 64;
+
 export function emptyBook(deviceId: string, rules: PaymentRules): Book {
-  return { deviceId, rules, online: false, nextAttemptSeq: 1, nextSaleSeq: 1, sales: {}, attempts: {} };
+  return { deviceId, rules, online: false, nextAttemptSeq: 1, nextSaleSeq: 1, nextEcrSeq: 1, ecrSeqReservedTo: 1, sales: {}, attempts: {} };
 }
 
 export function isOpenAttempt(a: Attempt): boolean {
@@ -187,13 +214,26 @@ class Step {
     this.effects.push({ kind: 'send', up, outTradeNo, message });
   }
 
-  ecr(line: EcrOutbound, finalFor?: string): void {
-    this.effects.push(finalFor === undefined ? { kind: 'ecr', line } : { kind: 'ecr', line, finalFor });
+  /** The next ECR line number; reserves a new block in the journal (same transaction) when the last one is used up. */
+  nextEcrSeq(): number {
+    const seq = this.book.nextEcrSeq;
+    this.book.nextEcrSeq = seq + 1;
+    if (seq >= this.book.ecrSeqReservedTo) {
+      this.book.ecrSeqReservedTo = seq + ECR_SEQ_BLOCK;
+      this.effects.push({ kind: 'saveEcrSeq', reservedTo: this.book.ecrSeqReservedTo });
+    }
+    return seq;
   }
 
-  progress(sale: Sale, stage: EcrStage, message: string, outTradeNo?: string): void {
-    const line: EcrOutbound = { type: 'progress', ref: sale.ref, stage, message };
-    this.ecr(outTradeNo === undefined ? line : { ...line, outTradeNo });
+  /** One line to the cash register, stamped `v` and `seq` (a new number unless it repeats a numbered line). */
+  ecr(body: EcrLineBody, opts: { seq?: number; finalFor?: string } = {}): void {
+    const { type, ...rest } = body;
+    const line = { type, v: ECR_VERSION, seq: opts.seq ?? this.nextEcrSeq(), ...rest } as EcrOutboundV2;
+    this.effects.push(opts.finalFor === undefined ? { kind: 'ecr', line } : { kind: 'ecr', line, finalFor: opts.finalFor });
+  }
+
+  progress(sale: Sale, stage: EcrStage, message: string, outTradeNo?: string, lookup = false): void {
+    this.ecr({ type: 'progress', ref: sale.ref, stage, ...(outTradeNo === undefined ? {} : { outTradeNo }), message, ...(lookup ? { lookup: true as const } : {}) });
   }
 
   ecrError(code: ErrorCode, message: string, ref: string): void {
@@ -258,35 +298,63 @@ function settle(t: Step, saleId: string): void {
 }
 
 function markPaid(t: Step, sale: Sale, paid: Attempt): void {
-  const next = t.setSale(sale, { state: 'PAID', paidBy: paid.outTradeNo, reported: false }, `attempt ${paid.outTradeNo} SUCCESS`);
+  const resultSeq = t.nextEcrSeq();
+  const next = t.setSale(sale, { state: 'PAID', paidBy: paid.outTradeNo, reported: false, resultSeq }, `attempt ${paid.outTradeNo} SUCCESS`);
   reportFinal(t, next);
   t.log('info', 'sale paid', { outTradeNo: paid.outTradeNo, saleRef: sale.ref, amount: sale.amount });
 }
 
 function markNotPaid(t: Step, sale: Sale, attempts: Attempt[]): void {
-  const next = t.setSale(sale, { state: 'NOT_PAID', reported: false }, `closed: ${sale.endReason ?? 'CASHIER_CANCEL'}`);
+  const resultSeq = t.nextEcrSeq();
+  const next = t.setSale(sale, { state: 'NOT_PAID', reported: false, resultSeq }, `closed: ${sale.endReason ?? 'CASHIER_CANCEL'}`);
   const last = attempts.at(-1)?.outTradeNo;
   reportFinal(t, next, last);
   t.log('info', 'sale not paid', { saleRef: sale.ref, reason: sale.endReason, ...(last ? { outTradeNo: last } : {}) });
 }
 
-/** The one `result` line per sale (repeated after a restart only if it was never written). */
-function reportFinal(t: Step, sale: Sale, lastAttempt?: string): void {
+type ResultBody = Extract<EcrLineBody, { type: 'result' }>;
+
+/** The content of a final sale's result line: the same for the line itself, a re-send and every lookup answer. */
+function resultBody(t: Step, sale: Sale, lastAttempt?: string): ResultBody {
   const base = { type: 'result' as const, ref: sale.ref, amount: sale.amount, currency: sale.currency };
   if (sale.state === 'PAID') {
     const a = sale.paidBy ? t.book.attempts[sale.paidBy] : undefined;
     const wallet = a ? { wallet: a.wallet } : {};
-    t.ecr({ ...base, outcome: 'PAID', ...(sale.paidBy ? { outTradeNo: sale.paidBy } : {}), ...wallet, ...receiptFields(a?.receipt) }, sale.saleId);
-    t.show(screens.success(sale.amount), { saleRef: sale.ref, ...(sale.paidBy ? { outTradeNo: sale.paidBy } : {}) });
+    return { ...base, outcome: 'PAID', ...(sale.paidBy ? { outTradeNo: sale.paidBy } : {}), ...wallet, ...receiptFields(a?.receipt) };
+  }
+  return { ...base, outcome: 'NOT_PAID', reason: sale.endReason ?? 'CASHIER_CANCEL', ...(lastAttempt ? { outTradeNo: lastAttempt } : {}) };
+}
+
+/** The sale's result line number; a sale finished before ECR v2 is given one now, journaled with it. */
+function resultSeqOf(t: Step, sale: Sale): { sale: Sale; seq: number } {
+  if (sale.resultSeq !== undefined) return { sale, seq: sale.resultSeq };
+  const seq = t.nextEcrSeq();
+  return { sale: t.setSale(sale, { resultSeq: seq }, `result line numbered ${seq}`), seq };
+}
+
+/** The one `result` line per sale (repeated after a restart only if it was never written, with its first `seq`). */
+function reportFinal(t: Step, sale: Sale, lastAttempt?: string): void {
+  const { sale: s, seq } = resultSeqOf(t, sale);
+  const body = resultBody(t, s, lastAttempt);
+  t.ecr(body, { seq, finalFor: s.saleId });
+  if (body.outcome === 'PAID') {
+    t.show(screens.success(s.amount), { saleRef: s.ref, ...(s.paidBy ? { outTradeNo: s.paidBy } : {}) });
     return;
   }
-  const reason = sale.endReason ?? 'CASHIER_CANCEL';
-  t.ecr({ ...base, outcome: 'NOT_PAID', reason, ...(lastAttempt ? { outTradeNo: lastAttempt } : {}) }, sale.saleId);
-  t.show(reason === 'AMOUNT_MISMATCH' ? screens.amountMismatch() : screens.notPaid(), { saleRef: sale.ref });
+  t.show(body.reason === 'AMOUNT_MISMATCH' ? screens.amountMismatch() : screens.notPaid(), { saleRef: s.ref });
+}
+
+/**
+ * A final sale's result again, as a lookup answer (`lookup: true`, the original line's `seq`): no
+ * screen, no change to `reported` — it is an answer to the register, not the news itself.
+ */
+function answerFinal(t: Step, sale: Sale): void {
+  const { sale: s, seq } = resultSeqOf(t, sale);
+  t.ecr({ ...resultBody(t, s, t.attemptsOf(s).at(-1)?.outTradeNo), lookup: true as const }, { seq });
 }
 
 /** What a PAID line tells the cash register of the wallet's receipt, so it can print it. */
-function receiptFields(r: Receipt | undefined): Pick<Extract<EcrOutbound, { type: 'result' }>, 'walletTradeNo' | 'paidAt' | 'buyerPaid' | 'discount'> {
+function receiptFields(r: Receipt | undefined): Pick<ResultBody, 'walletTradeNo' | 'paidAt' | 'buyerPaid' | 'discount'> {
   if (!r) return {};
   return {
     walletTradeNo: r.walletTradeNo,
@@ -331,6 +399,11 @@ const onEcrSale: Handler<'ecrSale'> = (t, e) => {
     return t.ecrError(ErrorCode.SALE_BUSY, `sale ${e.ref} is already ${existing.state === 'OPEN' ? 'open with another amount' : 'being cancelled'}`, e.ref);
   }
   if (existing?.state === 'PAID') return t.ecrError(ErrorCode.SALE_ALREADY_PAID, `sale ${e.ref} is already paid`, e.ref);
+  if (existing?.state === 'NOT_PAID') {
+    // A ref is used once: the register is told the earlier outcome again, nothing is charged.
+    t.log('info', 'sale line for a ref already closed NOT_PAID; answered with its outcome, not reopened', { saleRef: e.ref, saleId: existing.saleId });
+    return answerFinal(t, existing);
+  }
   const open = t.openSale();
   if (open) return t.ecrError(ErrorCode.SALE_BUSY, `sale ${open.ref} is still waiting for payment; cancel it first`, e.ref);
   if (!t.book.online) {
@@ -375,6 +448,27 @@ const onEcrCancel: Handler<'ecrCancel'> = (t, e) => {
   if (sale.state === 'NOT_PAID') return t.ecrError(ErrorCode.SALE_UNKNOWN, `sale ${e.ref} is already closed as NOT_PAID`, e.ref);
   if (sale.state === 'CANCELLING') return t.progress(sale, 'CANCELLING', 'already cancelling');
   endSale(t, sale, 'CASHIER_CANCEL');
+};
+
+/** Its result again if final (a lookup answer), its current stage if not, or SALE_UNKNOWN. */
+const onEcrLookup: Handler<'ecrLookup'> = (t, e) => {
+  const sale = t.saleByRef(e.ref);
+  if (!sale) return t.ecrError(ErrorCode.SALE_UNKNOWN, `no sale with ref ${e.ref}`, e.ref);
+  if (sale.state === 'PAID' || sale.state === 'NOT_PAID') return answerFinal(t, sale);
+  if (sale.state === 'CANCELLING') return t.progress(sale, 'CANCELLING', 'cancelling; waiting for the cloud to confirm', undefined, true);
+  const inFlight = t.attemptsOf(sale).find(isOpenAttempt);
+  if (inFlight) return t.progress(sale, 'PAYING', 'payment in progress; asking the wallet', inFlight.outTradeNo, true);
+  t.progress(sale, 'WAITING_CODE', 'show your payment code', undefined, true);
+};
+
+const onEcrHello: Handler<'ecrHello'> = (t, e) => {
+  t.log('info', 'cash register said hello', { registerVersion: e.registerVersion ?? 1, ...(e.name === undefined ? {} : { name: e.name }) });
+  t.ecr({ type: 'hello', deviceId: t.book.deviceId, firmware: e.firmware, capabilities: [...ECR_CAPABILITIES] });
+};
+
+const onEcrBadLine: Handler<'ecrBadLine'> = (t, e) => {
+  t.log('warn', 'bad line from the cash register', { code: e.code, reason: e.message });
+  t.ecr({ type: 'error', ...(e.ref === undefined ? {} : { ref: e.ref }), code: e.code, message: e.message.slice(0, 200) });
 };
 
 const onEcrDelivered: Handler<'ecrDelivered'> = (t, e) => {
@@ -622,6 +716,9 @@ const onScanRejected: Handler<'scanRejected'> = (t, e) => {
 const HANDLERS: { [T in PaymentEventType]: Handler<T> } = {
   ecrSale: onEcrSale,
   ecrCancel: onEcrCancel,
+  ecrHello: onEcrHello,
+  ecrLookup: onEcrLookup,
+  ecrBadLine: onEcrBadLine,
   ecrDelivered: onEcrDelivered,
   ecrReady: onEcrReady,
   scan: onScan,

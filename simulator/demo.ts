@@ -170,6 +170,8 @@ function describeEcr(m: EcrOutbound): string {
       return `RESULT ${m.outcome} ${formatAmount(m.amount, m.currency)}${m.reason ? ` (${m.reason})` : ''}${m.outTradeNo ? ` ${m.outTradeNo}` : ''}${receiptOf(m)}`;
     case 'error':
       return `error ${m.code}: ${m.message}`;
+    case 'hello':
+      return `hello ${m.firmware} v${m.v ?? 1}: ${m.capabilities.join(' ')}`;
   }
 }
 

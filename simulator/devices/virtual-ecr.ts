@@ -1,18 +1,22 @@
 import { pino, type Logger } from 'pino';
-import { EcrInbound, EcrOutbound, type Currency, type EcrResult } from '../../protocol/index.js';
+import { ECR_VERSION, EcrInbound, EcrOutbound, type Currency, type EcrError, type EcrHelloReply, type EcrProgress, type EcrResult } from '../../protocol/index.js';
 import { LineReader } from './line-reader.js';
 import type { SerialEnd } from './serial-end.js';
 import { TERMINATORS, type Terminator } from './terminator.js';
 
 /**
- * The cash register: rings up sales and cancels them as JSON lines (protocol/ecr.ts), and collects
- * what the box answers. Tests and the demo wait for answers with `waitFor`, never with sleeps.
+ * The cash register: rings up sales and cancels them as JSON lines (protocol/ecr.ts, protocol/ECR.md),
+ * says hello and looks sales up (ECR v2), and collects what the box answers — a v2 box's numbered
+ * lines or a v1 box's plain ones. Tests and the demo wait for answers with `waitFor`, never with sleeps.
  */
 export interface VirtualEcrDeps {
   end: SerialEnd;
   terminator?: Terminator;
   logger?: Logger;
 }
+
+/** What a `lookup` is answered with: the result again, the current stage (both `lookup: true`), or an error (SALE_UNKNOWN). */
+export type LookupAnswer = EcrResult | EcrProgress | EcrError;
 
 interface Waiter {
   predicate: (m: EcrOutbound) => boolean;
@@ -24,6 +28,12 @@ export class VirtualEcr {
   readonly received: EcrOutbound[] = [];
   /** Lines from the box that are not valid EcrOutbound (a protocol bug on the box). */
   readonly unreadable: string[] = [];
+  /**
+   * Lines that repeat a numbered line already received (same `seq`), lookup answers aside: what a
+   * register recognises and does not act on twice (a result re-sent after the box restarted).
+   */
+  readonly repeats: EcrOutbound[] = [];
+  private readonly seenSeq = new Set<number>();
   private readonly waiters = new Set<Waiter>();
   private readonly unsubscribe: () => void;
   private readonly log: Logger;
@@ -40,6 +50,20 @@ export class VirtualEcr {
 
   cancel(ref: string): Promise<void> {
     return this.send({ type: 'cancel', ref });
+  }
+
+  /** ECR v2: introduce this register (what it must do after every start of its own) and await the box's hello. */
+  async hello(name?: string, timeoutMs = 5_000): Promise<EcrHelloReply> {
+    const mark = this.mark();
+    await this.send({ type: 'hello', v: ECR_VERSION, ...(name === undefined ? {} : { name }) });
+    return (await this.waitFor((m) => m.type === 'hello', timeoutMs, mark)) as EcrHelloReply;
+  }
+
+  /** ECR v2: what became of a sale — its result again, its current stage (both `lookup: true`), or SALE_UNKNOWN. */
+  async lookup(ref: string, timeoutMs = 5_000): Promise<LookupAnswer> {
+    const mark = this.mark();
+    await this.send({ type: 'lookup', v: ECR_VERSION, ref });
+    return (await this.waitFor((m) => m.ref === ref && (m.type === 'error' || m.lookup === true), timeoutMs, mark)) as LookupAnswer;
   }
 
   send(message: EcrInbound): Promise<void> {
@@ -77,13 +101,21 @@ export class VirtualEcr {
     });
   }
 
-  /** The one `result` line of a sale. */
+  /** The one `result` line of a sale (not a lookup answer repeating it). */
   async resultFor(ref: string, timeoutMs = 5_000): Promise<EcrResult> {
-    return (await this.waitFor((m) => m.type === 'result' && m.ref === ref, timeoutMs)) as EcrResult;
+    return (await this.waitFor((m) => m.type === 'result' && m.ref === ref && m.lookup !== true, timeoutMs)) as EcrResult;
   }
 
+  /** Result lines received, lookup answers not counted. */
   results(ref?: string): EcrResult[] {
-    return this.received.filter((m): m is EcrResult => m.type === 'result' && (ref === undefined || m.ref === ref));
+    return this.received.filter((m): m is EcrResult => m.type === 'result' && m.lookup !== true && (ref === undefined || m.ref === ref));
+  }
+
+  /** The highest `seq` received so far (0 before any numbered line, and from a v1 box). */
+  lastSeq(): number {
+    let max = 0;
+    for (const s of this.seenSeq) max = Math.max(max, s);
+    return max;
   }
 
   close(): void {
@@ -99,6 +131,11 @@ export class VirtualEcr {
       return;
     }
     this.received.push(message);
+    if (message.seq !== undefined) {
+      const lookup = message.type !== 'hello' && message.type !== 'error' && message.lookup === true;
+      if (this.seenSeq.has(message.seq) && !lookup) this.repeats.push(message);
+      this.seenSeq.add(message.seq);
+    }
     for (const w of this.waiters) {
       if (!w.predicate(message)) continue;
       this.waiters.delete(w);

@@ -144,3 +144,82 @@ describe('which commits are fsynced', () => {
     expect(commitMode(cancel, 'relaxed')).toBe('relaxed');
   });
 });
+
+describe('ECR v2 line numbers in the journal', () => {
+  /** One step as the agent runs it: its journal effects in one transaction (or none: a power cut before the commit). */
+  function commit(j: Journal, r: ReturnType<typeof step>): ReturnType<typeof step> {
+    j.transaction(() => r.effects.forEach((e) => (e.kind === 'send' || e.kind === 'withdrawPay' ? undefined : j.persist(e))));
+    return r;
+  }
+  const seqsOf = (r: ReturnType<typeof step>) => r.effects.flatMap((e) => (e.kind === 'ecr' ? [e.line.seq] : []));
+
+  it('seq survives a reopen and never repeats, also when a step was lost to a power cut before its commit', () => {
+    const dir = tempDir();
+    const written: number[] = [];
+    let j = Journal.open(dir);
+    let b = onlineBook();
+    for (let round = 0; round < 4; round++) {
+      for (let i = 0; i < 30; i++) {
+        const r = commit(j, step(b, { type: 'ecrHello', firmware: 'fw' }, T0 + i));
+        written.push(...seqsOf(r));
+        b = r.book;
+      }
+      // The next step computed lines but died before committing: they were never written, and
+      // whatever it reserved is lost; the numbers that were written must still never come back.
+      step(b, { type: 'ecrHello', firmware: 'fw' }, T0 + 99);
+      j.close();
+      j = Journal.open(dir);
+      b = { ...j.loadBook('box1', RULES, T0 + 100), online: true };
+      expect(b.nextEcrSeq, `round ${round}`).toBeGreaterThan(Math.max(...written));
+    }
+    expect(new Set(written).size).toBe(written.length);
+    expect([...written].sort((x, y) => x - y)).toEqual(written);
+    j.close();
+  });
+
+  it('the reservation only grows (a stale, lower write cannot lower it)', () => {
+    const dir = tempDir();
+    const j = Journal.open(dir);
+    j.transaction(() => j.persist({ kind: 'saveEcrSeq', reservedTo: 129 }));
+    j.transaction(() => j.persist({ kind: 'saveEcrSeq', reservedTo: 65 }));
+    expect(j.loadBook('box1', RULES, T0)).toMatchObject({ nextEcrSeq: 129, ecrSeqReservedTo: 129 });
+    j.close();
+  });
+
+  it("a final sale's resultSeq is journaled, reloaded, never changed; loadSaleByRef finds the newest sale of a ref with its attempts", () => {
+    const dir = tempDir();
+    const j = Journal.open(dir);
+    let b = onlineBook();
+    for (const e of [sale('R1'), { type: 'scan', code: { wallet: 'wechat', code: '134567890123456789' } }, { type: 'ecrCancel', ref: 'R1' }] as const) b = commit(j, step(b, e, T0 + 1)).book;
+    const a = b.attempts['box1-1']!;
+    const closed = commit(j, step(b, { type: 'result', message: { v: 2, id: 'r1', ts: T0, outTradeNo: a.outTradeNo, saleId: a.saleId, amount: a.amount, currency: 'CNY', state: 'REVERSED' } }, T0 + 2));
+    const line = closed.effects.find((e) => e.kind === 'ecr' && e.line.type === 'result');
+    expect(line).toBeDefined();
+    const seq = line!.kind === 'ecr' ? line!.line.seq : 0;
+    const found = j.loadSaleByRef('R1', T0 + 3)!;
+    expect(found.sale).toMatchObject({ ref: 'R1', state: 'NOT_PAID', resultSeq: seq });
+    expect(found.attempts.map((x) => [x.outTradeNo, x.state])).toEqual([['box1-1', 'REVERSED']]);
+    expect(j.loadBook('box1', RULES, T0).sales[a.saleId]!.resultSeq).toBe(seq);
+    // A later save of the sale (say, a pre-v2 path without the field) keeps the number.
+    j.transaction(() => j.persist({ kind: 'saveSale', sale: { ...found.sale, resultSeq: undefined, updatedAt: T0 + 9 }, from: 'NOT_PAID', cause: 'test' }));
+    expect(j.loadSaleByRef('R1', T0)!.sale.resultSeq).toBe(seq);
+    expect(j.loadSaleByRef('NOPE', T0)).toBeNull();
+    j.close();
+  });
+
+  it('migrates a schema-3 journal: its sales are kept, with no resultSeq until one is needed', () => {
+    const dir = tempDir();
+    const raw = new Database(join(dir, JOURNAL_FILE));
+    raw.exec('CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (3);');
+    for (const m of MIGRATIONS.slice(0, 3)) raw.exec(m);
+    raw.prepare("INSERT INTO sales VALUES ('box1-s1','R1',1234,'CNY','NOT_PAID','CASHIER_CANCEL',NULL,1,2,3,1)").run();
+    raw.close();
+    const j = Journal.open(dir);
+    expect(j.schemaVersion()).toBe(SCHEMA_VERSION);
+    const s = j.loadSaleByRef('R1', T0)!.sale;
+    expect(s).toMatchObject({ ref: 'R1', state: 'NOT_PAID' });
+    expect(s).not.toHaveProperty('resultSeq');
+    expect(j.loadBook('box1', RULES, T0)).toMatchObject({ nextEcrSeq: 1, ecrSeqReservedTo: 1 });
+    j.close();
+  });
+});

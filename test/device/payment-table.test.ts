@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ATTEMPT_STATES, EcrOutbound, PROTOCOL_VERSION, UP_SCHEMAS, isFinal, type AttemptState } from '../../protocol/index.js';
+import { ATTEMPT_STATES, ECR_VERSION, EcrOutboundV2, PROTOCOL_VERSION, UP_SCHEMAS, isFinal, type AttemptState } from '../../protocol/index.js';
 import { SALE_STATES, step, type Book, type PaymentEvent, type PaymentEventType, type SaleState } from '../../device/payment.js';
 import { ALIPAY, T0, attempt, bookWithAttempt, result } from './payment-fixtures.js';
 
@@ -10,6 +10,9 @@ import { ALIPAY, T0, attempt, bookWithAttempt, result } from './payment-fixtures
 const EVENT_TYPES: readonly PaymentEventType[] = [
   'ecrSale',
   'ecrCancel',
+  'ecrHello',
+  'ecrLookup',
+  'ecrBadLine',
   'ecrDelivered',
   'ecrReady',
   'scan',
@@ -37,6 +40,15 @@ function eventsOf(type: PaymentEventType, book: Book): PaymentEvent[] {
       ];
     case 'ecrCancel':
       return [{ type, ref: 'R1' }];
+    case 'ecrHello':
+      return [{ type, firmware: 'scanbox-device/test' }];
+    case 'ecrLookup':
+      return [
+        { type, ref: 'R1' },
+        { type, ref: 'NOPE' },
+      ];
+    case 'ecrBadLine':
+      return [{ type, code: 'BAD_JSON', message: 'line is not valid JSON' }];
     case 'ecrDelivered':
       return [{ type, saleId: a.saleId }];
     case 'scan':
@@ -104,7 +116,8 @@ function checkInvariants(label: string, before: Book, event: PaymentEvent, res: 
     expect(UP_SCHEMAS[s.up].safeParse(s.message).success, `${label}: ${s.up} message valid`).toBe(true);
     if (s.up === 'pay') expect(event.type === 'scan' && before.online, `${label}: pay only from an online scan`).toBe(true);
   }
-  for (const e of res.effects) if (e.kind === 'ecr') expect(EcrOutbound.safeParse(e.line).success, `${label}: ecr line valid`).toBe(true);
+  for (const e of res.effects) if (e.kind === 'ecr') expect(EcrOutboundV2.safeParse(e.line).success, `${label}: ecr line valid`).toBe(true);
+  checkSeq(label, before, res);
   // Final states only move charged → refunded or between not-charged states.
   if (isFinal(a0.state)) {
     expect(isFinal(a1.state), `${label}: final stays final`).toBe(true);
@@ -115,7 +128,7 @@ function checkInvariants(label: string, before: Book, event: PaymentEvent, res: 
   }
   if (!CHARGED_OR_REFUNDED.includes(a0.state) && isFinal(a0.state)) expect(a1.state, `${label}: not-charged never becomes charged`).not.toBe('SUCCESS');
   // One result line per sale, and never a second one for a sale already final.
-  const resultLines = res.effects.filter((e) => e.kind === 'ecr' && e.line.type === 'result');
+  const resultLines = res.effects.filter((e) => e.kind === 'ecr' && e.line.type === 'result' && e.line.lookup !== true);
   const saleBefore = before.sales[a0.saleId]!;
   const wasFinal = saleBefore.state === 'PAID' || saleBefore.state === 'NOT_PAID';
   if (event.type !== 'ecrReady') expect(resultLines.length, `${label}: result lines`).toBeLessThanOrEqual(wasFinal ? 0 : 1);
@@ -125,4 +138,28 @@ function checkInvariants(label: string, before: Book, event: PaymentEvent, res: 
   if (a1 !== a0 && a1.state !== a0.state) {
     expect(res.effects.some((e) => e.kind === 'saveAttempt' && e.attempt.outTradeNo === a1.outTradeNo), `${label}: change journaled`).toBe(true);
   }
+}
+
+/**
+ * ECR v2 numbering: every new line takes the next number, in order, each below a reservation
+ * journaled in the same step; a result line and its repeats (lookup answers) carry the sale's resultSeq.
+ */
+function checkSeq(label: string, before: Book, res: ReturnType<typeof step>): void {
+  let next = before.nextEcrSeq;
+  const finalSeqs = new Set(Object.values(res.book.sales).flatMap((s) => (s.resultSeq === undefined ? [] : [s.resultSeq])));
+  let reserved = before.ecrSeqReservedTo;
+  for (const e of res.effects) {
+    if (e.kind === 'saveEcrSeq') reserved = Math.max(reserved, e.reservedTo);
+    if (e.kind !== 'ecr') continue;
+    expect(e.line.v, `${label}: v`).toBe(ECR_VERSION);
+    if (e.line.type === 'result') {
+      expect(finalSeqs.has(e.line.seq), `${label}: a result line carries its sale's resultSeq`).toBe(true);
+      if (e.line.seq < before.nextEcrSeq) continue; // a repeat of a line numbered earlier
+    }
+    expect(e.line.seq, `${label}: next number in order`).toBeGreaterThanOrEqual(next);
+    next = e.line.seq + 1;
+  }
+  expect(res.book.nextEcrSeq, `${label}: counter`).toBeGreaterThanOrEqual(next);
+  expect(res.book.ecrSeqReservedTo, `${label}: every number used is reserved in the journal`).toBe(reserved);
+  expect(res.book.nextEcrSeq, `${label}: reserved`).toBeLessThanOrEqual(reserved);
 }

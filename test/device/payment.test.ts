@@ -41,7 +41,7 @@ describe('payment state machine: the normal sale', () => {
     const s4 = step(s3.book, result(attempt(s3.book), 'SUCCESS', 'PAID'), T0 + 20);
     expect(attempt(s4.book).state).toBe('SUCCESS');
     expect(s4.book.sales[attempt(s4.book).saleId]!.state).toBe('PAID');
-    expect(results(s4.effects)).toEqual([{ type: 'result', ref: 'R1', outcome: 'PAID', amount: 1234, currency: 'CNY', outTradeNo: 'box1-1', wallet: 'wechat' }]);
+    expect(results(s4.effects)).toEqual([{ type: 'result', v: 2, seq: 3, ref: 'R1', outcome: 'PAID', amount: 1234, currency: 'CNY', outTradeNo: 'box1-1', wallet: 'wechat' }]);
     expect(sends(s4.effects, 'ack').map((e) => e.message)).toEqual([expect.objectContaining({ outTradeNo: 'box1-1', state: 'SUCCESS' })]);
 
     // The cloud re-sends an unacked result: ack again, change nothing, tell the ECR nothing.

@@ -33,6 +33,8 @@ describe('the receipt on the box', () => {
     expect(results(r.effects)).toEqual([
       {
         type: 'result',
+        v: 2,
+        seq: 3,
         ref: 'R1',
         outcome: 'PAID',
         amount: 1234,
@@ -66,7 +68,7 @@ describe('the receipt on the box', () => {
       const r = step(b, ev(attempt(b)), T0 + 100);
       expect(attempt(r.book).state, label).toBe('SUCCESS');
       expect(attempt(r.book), label).not.toHaveProperty('receipt');
-      expect(results(r.effects), label).toEqual([{ type: 'result', ref: 'R1', outcome: 'PAID', amount: 1234, currency: 'CNY', outTradeNo: 'box1-1', wallet: 'wechat' }]);
+      expect(results(r.effects), label).toEqual([{ type: 'result', v: 2, seq: 3, ref: 'R1', outcome: 'PAID', amount: 1234, currency: 'CNY', outTradeNo: 'box1-1', wallet: 'wechat' }]);
       expect(sends(r.effects, 'ack'), label).toHaveLength(1);
     }
   });
@@ -106,7 +108,7 @@ describe('AMOUNT_MISMATCH on the box', () => {
   it('FAILED with AMOUNT_MISMATCH: NOT_PAID with that reason at once, the sale closed, acked, the receipt kept', () => {
     const b = bookWithAttempt();
     const r = step(b, mismatch(attempt(b)), T0 + 100);
-    expect(ecrLines(r.effects)).toEqual([{ type: 'result', ref: 'R1', outcome: 'NOT_PAID', amount: 1234, currency: 'CNY', reason: 'AMOUNT_MISMATCH', outTradeNo: 'box1-1' }]);
+    expect(ecrLines(r.effects)).toEqual([{ type: 'result', v: 2, seq: 3, ref: 'R1', outcome: 'NOT_PAID', amount: 1234, currency: 'CNY', reason: 'AMOUNT_MISMATCH', outTradeNo: 'box1-1' }]);
     const sale = r.book.sales[attempt(b).saleId]!;
     expect(sale).toMatchObject({ state: 'NOT_PAID', endReason: 'AMOUNT_MISMATCH', reported: false });
     expect(attempt(r.book)).toMatchObject({ state: 'FAILED', reason: 'AMOUNT_MISMATCH', receipt: { walletTradeNo: 'W-9', total: 1243 } });
@@ -198,9 +200,9 @@ describe('the receipt in the journal', () => {
     raw.prepare("INSERT INTO sales VALUES ('box1-s1','R1',1234,'CNY','PAID',NULL,'box1-1',1,2,3,1)").run();
     raw.prepare("INSERT INTO attempts VALUES ('box1-1','box1-s1','R1',1234,'CNY','wechat','SUCCESS','PAID',1,2,3)").run();
     raw.close();
-    expect(SCHEMA_VERSION).toBe(3);
+    expect(SCHEMA_VERSION).toBe(4);
     const j = Journal.open(dir);
-    expect(j.schemaVersion()).toBe(3);
+    expect(j.schemaVersion()).toBe(4);
     const a = j.loadAttempt('box1-1', T0)!.attempts[0]!;
     expect(a).toMatchObject({ outTradeNo: 'box1-1', state: 'SUCCESS', reason: 'PAID' });
     expect(a).not.toHaveProperty('receipt');

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_MAX_MINOR, ErrorCode, ERROR_CODES, MAX_ECR_LINE_BYTES, type EcrOutbound } from '../../protocol/index.js';
+import { DEFAULT_MAX_MINOR, isEcrLineFor, ErrorCode, ERROR_CODES, MAX_ECR_LINE_BYTES, type EcrOutbound } from '../../protocol/index.js';
 import { waitUntil } from '../device/wait-until.js';
 import type { LogLine } from '../device/agent-harness.js';
 import { CODES, cut, emitChunks, expectHealthy, moneyRows, ReferenceLines, show, startFuzzBox, tally, type FuzzBox, type RefItem } from './device-fuzz.js';
@@ -58,7 +58,7 @@ const lineText: fc.Arbitrary<[string, Uint8Array]> = fc.oneof(
     weight: 1,
     arbitrary: fc
       .tuple(fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom<Json>('SALE', 'refund', 'progress', 'result', 'error', ' sale', 'sale\u0000', 1, null, ['sale'])), refArb)
-      .filter(([t]) => t !== 'sale' && t !== 'cancel')
+      .filter(([t]) => t !== 'sale' && t !== 'cancel' && t !== 'hello' && t !== 'lookup')
       .map(([type, ref]): [string, Uint8Array] => ['unknown-type', utf8(json({ ...SALE, type, ref }))]),
   },
   {
@@ -112,17 +112,21 @@ function replyFor(item: RefItem): Reply | 'blank' | 'valid' {
 }
 
 /**
- * The ECR → box lines as protocol/README.md documents them, written here rather than taken from the
- * schema under test (protocol/ecr.ts): an object with exactly the fields of a sale
- * `{type:"sale", ref, amount, currency}` or a cancel `{type:"cancel", ref}`; `ref` 1–64 printable
- * ASCII characters without spaces; `amount` whole fen from 1 to the configured maximum; currency CNY.
+ * The ECR → box lines as protocol/ECR.md documents them, written here rather than taken from the
+ * schema under test (protocol/ecr.ts): an object whose `type` is a sale `{type:"sale", ref, amount,
+ * currency}`, a cancel `{type:"cancel", ref}`, a lookup `{type:"lookup", ref}` or a hello
+ * `{type:"hello"}` with an optional `name` (a string of at most 64 characters); any of them may
+ * carry `v`, a whole number ≥ 1; every other field is ignored (ECR v2 reads tolerantly). `ref` 1–64
+ * printable ASCII characters without spaces; `amount` whole fen from 1 to the configured maximum;
+ * currency CNY.
  */
 function isEcrInbound(v: unknown): boolean {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
   const o = v as Record<string, unknown>;
-  const keys = Object.keys(o).sort().join(',');
-  if (o.type === 'cancel') return keys === 'ref,type' && isRef(o.ref);
-  if (o.type !== 'sale' || keys !== 'amount,currency,ref,type' || !isRef(o.ref) || o.currency !== 'CNY') return false;
+  if ('v' in o && !(typeof o.v === 'number' && Number.isSafeInteger(o.v) && o.v >= 1)) return false;
+  if (o.type === 'hello') return !('name' in o) || (typeof o.name === 'string' && o.name.length <= 64);
+  if (o.type === 'cancel' || o.type === 'lookup') return isRef(o.ref);
+  if (o.type !== 'sale' || !isRef(o.ref) || o.currency !== 'CNY') return false;
   return typeof o.amount === 'number' && Number.isInteger(o.amount) && o.amount >= 1 && o.amount <= DEFAULT_MAX_MINOR;
 }
 
@@ -277,7 +281,13 @@ describe('random and mutated cash-register lines against a running agent', () =>
       [json({ ...SALE, amount: '1234' }), { code: ErrorCode.SCHEMA_INVALID, ref: 'F-1' }, 'amount'],
       [json({ ...SALE, currency: 'USD' }), { code: ErrorCode.SCHEMA_INVALID, ref: 'F-1' }, 'currency'],
       [json({ ...SALE, type: 'refund' }), { code: ErrorCode.SCHEMA_INVALID, ref: 'F-1' }, 'type'],
-      [json({ ...SALE, tip: 100 }), { code: ErrorCode.SCHEMA_INVALID, ref: 'F-1' }, 'tip'],
+      [json({ ...SALE, tip: 100, amount: 1.5 }), { code: ErrorCode.SCHEMA_INVALID, ref: 'F-1' }, 'amount'],
+      [json({ ...SALE, v: 0 }), { code: ErrorCode.SCHEMA_INVALID, ref: 'F-1' }, 'v must be'],
+      [json({ ...SALE, v: '2' }), { code: ErrorCode.SCHEMA_INVALID, ref: 'F-1' }, 'v must be'],
+      [json({ type: 'lookup' }), { code: ErrorCode.SCHEMA_INVALID }, 'ref'],
+      [json({ type: 'lookup', ref: 'a b' }), { code: ErrorCode.SCHEMA_INVALID }, 'ref'],
+      [json({ type: 'hello', name: 12 }), { code: ErrorCode.SCHEMA_INVALID }, 'name'],
+      [json({ type: 'hello', name: 'n'.repeat(65) }), { code: ErrorCode.SCHEMA_INVALID }, 'name'],
       [json({ ...SALE, ref: '' }), { code: ErrorCode.SCHEMA_INVALID }, 'ref'],
       [json({ ...SALE, ref: 'a b' }), { code: ErrorCode.SCHEMA_INVALID }, 'ref'],
       [json({ ...SALE, ref: 'R'.repeat(65) }), { code: ErrorCode.SCHEMA_INVALID }, 'ref'],
@@ -312,6 +322,11 @@ describe('random and mutated cash-register lines against a running agent', () =>
     await flow({ type: 'sale', ref: 'FZ-2', amount: 1234, currency: 'CNY' }, { type: 'error', code: ErrorCode.SALE_BUSY, ref: 'FZ-2' }, 'FZ-1');
     await flow({ type: 'sale', ref: 'FZ-1', amount: 1234, currency: 'CNY' }, { type: 'progress', ref: 'FZ-1', stage: 'WAITING_CODE' });
     await flow({ type: 'cancel', ref: 'FZ-9' }, { type: 'error', code: ErrorCode.SALE_UNKNOWN, ref: 'FZ-9' }, 'FZ-9');
+    // ECR v2: hello and lookup change nothing; unknown fields are ignored.
+    await flow({ type: 'hello', v: 2, name: 'fuzz', extra: [1, 2] }, { type: 'hello', v: 2, capabilities: ['sale', 'cancel', 'hello', 'lookup'] });
+    await flow({ type: 'lookup', ref: 'FZ-1', extra: true }, { type: 'progress', ref: 'FZ-1', stage: 'WAITING_CODE', lookup: true });
+    await flow({ type: 'lookup', ref: 'FZ-9' }, { type: 'error', code: ErrorCode.SALE_UNKNOWN, ref: 'FZ-9' }, 'FZ-9');
+    await flow({ type: 'sale', v: 7, ref: 'FZ-1', amount: 1234, currency: 'CNY', tip: 1 }, { type: 'progress', ref: 'FZ-1', stage: 'WAITING_CODE' });
     expect(await runPhase(ECR_LINE_CASES.saleWaiting, SEED + 1_000)).toBe(ECR_LINE_CASES.saleWaiting);
     expect(moneyRows(db)).toEqual(open);
   });
@@ -335,6 +350,10 @@ describe('random and mutated cash-register lines against a running agent', () =>
     const r = await box.ecrOut.find((l) => l.type === 'result' && l.ref === 'FZ-1', 'NOT_PAID after cancel');
     expect(r).toMatchObject({ outcome: 'NOT_PAID', reason: 'CASHIER_CANCEL' });
     await flow({ type: 'cancel', ref: 'FZ-1' }, { type: 'error', code: ErrorCode.SALE_UNKNOWN, ref: 'FZ-1' }, 'NOT_PAID');
+    // The ref is used: a sale line for it again is answered with its outcome (same seq), never reopened.
+    await flow({ type: 'sale', ref: 'FZ-1', amount: 1234, currency: 'CNY' }, { ...r, lookup: true });
+    await flow({ type: 'lookup', ref: 'FZ-1' }, { ...r, lookup: true });
+    expect(cloud.up.filter((u) => u.kind === 'pay')).toHaveLength(1);
   });
 
   it('afterwards a valid sale → scan → PAID works, and a paid ref is refused', async () => {
@@ -354,5 +373,12 @@ describe('random and mutated cash-register lines against a running agent', () =>
     expect(cloud.charges).toEqual(['fz1-2']);
     expectHealthy(box);
     expect(cloud.invalid).toEqual([]);
+    // Every line written is exactly a v1 line (before the register showed it reads v2: a hello, a
+    // lookup, a line with v ≥ 2) or a v2 line; numbered lines are in order, never twice (a result
+    // repeated as a lookup answer carries its original number).
+    for (const l of box.ecrOut.items) expect(isEcrLineFor(l.v ?? 1, l), JSON.stringify(l)).toBe(true);
+    const seqs = box.ecrOut.items.filter((l) => l.seq !== undefined && !(l.type === 'result' && l.lookup === true)).map((l) => l.seq!);
+    expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
+    expect(new Set(seqs).size).toBe(seqs.length);
   });
 });
