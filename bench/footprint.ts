@@ -20,8 +20,8 @@ import { cpuShare, DIST, fmt, procSample, ROOT, scratch, sleep, type ProcSample 
 /**
  * 5. footprint — the box agent as shipped: compiled (`npm run build`), started as
  * `node dist/device/cli.js start …` on socat ptys, against a cloud in this process (instant gateway),
- * with the environment and node flags of the shipped systemd unit (device/scanbox-device.service,
- * read by device/service-definition.ts) unless `agentEnv` / `agentNodeFlags` say otherwise.
+ * with the environment and node flags of the shipped systemd unit (deploy/systemd/scanbox-device.service,
+ * read by bench/service-definition.ts) unless `agentEnv` / `agentNodeFlags` say otherwise.
  *  - cold start: process spawn → its `ready` log line, `coldStarts` times (new process each time; the
  *    OS page cache is warm, as on a box restarting its agent), median;
  *  - idle RSS once connected and settled; CPU share while idle with heartbeats (every

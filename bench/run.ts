@@ -21,6 +21,7 @@ const BENCHES: Record<string, Bench> = {
   recovery: { load: async () => { const m = await import('./recovery.js'); return { run: m.recovery, defaults: m.RECOVERY_DEFAULTS, smoke: m.RECOVERY_SMOKE }; } },
   footprint: { load: async () => { const m = await import('./footprint.js'); return { run: m.footprint, defaults: m.FOOTPRINT_DEFAULTS, smoke: m.FOOTPRINT_SMOKE }; } },
   wallets: { load: async () => { const m = await import('./wallets.js'); return { run: m.wallets, defaults: m.WALLETS_DEFAULTS, smoke: m.WALLETS_SMOKE }; } },
+  journal: { load: async () => { const m = await import('./journal.js'); return { run: m.journal, defaults: m.JOURNAL_DEFAULTS, smoke: m.JOURNAL_SMOKE }; } },
 };
 export const BENCH_NAMES = Object.keys(BENCHES);
 

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /**
- * How the box runs its agent, read from the shipped systemd unit (`device/scanbox-device.service`):
+ * How the box runs its agent, read from the shipped systemd unit (`deploy/systemd/scanbox-device.service`):
  * the environment (`Environment=` lines) and the node flags of `ExecStart=`. The footprint benchmark
  * starts the agent with these, so what is measured and what is shipped cannot drift apart.
  */
@@ -15,14 +15,14 @@ export interface ServiceDefinition {
   args: string[];
 }
 
-export const SERVICE_UNIT_NAME = 'device/scanbox-device.service';
+export const SERVICE_UNIT_NAME = 'deploy/systemd/scanbox-device.service';
 
 const here = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
 /**
- * The unit file ships with the agent in device/. `npm run build` (tsc) copies no .service file into
- * dist/, so from dist/bench/ the source tree's copy is used too.
+ * The unit file ships in deploy/systemd/. `npm run build` (tsc) copies no .service file into dist/,
+ * so from dist/bench/ the source tree's copy is used too.
  */
-export const SERVICE_UNIT_PATH = [here('../device/scanbox-device.service'), here('../../device/scanbox-device.service')].find((p) => existsSync(p)) ?? here('../device/scanbox-device.service');
+export const SERVICE_UNIT_PATH = [here(`../${SERVICE_UNIT_NAME}`), here(`../../${SERVICE_UNIT_NAME}`)].find((p) => existsSync(p)) ?? here(`../${SERVICE_UNIT_NAME}`);
 
 export function readServiceDefinition(file: string = SERVICE_UNIT_PATH): ServiceDefinition {
   return parseServiceUnit(readFileSync(file, 'utf8'), file);

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { Command, Option } from 'commander';
 import QRCode from 'qrcode';
 import { ATTEMPT_STATES, CloudAttemptRecord, describeIssues, ErrorCode, isProtocolError, pairingQrText, ProtocolError, type AttemptState } from '../protocol/index.js';
@@ -8,9 +9,11 @@ import { loadConfig, type CloudConfig } from './config.js';
 import { startCloud } from './index.js';
 import { createLogger } from './log.js';
 import { createPairingCode } from './pairing/pairing.js';
+import { pairingCloudUrl, probeCloud } from './pairing/pairing-url.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { Attempt } from './payments/transaction.js';
 import { registerReconcileCommand } from './reconcile/command.js';
+import { registerRefundCommands } from './refunds/command.js';
 
 /**
  * scanbox-cloud: start the cloud, and the support commands that work on its store (also while it
@@ -84,7 +87,7 @@ program
     const config = configFrom(o, { mqttPort: o.mqttPort, httpPort: o.httpPort, host: o.host, gatewayUrl: o.gatewayUrl, gateway: o.gateway, ...tlsFlags(o), ...metricsFlags(o) });
     const logger = createLogger(config.logLevel);
     // Handlers first: a supervisor may send SIGTERM the moment it reads the ready line.
-    const starting = startCloud({ config, logger });
+    const starting = startCloud({ config, logger, processMetrics: true });
     const stop = (signal: string) => {
       logger.info({ signal }, 'stopping: no new connections; finishing store writes');
       starting.then((cloud) => cloud.close()).then(
@@ -205,6 +208,8 @@ async function channelRows(store: SqliteStore, config: CloudConfig) {
 }
 
 const pair = program.command('pair').description('pairing codes for field engineers');
+/** Long enough for a cloud across the internet, short enough not to hold up an engineer making codes. */
+const PAIRING_PROBE_MS = 3_000;
 pair
   .command('create')
   .description('create a one-time pairing code for a merchant store')
@@ -212,23 +217,31 @@ pair
   .requiredOption('--store <id>', 'store id')
   .option('--db <path>', 'SQLite store')
   .option('--config <file>', 'JSON config file')
-  .option('--cloud-url <url>', 'the cloud address the box should call (default: from config)')
+  .option('--cloud-url <url>', "the cloud address the box should call (default: the config's publicHttpUrl, else its HTTP(S) listener: pass the running cloud's --config)")
   .option('--json', 'print JSON')
   .action(async (o: { merchant: string; store: string; db?: string; config?: string; cloudUrl?: string; json?: boolean }) => {
     await withStore(o, async (store, config) => {
+      // Before the code exists: an address no box can call is refused, and nothing is created.
+      const source = o.config ? `--config ${o.config}` : 'the defaults and SCANBOX_CLOUD_* environment (no --config)';
+      const target = pairingCloudUrl(config, { flag: o.cloudUrl, source });
       const issued = await createPairingCode({ store, clock: systemClock, codeTtlS: config.pairingCodeTtlS }, o.merchant, o.store);
-      const cloudUrl = o.cloudUrl ?? config.publicHttpUrl ?? `${config.tls ? 'https' : 'http'}://${config.host}:${config.httpPort}`;
+      const cloudUrl = target.url;
+      const check = await probeCloud(cloudUrl, PAIRING_PROBE_MS);
+      const warn = (line: string) => console.error(`scanbox-cloud: warning: ${line}`);
+      if (target.loopback) warn(`${cloudUrl} is a loopback address: only a box on this machine can pair with it; ${o.config ? 'set publicHttpUrl in the config' : 'pass the running cloud\'s --config'} or --cloud-url`);
+      if (!check.ok) warn(`${check.detail}: is the cloud running there? A box given this code will try ${cloudUrl}`);
       const qrText = pairingQrText({ code: issued.code, cloudUrl });
-      if (o.json) return void console.log(JSON.stringify({ code: issued.code, expiresAt: issued.expiresAt, cloudUrl, qrText }));
+      if (o.json) return void console.log(JSON.stringify({ code: issued.code, expiresAt: issued.expiresAt, cloudUrl, cloudUrlFrom: target.from, cloudCheck: check, qrText }));
       console.log(`pairing code: ${issued.code}  (merchant ${o.merchant}, store ${o.store})`);
       console.log(`expires:      ${new Date(issued.expiresAt).toISOString()}`);
-      console.log(`cloud:        ${cloudUrl}`);
+      console.log(`cloud:        ${cloudUrl}  (from ${target.from}; ${check.ok ? 'it answers' : 'NOT answering'})`);
       console.log(await QRCode.toString(qrText, { type: 'terminal', small: true }));
     });
   });
 
 const devices = program
   .command('devices')
+  .alias('device')
   .enablePositionalOptions()
   .description('list every box: merchant, store, online/stale/offline, last seen, firmware, outbox depth, pending attempts')
   .option('--db <path>', 'SQLite store')
@@ -259,6 +272,55 @@ devices
         throw d ? new ProtocolError(ErrorCode.DEVICE_REVOKED, `${deviceId} is already revoked`) : new ProtocolError(ErrorCode.NOT_PAIRED, `no device ${deviceId}`);
       }
       console.log(`revoked ${deviceId}`);
+    });
+  });
+
+/** The down/command message id: the box remembers the last one it carried out and ignores a redelivery. */
+function newCommandId(): string {
+  return `cmd-${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
+}
+
+type DeviceFlags = { db?: string; config?: string; json?: boolean };
+const deviceCommand = (name: 'reboot' | 'unpair', description: string, then: string) =>
+  devices
+    .command(`${name} <deviceId>`)
+    .description(description)
+    .option('--db <path>', 'SQLite store')
+    .option('--config <file>', 'JSON config file')
+    .option('--json', 'print the queued command as JSON')
+    .action(async (deviceId: string, own: DeviceFlags) => {
+      const o = { ...devices.opts<DeviceFlags>(), ...own };
+      await withStore(o, async (store) => {
+        const { row, created } = await store.addDeviceCommand({ id: newCommandId(), deviceId, command: name }, Date.now());
+        if (o.json) return void console.log(JSON.stringify({ ...row, created }));
+        if (!created) return void console.log(`${name} of ${deviceId} is already queued (command ${row.id}, ${row.sentAt === null ? 'not sent yet' : `sent ${new Date(row.sentAt).toISOString()}`})`);
+        console.log(`${name} of ${deviceId} queued (command ${row.id}): the running cloud sends it when the box is connected; ${then}`);
+      });
+    });
+deviceCommand(
+  'reboot',
+  'restart a box: it finishes its current journal write, closes its ports and cloud link, and exits 75 for systemd to start it again',
+  'the box restarts and carries on with its journal',
+);
+deviceCommand(
+  'unpair',
+  'unpair a box: it takes no new sale, lets what is in flight finish (up to its unpairWaitMs, 120 s), wipes its credentials and comes back in pairing mode; the cloud then revokes it',
+  'the cloud revokes it once it has left (unpairGoneMs) or at the latest unpairGraceMs after sending',
+);
+devices
+  .command('commands [deviceId]')
+  .description("commands queued for boxes (all, or one box's): sent or not, and how each ended")
+  .option('--db <path>', 'SQLite store')
+  .option('--config <file>', 'JSON config file')
+  .option('--json', 'print JSON')
+  .action(async (deviceId: string | undefined, own: DeviceFlags) => {
+    const o = { ...devices.opts<DeviceFlags>(), ...own };
+    await withStore(o, async (store) => {
+      const rows = await store.listDeviceCommands(deviceId);
+      if (o.json) return void console.log(JSON.stringify(rows));
+      const at = (t: number | null) => (t === null ? '-' : new Date(t).toISOString());
+      console.log(['COMMAND', 'DEVICE', 'NAME', 'CREATED', 'SENT', 'DONE', 'OUTCOME'].join('\t'));
+      for (const r of rows) console.log([r.id, r.deviceId, r.command, at(r.createdAt), at(r.sentAt), at(r.doneAt), r.outcome ?? '-'].join('\t'));
     });
   });
 
@@ -295,6 +357,7 @@ function describe(a: Attempt): string {
 }
 
 registerReconcileCommand(program);
+registerRefundCommands(program);
 
 try {
   await program.parseAsync(process.argv);

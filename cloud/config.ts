@@ -76,6 +76,14 @@ export const CloudConfig = z.strictObject({
   reverseFastRetries: z.number().int().min(1).default(3),
   lateCheckDelayMs: ms.default(60_000),
   lateCheckTries: z.number().int().min(1).default(3),
+  /**
+   * A cashier's refund (cloud/refunds/) the wallet answered with unknown or retry_later is asked again
+   * with the same refund number after refundRetryMs, doubling (full jitter) up to refundRetryMaxMs, forever…
+   */
+  refundRetryMs: z.number().int().positive().default(5_000),
+  refundRetryMaxMs: z.number().int().positive().default(60_000),
+  /** …and one still PENDING this long after it was taken is flagged for an operator (an error line, `scanbox-cloud refunds --flagged`). */
+  refundFlagAfterMs: z.number().int().positive().default(600_000),
   heartbeatIntervalS: z.number().positive().default(30),
   pairingCodeTtlS: z.number().int().positive().default(600),
   pairRateLimit: z
@@ -95,6 +103,14 @@ export const CloudConfig = z.strictObject({
     .default({ ...DEFAULT_MQTT_LIMITS }),
   /** How often a running cloud looks for boxes revoked from the CLI (must be ≤ 500 for the 1 s promise). */
   revocationPollMs: z.number().int().positive().max(500).default(500),
+  /**
+   * A box sent `unpair` (`scanbox-cloud devices unpair`) is revoked once it has been disconnected this
+   * long (it wiped its credentials and left; a box that only dropped its link or restarted is back
+   * sooner, and is sent the unpair again)…
+   */
+  unpairGoneMs: ms.default(15_000),
+  /** …or this long after the unpair was first sent, whatever the box is doing: more than the boxes' `unpairWaitMs` (120 s by default). */
+  unpairGraceMs: ms.default(300_000),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type CloudConfig = z.infer<typeof CloudConfig>;

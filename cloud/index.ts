@@ -6,10 +6,14 @@ import { DeviceAuthenticator } from './broker/device-auth.js';
 import { Fleet } from './fleet/fleet.js';
 import type { Gateway } from './gateway/gateway.js';
 import { startHttpApi } from './http/public-api.js';
+import { counterServices } from './refunds/services.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
+import { exportFleetGauges } from './fleet/fleet-gauges.js';
+import { exportPendingGauges } from './payments/pending-gauges.js';
 import { startMetricsEndpoint } from './http/metrics-endpoint.js';
 import { watchRevocations } from './fleet/revocation-watch.js';
+import { CommandWatch } from './fleet/command-watch.js';
 import { ServerKey } from './pairing/server-key.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { CloudStore } from './store/store.js';
@@ -44,6 +48,8 @@ export interface StartCloudOptions {
   timers?: Clock;
   logger?: Logger;
   random?: () => number;
+  /** Also export Node's process series on /metrics (the CLI's cloud does; a test's need not). */
+  processMetrics?: boolean;
 }
 
 export interface RunningCloud {
@@ -81,7 +87,7 @@ export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud>
   const config = parseConfig({ ...opts.config, ...overrides, ...metricsPort });
   const logger = opts.logger ?? createLogger(config.logLevel);
   const clock = opts.clock ?? systemClock;
-  const metrics = new Metrics();
+  const metrics = new Metrics({ processMetrics: opts.processMetrics ?? false });
   const store = new SqliteStore(config.dbPath, { commitThread: true });
   const cleanup: (() => Promise<void> | void)[] = [() => store.close()];
   try {
@@ -92,10 +98,12 @@ export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud>
     cleanup.unshift(() => broker.close());
     const link = broker.serviceLink;
     cleanup.unshift(() => link.close());
-    const fleet = new Fleet({ store, clock, logger, heartbeatIntervalS: config.heartbeatIntervalS });
+    const fleet = new Fleet({ store, clock, logger, metrics, heartbeatIntervalS: config.heartbeatIntervalS });
     const router = channelsFromConfig(config, { merchants: (id) => store.getMerchant(id), clock, random: opts.random ?? Math.random, logger, metrics }, opts.gateway);
     cleanup.unshift(() => router.close());
     cleanup.unshift(await watchChannels({ store, router, logger, clock, pollMs: config.channelPollMs }));
+    const counter = counterServices({ store, gateway: router, config, logger, metrics, clock, timers: opts.timers ?? systemClock, random: opts.random ?? Math.random, publish: (t, p, q) => link.publish(t, p, q), downVersionFor: (id) => fleet.downVersionFor(id) });
+    cleanup.unshift(() => counter.refunds.close());
     const attempts = new AttemptsService({
       store,
       gateway: router,
@@ -113,18 +121,32 @@ export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud>
       publish: (topic, payload, qos) => link.publish(topic, payload, qos),
       onHeartbeat: (deviceId, msg) => fleet.heartbeat(deviceId, msg),
       downVersionFor: (deviceId) => fleet.downVersionFor(deviceId),
+      refunds: counter.refunds,
+      totals: counter.totals,
     });
     cleanup.unshift(() => fleet.stop(), () => attempts.close());
     link.onMessage((topic, payload, publisher) => void attempts.handleMessage(topic, payload, publisher));
+    const commands = new CommandWatch({ store, logger, clock, pollMs: config.revocationPollMs, goneMs: config.unpairGoneMs, graceMs: config.unpairGraceMs, publish: (t, p, q) => link.publish(t, p, q), downVersionFor: (id) => fleet.downVersionFor(id) });
+    cleanup.unshift(commands.start());
     broker.setEvents({
-      // Unacknowledged results go out again once the box can receive them: at once for a
-      // persistent session (its subscriptions survive), else when it subscribes.
-      onDeviceConnected: (id, persistent) => void fleet.connected(id).then(() => (persistent ? attempts.resendUnacked(id) : undefined)),
-      onDeviceSubscribed: (id) => void attempts.resendUnacked(id),
-      onDeviceDisconnected: (id) => void fleet.disconnected(id),
+      // Unacknowledged results (and queued commands) go out again once the box can receive them: at
+      // once for a persistent session (its subscriptions survive), else when it subscribes.
+      onDeviceConnected: (id, persistent) => {
+        commands.connected(id, persistent);
+        void fleet.connected(id).then(() => (persistent ? attempts.resendUnacked(id) : undefined));
+      },
+      onDeviceSubscribed: (id) => {
+        commands.subscribed(id);
+        void attempts.resendUnacked(id);
+      },
+      onDeviceDisconnected: (id) => {
+        commands.disconnected(id);
+        void fleet.disconnected(id);
+      },
     });
     fleet.start();
     await attempts.resumeAll();
+    await counter.refunds.resumeAll();
 
     const mqttUrl = config.publicMqttUrl ?? broker.url;
     const http = await startHttpApi({
@@ -139,6 +161,7 @@ export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud>
       metricsToken: config.metrics.token,
     });
     cleanup.unshift(() => http.stopAccepting());
+    cleanup.unshift(exportFleetGauges({ store, metrics, logger }), exportPendingGauges({ store, metrics, clock, logger }));
     const metricsEndpoint = await startMetricsEndpoint(metrics, config.metrics.host, config.metrics.port);
     cleanup.unshift(() => metricsEndpoint.close());
     const stopWatch = watchRevocations({ store, logger, pollMs: config.revocationPollMs, since: clock.now() - 1000, disconnect: broker.disconnect });

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import {
   ErrorCode,
   ProtocolError,
+  businessDateOf,
   isFinal,
   type DeviceStatus,
   type DownKind,
@@ -10,14 +11,18 @@ import {
   type PortState,
 } from '../protocol/index.js';
 import type { Clock } from '../protocol/clock.js';
+import { CloudCommands } from './commands.js';
 import { readCaFile, type DeviceConfig } from './config.js';
 import { ConsoleDisplay, type Display } from './display.js';
 import { EcrLink } from './ecr.js';
 import { Journal, type SyncMode } from './journal.js';
 import { CloudLink, type MqttConnect } from './link.js';
 import { Outbox, OutboxPump, type OutboxRow } from './outbox.js';
+import { DAY_MS, JournalHousekeeping, heldIn } from './retention.js';
 import { nextWakeAt, step, type Book, type Effect, type PaymentEvent, type PaymentRules } from './payment.js';
+import type { Refund } from './refund.js';
 import { ScannerReader } from './scanner.js';
+import { recordLink } from './status.js';
 import type { SerialFactory } from './serial-port.js';
 import { FIRMWARE_VERSION } from './version.js';
 
@@ -30,6 +35,8 @@ export interface AgentDeps {
   logger: Logger;
   /** Defaults to a ConsoleDisplay on the agent's logger (which carries the device id). */
   display?: Display;
+  /** After a cloud `reboot` or `unpair` the agent stops, then calls this with its exit status (commands.ts). */
+  exit?: (status: number) => void;
 }
 
 export interface Agent {
@@ -60,6 +67,8 @@ class AgentShell implements Agent {
   private readonly link: CloudLink;
   private readonly scanner: ScannerReader;
   private readonly ecr: EcrLink;
+  private readonly commands: CloudCommands;
+  private readonly housekeeping: JournalHousekeeping;
   private readonly startedAt: number;
   /** Start on the monotonic clock: uptime must not go negative when the wall clock is stepped back. */
   private readonly startedMono: number;
@@ -88,6 +97,11 @@ class AgentShell implements Agent {
     this.bookState = journal.loadBook(creds.deviceId, rules, this.startedAt);
     this.outbox = new Outbox(journal);
     this.outbox.dropStaleQueries();
+    this.commands = new CloudCommands({
+      ...{ clock: deps.clock, log: this.log, journal, deviceId: this.deviceId, unpairWaitMs: config.unpairWaitMs, exit: deps.exit },
+      ...{ book: () => this.bookState, outboxDepth: () => this.outbox.depth(), dispatch: (e) => this.dispatch(e), stop: () => this.stop() },
+    });
+    this.housekeeping = new JournalHousekeeping({ journal, clock: deps.clock, log: this.log, retentionMs: config.retentionDays * DAY_MS, held: () => heldIn(this.bookState) });
     this.link = this.makeLink(config.mqttUrl ?? creds.mqttUrl, creds.secret);
     this.pump = new OutboxPump({
       outbox: this.outbox,
@@ -128,11 +142,14 @@ class AgentShell implements Agent {
     this.dispatch({ type: 'restart' });
     this.scanner.start();
     this.ecr.start();
+    recordLink(this.journal, 'start', this.deps.clock.now());
     this.link.start();
+    this.housekeeping.start();
     const s = this.status();
     // Supervisors and the simulator wait for this line: printed at any log level but silent.
     const announce = this.log.level === 'silent' ? this.log : this.log.child({}, { level: 'info' });
     announce.info({ pendingAttempts: s.pendingAttempts, outboxDepth: s.outboxDepth, startupMs: Math.round(this.monotonicNow() - this.startedMono) }, 'ready');
+    this.commands.resume();
   }
 
   book(): Book {
@@ -166,7 +183,8 @@ class AgentShell implements Agent {
     this.stopped = true;
     this.pump.stop();
     this.deps.clock.clearTimeout(this.wakeTimer);
-    await Promise.all([this.link.stop(), this.scanner.stop(), this.ecr.stop()]);
+    await Promise.all([this.housekeeping.stop(), this.link.stop(), this.scanner.stop(), this.ecr.stop()]);
+    recordLink(this.journal, 'stop', this.deps.clock.now());
     this.journal.close();
     this.log.info('stopped');
   }
@@ -198,6 +216,7 @@ class AgentShell implements Agent {
     this.pump.kick();
     this.perform(result.effects);
     this.armWake();
+    this.commands.changed();
   }
 
   private persist(e: Effect, now: number): void {
@@ -207,15 +226,17 @@ class AgentShell implements Agent {
   }
 
   private perform(effects: Effect[]): void {
-    const delivered: string[] = [];
+    const delivered: PaymentEvent[] = [];
     for (const e of effects) {
       try {
-        if (this.performOne(e) && e.kind === 'ecr' && e.finalFor) delivered.push(e.finalFor);
+        if (!this.performOne(e) || e.kind !== 'ecr') continue;
+        if (e.finalFor) delivered.push({ type: 'ecrDelivered', saleId: e.finalFor });
+        if (e.refundFinalFor) delivered.push({ type: 'ecrRefundDelivered', refundId: e.refundFinalFor });
       } catch (err) {
         this.log.error({ effect: e.kind, err: (err as Error).message }, 'effect failed after commit');
       }
     }
-    for (const saleId of delivered) this.dispatch({ type: 'ecrDelivered', saleId }, 'relaxed');
+    for (const event of delivered) this.dispatch(event, 'relaxed');
   }
 
   /** Returns false when a cash-register line could not be written (port down). */
@@ -224,7 +245,7 @@ class AgentShell implements Agent {
     else if (e.kind === 'log') this.log[e.level](e.fields, e.msg);
     else if (e.kind === 'ecr') {
       if (this.ecr.send(e.line)) return true;
-      if (e.finalFor) this.log.warn({ saleRef: e.line.ref }, 'cash register port is down; its result line is sent when it is back');
+      if (e.finalFor || e.refundFinalFor) this.log.warn({ saleRef: e.line.ref, type: e.line.type }, 'cash register port is down; its result line is sent when it is back');
       return false;
     }
     return true;
@@ -244,7 +265,18 @@ class AgentShell implements Agent {
     if (m.type === 'hello') {
       return this.dispatch({ type: 'ecrHello', firmware: FIRMWARE_VERSION, ...(m.v === undefined ? {} : { registerVersion: m.v }), ...(m.name === undefined ? {} : { name: m.name }) });
     }
+    if (m.type === 'totals') {
+      const date = m.date ?? businessDateOf(this.deps.clock.now());
+      return this.dispatch({ type: 'ecrTotals', date, local: this.journal.localTotals(date) });
+    }
+    if (m.type === 'refund') {
+      const { type: _type, v: _v, ...asked } = m;
+      this.hydrateForRefund(asked);
+      if (this.commands.refuseRefund(asked.refundRef, asked.ref)) return;
+      return this.dispatch({ type: 'ecrRefund', ...asked });
+    }
     this.hydrateRef(m.ref);
+    if (m.type === 'sale' && this.commands.refuseSale(m.ref)) return;
     if (m.type === 'sale') this.dispatch({ type: 'ecrSale', ref: m.ref, amount: m.amount, currency: m.currency });
     else if (m.type === 'cancel') this.dispatch({ type: 'ecrCancel', ref: m.ref });
     else this.dispatch({ type: 'ecrLookup', ref: m.ref });
@@ -258,6 +290,22 @@ class AgentShell implements Agent {
     const attempts = { ...this.bookState.attempts };
     for (const a of found.attempts) attempts[a.outTradeNo] ??= a;
     this.bookState = { ...this.bookState, sales: { ...this.bookState.sales, [found.sale.saleId]: found.sale }, attempts };
+    this.hydrateRefunds(found.refunds);
+  }
+
+  /** A refund line may name a sale, a payment or a refund ref known only to the journal: all of them are needed to answer it. */
+  private hydrateForRefund(asked: { ref?: string; outTradeNo?: string; refundRef: string }): void {
+    if (asked.ref !== undefined) this.hydrateRef(asked.ref);
+    if (asked.outTradeNo !== undefined) this.hydrate(asked.outTradeNo);
+    if (Object.values(this.bookState.refunds).some((r) => r.refundRef === asked.refundRef)) return;
+    const known = this.journal.loadRefund({ refundRef: asked.refundRef }, this.deps.clock.now());
+    if (known) this.hydrateRefunds([known]);
+  }
+
+  private hydrateRefunds(found: Refund[]): void {
+    const refunds = { ...this.bookState.refunds };
+    for (const r of found) refunds[r.refundId] ??= r;
+    this.bookState = { ...this.bookState, refunds };
   }
 
   private portState(port: 'scanner' | 'ecr', state: PortState): void {
@@ -271,12 +319,21 @@ class AgentShell implements Agent {
     if (kind === 'result') this.dispatch({ type: 'result', message: msg as DownMessage<'result'> });
     else if (kind === 'progress') this.dispatch({ type: 'progress', message: msg as DownMessage<'progress'> });
     else if (kind === 'error') this.dispatch({ type: 'cloudError', message: msg as DownMessage<'error'> });
+    else if (kind === 'refund') this.fromCloudRefund(msg as DownMessage<'refund'>);
+    else if (kind === 'totals') this.dispatch({ type: 'totals', message: msg as DownMessage<'totals'> });
     else this.command(msg as DownMessage<'command'>);
   }
 
+  private fromCloudRefund(m: DownMessage<'refund'>): void {
+    if (!this.bookState.refunds[m.refundId]) {
+      const known = this.journal.loadRefund({ refundId: m.refundId }, this.deps.clock.now());
+      if (known) this.hydrateRefunds([known]);
+    }
+    this.dispatch({ type: 'refundResult', message: m });
+  }
+
   private command(msg: DownMessage<'command'>): void {
-    if (msg.command === 'resync') return this.dispatch({ type: 'resync' });
-    this.log.warn({ command: msg.command }, 'cloud command not supported by this agent; ignored');
+    this.commands.handle(msg);
   }
 
   /** A late result may be for an attempt finished long ago and no longer held in memory. */
@@ -288,12 +345,14 @@ class AgentShell implements Agent {
     for (const a of found.attempts) attempts[a.outTradeNo] ??= a;
     const sales = { ...this.bookState.sales, [found.sale.saleId]: this.bookState.sales[found.sale.saleId] ?? found.sale };
     this.bookState = { ...this.bookState, sales, attempts };
+    this.hydrateRefunds(this.journal.refundsOfSale(found.sale.saleId, this.deps.clock.now()));
   }
 
   private delivered(row: OutboxRow): void {
     const remove = () => this.outbox.remove(row.id);
     if (row.kind === 'pay') this.dispatch({ type: 'paySent', outTradeNo: row.outTradeNo }, 'relaxed', remove);
     else this.journal.transaction(remove, 'relaxed');
+    this.commands.changed();
   }
 
   private contact(): void {
@@ -324,8 +383,12 @@ class AgentShell implements Agent {
         onConnect: () => {
           this.pump.restart();
           this.dispatch({ type: 'linkUp' });
+          recordLink(this.journal, 'up', this.deps.clock.now());
         },
-        onClose: () => this.dispatch({ type: 'linkDown' }),
+        onClose: () => {
+          this.dispatch({ type: 'linkDown' });
+          recordLink(this.journal, 'down', this.deps.clock.now());
+        },
         onDown: (kind, msg) => this.fromCloud(kind, msg),
         onContact: () => this.contact(),
       },

@@ -32,18 +32,23 @@ program
   .addOption(new Option('--baud-rate <n>', 'scanner baud rate').argParser(Number))
   .option('--ca <file>', "PEM certificate of a private CA the cloud's HTTPS and mqtts:// certificates chain to (config caFile)")
   .option('--wait-for-pairing', 'when not paired yet, wait for a pairing QR scanned with the box scanner instead of exiting')
-  .action(async (o: { scanner: string; ecr: string; data: string; config?: string; baudRate?: number; ca?: string; waitForPairing?: boolean }) => {
+  .addOption(new Option('--serial <binding>', 'serial binding: "real" ports, or "mock" for a simulated box (serialport\'s mock binding; --scanner and --ecr are then the simulator\'s Unix sockets)').choices(['real', 'mock']).default('real'))
+  .action(async (o: { scanner: string; ecr: string; data: string; config?: string; baudRate?: number; ca?: string; waitForPairing?: boolean; serial: 'real' | 'mock' }) => {
     const config = loadConfig({ file: o.config, env: process.env, flags: { scannerPath: o.scanner, ecrPath: o.ecr, dataDir: o.data, baudRate: o.baudRate, caFile: o.ca } });
     // A CA path that cannot be read is a config error now, not after the engineer scanned the QR.
     if (config.caFile) readCaFile(config.caFile);
     const logger = pino({ level: config.logLevel, base: { pid: process.pid } });
-    const io = { clock: systemClock, random: Math.random, openSerial: openRealSerial, logger };
+    // Loaded only when asked for: a real box never loads the mock binding.
+    const openSerial = o.serial === 'mock' ? (await import('./mock-serial-port.js')).openMockSerial : openRealSerial;
+    if (o.serial === 'mock') logger.warn({ scanner: config.scannerPath, ecr: config.ecrPath }, "serial ports on serialport's mock binding, their far ends on the simulator's Unix sockets: a simulated box");
+    const io = { clock: systemClock, random: Math.random, openSerial, logger };
     if (o.waitForPairing && !readStatus(config.dataDir).paired) {
       logger.info('not paired: waiting for a pairing QR on the scanner');
       await awaitPairingScan(config, { ...io, display: new ConsoleDisplay(logger) });
     }
     // Handlers first: a supervisor may send SIGTERM the moment it reads the ready line.
-    const starting = startAgent(config, { ...io, connectMqtt: mqtt.connect });
+    // After a cloud `reboot` (75) or `unpair` (76) the agent has stopped cleanly; the supervisor starts it again (commands.ts).
+    const starting = startAgent(config, { ...io, connectMqtt: mqtt.connect, exit: (status) => process.exit(status) });
     const shutdown = (signal: string) => {
       logger.info({ signal }, 'shutting down');
       void starting.then((agent) => agent.stop()).then(() => process.exit(0));
@@ -81,15 +86,18 @@ program
 
 program
   .command('status')
-  .description('paired or not, payments in flight, outbox depth, last contact with the cloud (never the secret)')
+  .description('paired or not, online or offline and since when, payments in flight, outbox depth, last contact with the cloud (never the secret)')
   .requiredOption('--data <dir>', 'data directory holding journal.db')
   .option('--json', 'print JSON')
   .action((o: { data: string; json?: boolean }) => {
-    const s = readStatus(o.data);
+    const s = readStatus(o.data, { now: Date.now, journalHolders: (path) => procJournalHolders(path) });
     if (o.json) return console.log(JSON.stringify(s));
+    const at = (t: number | null) => (t === null ? 'never' : new Date(t).toISOString());
     console.log(s.paired ? `paired as ${s.deviceId} (merchant ${s.merchantId}, store ${s.storeId}), broker ${s.mqttUrl}` : 'not paired');
+    const agent = s.agentRunning === null ? 'agent: could not look (run as root or the scanbox user)' : s.agentRunning ? 'agent running' : 'agent NOT running';
+    console.log(`${s.online ? 'ONLINE' : 'OFFLINE'}${s.since === null ? '' : ` since ${at(s.since)}`} (${agent})`);
     console.log(`payments in flight: ${s.pendingAttempts}; outbox: ${s.outboxDepth}`);
-    console.log(`last contact: ${s.lastContact === null ? 'never' : new Date(s.lastContact).toISOString()}`);
+    console.log(`last contact: ${at(s.lastContact)}`);
   });
 
 program
@@ -103,6 +111,22 @@ program
       const records = journal.attemptRecords();
       if (o.json) return console.log(JSON.stringify(records));
       for (const r of records) console.log(`${r.outTradeNo}  ${r.state.padEnd(15)} ${formatAmount(r.amount).padStart(12)}  sale ${r.saleRef}  ${r.reason ?? ''}`);
+    } finally {
+      journal.close();
+    }
+  });
+
+program
+  .command('refunds')
+  .description('refunds the cash register asked for, as the journal has them (works while the agent runs)')
+  .requiredOption('--data <dir>', 'data directory holding journal.db')
+  .option('--json', 'print a JSON array of DeviceRefundRecord (protocol/records.ts)')
+  .action((o: { data: string; json?: boolean }) => {
+    const journal = Journal.open(o.data, { readonly: true });
+    try {
+      const records = journal.refundRecords();
+      if (o.json) return console.log(JSON.stringify(records));
+      for (const r of records) console.log(`${r.refundId}  ${r.state.padEnd(13)} ${formatAmount(r.amount).padStart(12)}  ${r.outTradeNo}  ref ${r.refundRef}  ${r.reason ?? ''}`);
     } finally {
       journal.close();
     }

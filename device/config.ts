@@ -23,6 +23,11 @@ export const DeviceConfig = z.strictObject({
   saleDeadlineMs: ms.default(300_000),
   /** How often an attempt without a final result is queried again, in case a result was lost. */
   recheckMs: ms.default(15_000),
+  /**
+   * How long an `unpair` from the cloud waits for what is in flight to finish before the box hands
+   * it over to the cloud (which owns every attempt it received) and leaves anyway.
+   */
+  unpairWaitMs: ms.default(120_000),
   heartbeatIntervalS: z.number().positive().default(30),
   scanDebounceMs: z.number().int().nonnegative().default(1000),
   reconnect: backoff.default(DEFAULT_BACKOFF),
@@ -38,6 +43,11 @@ export const DeviceConfig = z.strictObject({
    * anyone can print would otherwise decide where the device secret travels in clear.
    */
   insecurePairing: z.boolean().default(false),
+  /**
+   * Finished, reported and acknowledged sales, attempts and refunds older than this leave the journal
+   * (device/retention.ts); a ref older than this is then unknown to `lookup`.
+   */
+  retentionDays: z.number().int().min(1).default(30),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 export type DeviceConfig = z.infer<typeof DeviceConfig>;

@@ -81,8 +81,8 @@ export class EcrLink {
   }
 
   /**
-   * The ECR version the register speaks: 1 until it shows it reads v2 (a `hello` or `lookup`, or any
-   * line with `v` ≥ 2). Registers integrated before v2 may refuse unknown fields, so they are never
+   * The ECR version the register speaks: 1 until it shows it reads v2 (a `hello`, `lookup`, `refund`
+   * or `totals`, or any line with `v` ≥ 2). Registers integrated before v2 may refuse unknown fields, so they are never
    * sent `v`, `seq` or `lookup`: the box adds them only once the register has asked for v2.
    */
   private peerVersion = 1;
@@ -112,7 +112,8 @@ export class EcrLink {
       if (!isProtocolError(err)) throw err;
       return this.reject(err, salvageRef(text));
     }
-    if (msg.type === 'hello' || msg.type === 'lookup' || (msg.v ?? 1) >= ECR_VERSION) this.peerVersion = ECR_VERSION;
+    if (msg.type !== 'sale' && msg.type !== 'cancel') this.peerVersion = ECR_VERSION; // every other line type is v2's
+    if ((msg.v ?? 1) >= ECR_VERSION) this.peerVersion = ECR_VERSION;
     this.opts.handlers.onMessage(msg);
   }
 

@@ -9,10 +9,16 @@ import {
   type AttemptState,
   type Currency,
   type DeviceAttemptRecord,
+  type DeviceRefundRecord,
+  type RefundReason,
   type ResultReason,
   type Wallet,
+  type WalletTotals,
+  businessDayRange,
 } from '../protocol/index.js';
 import type { Attempt, Book, Effect, PaymentRules, Sale, SaleEndReason, SaleState } from './payment.js';
+import { FINAL_BOX_REFUND_STATES, type BoxRefundState, type Refund } from './refund.js';
+import { switchToIncrementalVacuum } from './retention.js';
 
 /**
  * The box's durable memory: one SQLite file (WAL, synchronous=FULL) holding sales, payment attempts,
@@ -60,6 +66,19 @@ export const MIGRATIONS: readonly string[] = [
   // line's seq (re-sent and lookup answers repeat it; NULL for sales finished before v2, numbered
   // when first needed). The reserved line numbers live in `seq` as name 'ecr' (no schema change).
   `ALTER TABLE sales ADD COLUMN result_seq INTEGER;`,
+  // v5: refunds the cash register asked for. The refund id (<deviceId>-r<seq>, the 'refund' row of
+  // `seq`) is made and journaled here before up/refund is sent: it is the idempotency key end to
+  // end. A refund of a sale paid at another box has no sale_id. Transitions of a refund are written
+  // with out_trade_no = refund_id.
+  `CREATE TABLE refunds (
+     refund_id TEXT PRIMARY KEY, refund_ref TEXT NOT NULL, sale_id TEXT, sale_ref TEXT, out_trade_no TEXT NOT NULL,
+     amount INTEGER NOT NULL, currency TEXT NOT NULL, state TEXT NOT NULL, reason TEXT,
+     refunded_total INTEGER, remaining INTEGER, wallet TEXT,
+     created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+     reported INTEGER NOT NULL DEFAULT 0, result_seq INTEGER);
+   CREATE UNIQUE INDEX refunds_ref ON refunds(refund_ref);
+   CREATE INDEX refunds_sale ON refunds(sale_id);
+   CREATE INDEX refunds_open ON refunds(state) WHERE state NOT IN ('REFUNDED','NOT_REFUNDED');`,
 ];
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
@@ -74,6 +93,7 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 export const JOURNAL_CACHE_KIB = 2048;
 
 const FINAL_SQL = FINAL_STATES.map((s) => `'${s}'`).join(',');
+const FINAL_REFUND_SQL = FINAL_BOX_REFUND_STATES.map((s) => `'${s}'`).join(',');
 
 export interface Credentials {
   deviceId: string;
@@ -98,6 +118,24 @@ interface SaleRow {
   created_at: number;
   updated_at: number;
   deadline: number;
+  reported: number;
+  result_seq: number | null;
+}
+interface RefundRow {
+  refund_id: string;
+  refund_ref: string;
+  sale_id: string | null;
+  sale_ref: string | null;
+  out_trade_no: string;
+  amount: number;
+  currency: string;
+  state: string;
+  reason: string | null;
+  refunded_total: number | null;
+  remaining: number | null;
+  wallet: string | null;
+  created_at: number;
+  updated_at: number;
   reported: number;
   result_seq: number | null;
 }
@@ -156,6 +194,8 @@ export class Journal {
         db.pragma(`cache_size = -${JOURNAL_CACHE_KIB}`);
       });
       checkIntegrity(db, path);
+      // Before the first table of a new journal; a failure leaves it working, and the agent says so.
+      switchToIncrementalVacuum(db);
       migrate(db, path);
     } catch (err) {
       db.close();
@@ -237,6 +277,17 @@ export class Journal {
     });
   }
 
+  /**
+   * Unpairing: only the identity goes. Sales, attempts, transitions and the outbox stay, for lookup
+   * and for support: the file may be the only record of money. Inside a caller's transaction it
+   * commits with it.
+   */
+  wipeCredentials(): void {
+    this.transaction(() => {
+      this.sql('DELETE FROM credentials WHERE id = 1').run();
+    });
+  }
+
   getSetting(key: string): string | null {
     const r = this.sql('SELECT value FROM config WHERE key = ?').get(key) as { value: string } | undefined;
     return r?.value ?? null;
@@ -263,6 +314,26 @@ export class Journal {
     else if (e.kind === 'saveAttempt') this.saveAttempt(e.attempt, e.from, e.cause);
     else if (e.kind === 'saveSeq') this.saveSeq(e.nextAttemptSeq, e.nextSaleSeq);
     else if (e.kind === 'saveEcrSeq') this.saveEcrSeq(e.reservedTo);
+    else if (e.kind === 'saveRefund') this.saveRefund(e.refund, e.from, e.cause);
+    else if (e.kind === 'saveRefundSeq') this.sql(`INSERT OR REPLACE INTO seq (name, value) VALUES ('refund', ?)`).run(e.nextRefundSeq);
+  }
+
+  private saveRefund(r: Refund, from: BoxRefundState | null, cause: string): void {
+    this.sql(
+        `INSERT INTO refunds (refund_id, refund_ref, sale_id, sale_ref, out_trade_no, amount, currency, state, reason, refunded_total, remaining, wallet,
+           created_at, updated_at, reported, result_seq)
+         VALUES (@refundId, @refundRef, @saleId, @saleRef, @outTradeNo, @amount, @currency, @state, @reason, @refundedTotal, @remaining, @wallet,
+           @createdAt, @updatedAt, @reported, @resultSeq)
+         ON CONFLICT(refund_id) DO UPDATE SET state = excluded.state, reason = excluded.reason, refunded_total = excluded.refunded_total,
+           remaining = excluded.remaining, updated_at = excluded.updated_at, reported = excluded.reported,
+           result_seq = coalesce(refunds.result_seq, excluded.result_seq)`,
+      )
+      .run({
+        ...{ refundId: r.refundId, refundRef: r.refundRef, saleId: r.saleId, saleRef: r.saleRef, outTradeNo: r.outTradeNo, amount: r.amount, currency: r.currency },
+        ...{ state: r.state, reason: r.reason, refundedTotal: r.refundedTotal, remaining: r.remaining, wallet: r.wallet },
+        ...{ createdAt: r.createdAt, updatedAt: r.updatedAt, reported: r.reported ? 1 : 0, resultSeq: r.resultSeq ?? null },
+      });
+    if (from !== r.state) this.transition(r.updatedAt, r.saleId ?? r.outTradeNo, r.refundId, from, r.state, cause);
   }
 
   private saveSale(s: Sale, from: SaleState | null, cause: string): void {
@@ -332,6 +403,7 @@ export class Journal {
         UNION SELECT sale_id FROM (SELECT sale_id FROM sales ORDER BY updated_at DESC LIMIT 32))`;
     const sales = this.sql(`${keep} SELECT * FROM sales WHERE sale_id IN keep`).all() as SaleRow[];
     const attempts = this.sql(`${keep} SELECT * FROM attempts WHERE sale_id IN keep`).all() as AttemptRow[];
+    const refunds = this.sql(`${keep} SELECT * FROM refunds WHERE sale_id IN keep OR state NOT IN (${FINAL_REFUND_SQL}) OR reported = 0`).all() as RefundRow[];
     const seq = (name: string) => (this.sql('SELECT value FROM seq WHERE name = ?').get(name) as { value: number } | undefined)?.value ?? 1;
     return {
       deviceId,
@@ -342,8 +414,11 @@ export class Journal {
       // Numbering goes on after every number reserved before the restart: it may jump, never repeat.
       nextEcrSeq: seq('ecr'),
       ecrSeqReservedTo: seq('ecr'),
+      nextRefundSeq: seq('refund'),
       sales: Object.fromEntries(sales.map((r) => [r.sale_id, toSale(r)])),
       attempts: Object.fromEntries(attempts.map((r) => [r.out_trade_no, toAttempt(r, now)])),
+      refunds: Object.fromEntries(refunds.map((r) => [r.refund_id, toRefund(r, now)])),
+      totalsRequests: {},
     };
   }
 
@@ -360,11 +435,45 @@ export class Journal {
    * The newest sale with this cash-register ref and its attempts, for a `sale`, `cancel` or `lookup`
    * line about a sale no longer held in memory.
    */
-  loadSaleByRef(ref: string, now: number): { sale: Sale; attempts: Attempt[] } | null {
+  loadSaleByRef(ref: string, now: number): { sale: Sale; attempts: Attempt[]; refunds: Refund[] } | null {
     const s = this.sql('SELECT * FROM sales WHERE ref = ? ORDER BY created_at DESC, rowid DESC LIMIT 1').get(ref) as SaleRow | undefined;
     if (!s) return null;
     const all = this.sql('SELECT * FROM attempts WHERE sale_id = ? ORDER BY created_at, out_trade_no').all(s.sale_id) as AttemptRow[];
-    return { sale: toSale(s), attempts: all.map((r) => toAttempt(r, now)) };
+    return { sale: toSale(s), attempts: all.map((r) => toAttempt(r, now)), refunds: this.refundsOfSale(s.sale_id, now) };
+  }
+
+  refundsOfSale(saleId: string, now: number): Refund[] {
+    return (this.sql('SELECT * FROM refunds WHERE sale_id = ? ORDER BY created_at').all(saleId) as RefundRow[]).map((r) => toRefund(r, now));
+  }
+
+  /** A refund by the register's reference or by its id, for a refund line or a cloud answer about one no longer held in memory. */
+  loadRefund(by: { refundRef: string } | { refundId: string }, now: number): Refund | null {
+    const r = ('refundRef' in by ? this.sql('SELECT * FROM refunds WHERE refund_ref = ?').get(by.refundRef) : this.sql('SELECT * FROM refunds WHERE refund_id = ?').get(by.refundId)) as RefundRow | undefined;
+    return r ? toRefund(r, now) : null;
+  }
+
+  /**
+   * A business day's figures per wallet as this journal has them (the register's totals while the
+   * cloud cannot be asked): paid sales by when the wallet took the money (else when the attempt was
+   * made), refunds by when the box learnt they were REFUNDED.
+   */
+  localTotals(date: string): WalletTotals[] {
+    const { from, to } = businessDayRange(date);
+    const paid = this.sql(
+        `SELECT a.wallet AS wallet, count(*) AS n, sum(s.amount) AS amount FROM sales s JOIN attempts a ON a.out_trade_no = s.paid_by
+         WHERE s.state = 'PAID' AND coalesce(a.receipt_paid_at, a.created_at) >= ? AND coalesce(a.receipt_paid_at, a.created_at) < ? GROUP BY a.wallet`,
+      )
+      .all(from, to) as { wallet: string; n: number; amount: number }[];
+    const refunded = this.sql(
+        `SELECT coalesce(wallet, 'unknown') AS wallet, count(*) AS n, sum(amount) AS amount FROM refunds
+         WHERE state = 'REFUNDED' AND updated_at >= ? AND updated_at < ? GROUP BY coalesce(wallet, 'unknown')`,
+      )
+      .all(from, to) as { wallet: string; n: number; amount: number }[];
+    const by = new Map<string, WalletTotals>();
+    const row = (wallet: string) => by.get(wallet) ?? by.set(wallet, { wallet, paidCount: 0, paidAmount: 0, refundCount: 0, refundAmount: 0 }).get(wallet)!;
+    for (const p of paid) Object.assign(row(p.wallet), { paidCount: p.n, paidAmount: p.amount });
+    for (const r of refunded) Object.assign(row(r.wallet), { refundCount: r.n, refundAmount: r.amount });
+    return [...by.values()].sort((x, y) => x.wallet.localeCompare(y.wallet));
   }
 
   attemptRecords(): DeviceAttemptRecord[] {
@@ -379,6 +488,14 @@ export class Journal {
       reason: r.reason as ResultReason | null,
       createdAt: r.created_at,
       updatedAt: r.updated_at,
+    }));
+  }
+
+  refundRecords(): DeviceRefundRecord[] {
+    const rows = this.sql('SELECT * FROM refunds ORDER BY created_at, refund_id').all() as RefundRow[];
+    return rows.map((r) => ({
+      ...{ refundId: r.refund_id, refundRef: r.refund_ref, saleRef: r.sale_ref, outTradeNo: r.out_trade_no, amount: r.amount, currency: r.currency as Currency },
+      ...{ state: r.state as BoxRefundState, reason: r.reason as RefundReason | null, createdAt: r.created_at, updatedAt: r.updated_at },
     }));
   }
 
@@ -404,6 +521,15 @@ function toSale(r: SaleRow): Sale {
     updatedAt: r.updated_at,
     deadline: r.deadline,
     reported: r.reported === 1,
+    ...(r.result_seq === null ? {} : { resultSeq: r.result_seq }),
+  };
+}
+
+function toRefund(r: RefundRow, now: number): Refund {
+  return {
+    ...{ refundId: r.refund_id, refundRef: r.refund_ref, saleId: r.sale_id, saleRef: r.sale_ref, outTradeNo: r.out_trade_no, amount: r.amount, currency: r.currency as Currency },
+    ...{ wallet: r.wallet as Wallet | null, state: r.state as BoxRefundState, reason: r.reason as RefundReason | null, refundedTotal: r.refunded_total, remaining: r.remaining },
+    ...{ createdAt: r.created_at, updatedAt: r.updated_at, nextCheckAt: now, reported: r.reported === 1 },
     ...(r.result_seq === null ? {} : { resultSeq: r.result_seq }),
   };
 }

@@ -22,9 +22,24 @@ import {
   type UpKind,
   type UpToSend,
   type Wallet,
+  type WalletTotals,
 } from '../protocol/index.js';
 import type { Screen } from './display.js';
 import { screens } from './screens.js';
+import { Step } from './step.js';
+import {
+  isFinalBoxRefund,
+  nextRefundWake,
+  onEcrRefund,
+  onEcrRefundDelivered,
+  onRefundRefused,
+  onRefundResult,
+  recheckRefunds,
+  reportUnreportedRefunds,
+  type Refund,
+  type RefundAsked,
+} from './refund.js';
+import { answerOverdueTotals, nextTotalsWake, onEcrTotals, onTotals, type TotalsRequest } from './totals.js';
 
 /**
  * The box's payment rules as one pure function: (book, event, now) → (book, effects). No I/O, no
@@ -97,8 +112,13 @@ export interface Book {
   nextEcrSeq: number;
   /** Every `seq` below this is durably reserved in the journal: a line may use it without another write. */
   ecrSeqReservedTo: number;
+  nextRefundSeq: number;
   sales: Record<string, Sale>;
   attempts: Record<string, Attempt>;
+  /** Refunds not final or not reported, and those of the sales held here. */
+  refunds: Record<string, Refund>;
+  /** Totals the register asked for, waiting for the cloud's count. Not journaled: a restart forgets the question, never money. */
+  totalsRequests: Record<string, TotalsRequest>;
 }
 
 export type PaymentEvent =
@@ -107,6 +127,12 @@ export type PaymentEvent =
   /** The register said hello; the shell passes this box's firmware version for the answer. */
   | { type: 'ecrHello'; firmware: string; registerVersion?: number; name?: string }
   | { type: 'ecrLookup'; ref: string }
+  | ({ type: 'ecrRefund' } & RefundAsked)
+  /** The register asked for a day's totals; the shell counts the journal's figures for the offline answer. */
+  | { type: 'ecrTotals'; date: string; local: WalletTotals[] }
+  | { type: 'ecrRefundDelivered'; refundId: string }
+  | { type: 'refundResult'; message: DownMessage<'refund'> }
+  | { type: 'totals'; message: DownMessage<'totals'> }
   /** A line from the register that could not be read: answered with its error line, nothing else changes. */
   | { type: 'ecrBadLine'; code: ErrorCode; message: string; ref?: string }
   | { type: 'ecrDelivered'; saleId: string }
@@ -125,21 +151,23 @@ export type PaymentEvent =
   | { type: 'tick' };
 export type PaymentEventType = PaymentEvent['type'];
 
-export type SendKind = Extract<UpKind, 'pay' | 'cancel' | 'query' | 'ack'>;
+export type SendKind = Extract<UpKind, 'pay' | 'cancel' | 'query' | 'ack' | 'refund' | 'totals'>;
 export type LogLevel = 'info' | 'warn' | 'error';
 
 export type Effect =
   | { kind: 'saveSale'; sale: Sale; from: SaleState | null; cause: string }
   | { kind: 'saveAttempt'; attempt: Attempt; from: AttemptState | null; cause: string }
   | { kind: 'saveSeq'; nextAttemptSeq: number; nextSaleSeq: number }
+  | { kind: 'saveRefund'; refund: Refund; from: Refund['state'] | null; cause: string }
+  | { kind: 'saveRefundSeq'; nextRefundSeq: number }
   /** Reserve ECR line numbers below `reservedTo` (journaled before any line using them is written). */
   | { kind: 'saveEcrSeq'; reservedTo: number }
   /** Into the durable outbox, in order. */
   | { kind: 'send'; up: SendKind; outTradeNo: string; message: UpToSend<SendKind> }
   /** Take a not-yet-delivered pay back out of the outbox: it must never leave after a cancel or restart. */
   | { kind: 'withdrawPay'; outTradeNo: string }
-  /** A line to the cash register, numbered; `finalFor` marks a sale's one result line. */
-  | { kind: 'ecr'; line: EcrOutboundV2; finalFor?: string }
+  /** A line to the cash register, numbered; `finalFor` marks a sale's one result line, `refundFinalFor` a refund's. */
+  | { kind: 'ecr'; line: EcrOutboundV2; finalFor?: string; refundFinalFor?: string }
   | { kind: 'display'; screen: Screen }
   | { kind: 'log'; level: LogLevel; msg: string; fields: Record<string, unknown> };
 
@@ -154,99 +182,14 @@ const INTERIM_RANK: Partial<Record<AttemptState, number>> = { CREATED: 0, PAYING
 /** How many finished sales stay in memory (for repeated refs and late results); older ones live only in the journal. */
 export const KEPT_FINISHED_SALES = 32;
 
-/**
- * ECR line numbers are reserved in blocks: one journal write per this many lines, so a burst of
- * noise on the register's port does not cost an fsync per answer. After a restart numbering goes on
- * from the end of the last reserved block (it may jump; it never repeats).
- */
-export const ECR_SEQ_BLOCK = 64;
+export { ECR_SEQ_BLOCK } from './step.js';
 
 export function emptyBook(deviceId: string, rules: PaymentRules): Book {
-  return { deviceId, rules, online: false, nextAttemptSeq: 1, nextSaleSeq: 1, nextEcrSeq: 1, ecrSeqReservedTo: 1, sales: {}, attempts: {} };
+  return { deviceId, rules, online: false, nextAttemptSeq: 1, nextSaleSeq: 1, nextEcrSeq: 1, ecrSeqReservedTo: 1, nextRefundSeq: 1, sales: {}, attempts: {}, refunds: {}, totalsRequests: {} };
 }
 
 export function isOpenAttempt(a: Attempt): boolean {
   return OPEN_ATTEMPT_STATES.includes(a.state);
-}
-
-/** One step's working copy: the book is copied on write, effects collected in order. */
-class Step {
-  readonly book: Book;
-  readonly effects: Effect[] = [];
-
-  constructor(
-    book: Book,
-    readonly now: number,
-  ) {
-    this.book = { ...book, sales: { ...book.sales }, attempts: { ...book.attempts } };
-  }
-
-  attemptsOf(sale: Sale): Attempt[] {
-    return Object.values(this.book.attempts).filter((a) => a.saleId === sale.saleId);
-  }
-
-  saleByRef(ref: string): Sale | undefined {
-    let found: Sale | undefined;
-    for (const s of Object.values(this.book.sales)) if (s.ref === ref && (!found || s.createdAt >= found.createdAt)) found = s;
-    return found;
-  }
-
-  openSale(): Sale | undefined {
-    return Object.values(this.book.sales).find((s) => s.state === 'OPEN');
-  }
-
-  setSale(sale: Sale, patch: Partial<Sale>, cause: string): Sale {
-    const next = { ...sale, ...patch, updatedAt: this.now };
-    this.book.sales[sale.saleId] = next;
-    this.effects.push({ kind: 'saveSale', sale: next, from: sale.state, cause });
-    return next;
-  }
-
-  setAttempt(a: Attempt, patch: Partial<Attempt>, cause: string): Attempt {
-    const next = { ...a, ...patch, updatedAt: this.now };
-    this.book.attempts[a.outTradeNo] = next;
-    this.effects.push({ kind: 'saveAttempt', attempt: next, from: a.state, cause });
-    return next;
-  }
-
-  send(up: SendKind, outTradeNo: string, body: Record<string, unknown>, id: string): void {
-    const message = { v: PROTOCOL_VERSION, id, ts: this.now, ...body } as UpToSend<SendKind>;
-    this.effects.push({ kind: 'send', up, outTradeNo, message });
-  }
-
-  /** The next ECR line number; reserves a new block in the journal (same transaction) when the last one is used up. */
-  nextEcrSeq(): number {
-    const seq = this.book.nextEcrSeq;
-    this.book.nextEcrSeq = seq + 1;
-    if (seq >= this.book.ecrSeqReservedTo) {
-      this.book.ecrSeqReservedTo = seq + ECR_SEQ_BLOCK;
-      this.effects.push({ kind: 'saveEcrSeq', reservedTo: this.book.ecrSeqReservedTo });
-    }
-    return seq;
-  }
-
-  /** One line to the cash register, stamped `v` and `seq` (a new number unless it repeats a numbered line). */
-  ecr(body: EcrLineBody, opts: { seq?: number; finalFor?: string } = {}): void {
-    const { type, ...rest } = body;
-    const line = { type, v: ECR_VERSION, seq: opts.seq ?? this.nextEcrSeq(), ...rest } as EcrOutboundV2;
-    this.effects.push(opts.finalFor === undefined ? { kind: 'ecr', line } : { kind: 'ecr', line, finalFor: opts.finalFor });
-  }
-
-  progress(sale: Sale, stage: EcrStage, message: string, outTradeNo?: string, lookup = false): void {
-    this.ecr({ type: 'progress', ref: sale.ref, stage, ...(outTradeNo === undefined ? {} : { outTradeNo }), message, ...(lookup ? { lookup: true as const } : {}) });
-  }
-
-  ecrError(code: ErrorCode, message: string, ref: string): void {
-    this.ecr({ type: 'error', ref, code, message });
-  }
-
-  show(screen: Screen, about?: { outTradeNo?: string; saleRef?: string }): void {
-    this.effects.push({ kind: 'display', screen: { ...screen, ...about } });
-  }
-
-  log(level: LogLevel, msg: string, fields: Record<string, unknown> = {}): void {
-    this.effects.push({ kind: 'log', level, msg, fields });
-  }
 }
 
 // ── outgoing messages ────────────────────────────────────────────────────────────────────────────
@@ -260,17 +203,10 @@ function cancelAttempt(t: Step, a: Attempt, reason: CancelReason): Attempt {
   return next;
 }
 
-/**
- * Re-asking gets sparser with age (a quarter of the attempt's age, at least `recheckMs`, at most 10
- * minutes): an attempt stuck in REVERSE_PENDING for days must not cost a write every few seconds.
- */
-export const MAX_RECHECK_MS = 600_000;
-function recheckDelay(t: Step, a: Attempt): number {
-  return Math.max(t.book.rules.recheckMs, Math.min(MAX_RECHECK_MS, (t.now - a.createdAt) / 4));
-}
+export { MAX_RECHECK_MS } from './step.js';
 
 function query(t: Step, a: Attempt): void {
-  t.book.attempts[a.outTradeNo] = { ...a, nextCheckAt: t.now + recheckDelay(t, a) };
+  t.book.attempts[a.outTradeNo] = { ...a, nextCheckAt: t.now + t.recheckDelay(a.createdAt) };
   t.send('query', a.outTradeNo, { outTradeNo: a.outTradeNo, saleId: a.saleId, amount: a.amount, currency: a.currency }, `query-${a.outTradeNo}-${t.now}`);
 }
 
@@ -644,6 +580,7 @@ function applyChangedFinal(t: Step, a: Attempt, m: KnownResult): void {
 const onCloudError: Handler<'cloudError'> = (t, e) => {
   const m = e.message;
   t.log('warn', 'cloud reported an error', { code: m.code, message: m.message, refId: m.refId, outTradeNo: m.outTradeNo });
+  if (onRefundRefused(t, m)) return;
   const a = m.outTradeNo ? t.book.attempts[m.outTradeNo] : undefined;
   if (!a || isFinal(a.state)) return;
   // The pay met a tombstone (cancelled before the cloud saw it): ask for the recorded state. Anything
@@ -658,8 +595,10 @@ const onTick: Handler<'tick'> = (t) => {
   for (const sale of Object.values(t.book.sales)) {
     if (sale.state === 'OPEN' && t.now >= sale.deadline) endSale(t, sale, 'DEADLINE');
   }
+  answerOverdueTotals(t);
   if (!t.book.online) return;
   for (const a of Object.values(t.book.attempts)) if (!isFinal(a.state) && t.now >= a.nextCheckAt) query(t, a);
+  recheckRefunds(t);
 };
 
 function attemptTimedOut(t: Step, a: Attempt): void {
@@ -672,6 +611,7 @@ function attemptTimedOut(t: Step, a: Attempt): void {
 
 const queryAll: Handler<'resync'> = (t) => {
   for (const a of Object.values(t.book.attempts)) if (!isFinal(a.state)) query(t, a);
+  recheckRefunds(t, true);
 };
 
 const onLinkUp: Handler<'linkUp'> = (t) => {
@@ -683,6 +623,7 @@ const onLinkUp: Handler<'linkUp'> = (t) => {
 const onLinkDown: Handler<'linkDown'> = (t) => {
   t.book.online = false;
   t.log('warn', 'cloud link down; new payments are refused until it is back');
+  answerOverdueTotals(t, true);
 };
 
 /**
@@ -703,6 +644,7 @@ const onEcrReady: Handler<'ecrReady'> = (t) => {
     const final = sale.state === 'PAID' || sale.state === 'NOT_PAID';
     if (final && !sale.reported) reportFinal(t, sale, t.attemptsOf(sale).at(-1)?.outTradeNo);
   }
+  reportUnreportedRefunds(t);
 };
 
 /** Noise from the scanner: told to the cashier only when the box is waiting for a code, never over a payment in progress. */
@@ -718,6 +660,11 @@ const HANDLERS: { [T in PaymentEventType]: Handler<T> } = {
   ecrCancel: onEcrCancel,
   ecrHello: onEcrHello,
   ecrLookup: onEcrLookup,
+  ecrRefund: (t, { type: _type, ...asked }) => onEcrRefund(t, asked),
+  ecrTotals: (t, e) => onEcrTotals(t, e.date, e.local),
+  ecrRefundDelivered: (t, e) => onEcrRefundDelivered(t, e.refundId),
+  refundResult: (t, e) => onRefundResult(t, e.message),
+  totals: (t, e) => onTotals(t, e.message),
   ecrBadLine: onEcrBadLine,
   ecrDelivered: onEcrDelivered,
   ecrReady: onEcrReady,
@@ -748,6 +695,7 @@ export function nextWakeAt(book: Book): number | null {
     if (book.online && !isFinal(a.state)) next = Math.min(next, a.nextCheckAt);
   }
   for (const s of Object.values(book.sales)) if (s.state === 'OPEN') next = Math.min(next, s.deadline);
+  next = Math.min(next, nextRefundWake(book.refunds, book.online), nextTotalsWake(book.totalsRequests));
   return Number.isFinite(next) ? next : null;
 }
 
@@ -757,11 +705,15 @@ export function prune(book: Book): Book {
   if (sales.length <= KEPT_FINISHED_SALES * 2) return book;
   const busy = new Set<string>();
   for (const a of Object.values(book.attempts)) if (!isFinal(a.state)) busy.add(a.saleId);
+  for (const r of Object.values(book.refunds)) if (r.saleId && (!isFinalBoxRefund(r) || !r.reported)) busy.add(r.saleId);
   const finished = sales.filter((s) => (s.state === 'PAID' || s.state === 'NOT_PAID') && s.reported && !busy.has(s.saleId));
   if (finished.length <= KEPT_FINISHED_SALES * 2) return book;
   finished.sort((x, y) => y.updatedAt - x.updatedAt);
   const drop = new Set(finished.slice(KEPT_FINISHED_SALES).map((s) => s.saleId));
   const keptSales = Object.fromEntries(Object.entries(book.sales).filter(([id]) => !drop.has(id)));
   const attempts = Object.fromEntries(Object.entries(book.attempts).filter(([, a]) => !drop.has(a.saleId)));
-  return { ...book, sales: keptSales, attempts };
+  // A refund of another box's sale has no sale here: it stays while open or unreported, like the rest.
+  const keep = (r: Refund) => (r.saleId ? !drop.has(r.saleId) : !isFinalBoxRefund(r) || !r.reported);
+  const refunds = Object.fromEntries(Object.entries(book.refunds).filter(([, r]) => keep(r)));
+  return { ...book, sales: keptSales, attempts, refunds };
 }

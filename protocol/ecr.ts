@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import * as f from './fields.js';
+import { businessDate, REFUND_REASONS, WalletTotals } from './refunds.js';
 
 /**
  * The cash register (ECR) line protocol on the box's second serial port: one JSON object per line,
@@ -7,7 +8,8 @@ import * as f from './fields.js';
  * with an `error` line and keeps going. The full spec, with examples: protocol/ECR.md.
  *
  * Versions: v1 (no `v`, no `seq`) had `sale` and `cancel` in, `progress`, `result` and `error` out.
- * v2 (`ECR_VERSION`) numbers every box → register line (`v: 2`, `seq`) and adds `hello` and `lookup`.
+ * v2 (`ECR_VERSION`) numbers every box → register line (`v: 2`, `seq`) and adds `hello` and `lookup`,
+ * then `refund` and `totals` (a register checks `capabilities` before sending them).
  * The box reads the register's lines tolerantly (fields it does not know are ignored; a line
  * without `v` is a v1 line, read as before) and writes exactly the v2 shapes (`EcrOutboundV2`).
  */
@@ -16,7 +18,7 @@ export const MAX_ECR_LINE_BYTES = 1024;
 /** The ECR line protocol version this box speaks: the `v` of every line it writes. Not the MQTT protocol version. */
 export const ECR_VERSION = 2 as const;
 /** What the register may ask of this box, as its `hello` answer lists it: exactly the inbound line types it handles. */
-export const ECR_CAPABILITIES = ['sale', 'cancel', 'hello', 'lookup'] as const;
+export const ECR_CAPABILITIES = ['sale', 'cancel', 'hello', 'lookup', 'refund', 'totals'] as const;
 export type EcrCapability = (typeof ECR_CAPABILITIES)[number];
 
 /**
@@ -40,8 +42,27 @@ export const EcrHello = z.object({
 });
 /** What became of a sale: its result again (a lookup answer), its current stage, or SALE_UNKNOWN. */
 export const EcrLookup = z.object({ type: z.literal('lookup'), ...registerVersion, ref: f.saleRef });
-export const EcrInbound = z.discriminatedUnion('type', [EcrSale, EcrCancel, EcrHello, EcrLookup], {
-  error: 'type must be "sale", "cancel", "hello" or "lookup"',
+/**
+ * Give back `amount` of a paid sale: the sale is named by the register's `ref` (a sale of this box)
+ * or by the `outTradeNo` printed on its receipt (a sale paid at another box of the store). The
+ * `refundRef` is the register's own reference of the refund and is used once: the same refund line
+ * again is answered with that refund's state, never made twice.
+ */
+export const EcrRefund = z
+  .object({
+    type: z.literal('refund'),
+    ...registerVersion,
+    ref: f.saleRef.optional(),
+    outTradeNo: f.outTradeNo.optional(),
+    refundRef: f.saleRef,
+    amount: f.amount,
+    currency: f.currency,
+  })
+  .refine((l) => l.ref !== undefined || l.outTradeNo !== undefined, { message: 'a refund names its sale: ref or outTradeNo', path: ['ref'] });
+/** The day's takings (a Beijing business day, default today): from the cloud, or from the box's journal when offline. */
+export const EcrTotals = z.object({ type: z.literal('totals'), ...registerVersion, date: businessDate.optional() });
+export const EcrInbound = z.discriminatedUnion('type', [EcrSale, EcrCancel, EcrHello, EcrLookup, EcrRefund, EcrTotals], {
+  error: 'type must be "sale", "cancel", "hello", "lookup", "refund" or "totals"',
 });
 
 // ── box → ECR, as a register reads them (a v1 box's lines have no `v` and no `seq`) ──────────────
@@ -107,8 +128,59 @@ export const EcrHelloReply = z.strictObject({
   /** Read as plain names: a newer box may list capabilities this reader does not know. */
   capabilities: z.array(z.string().min(1).max(32)).max(32),
 });
+const refundAbout = {
+  /** The sale's ref when the refund named it (or the box knows it). */
+  ref: f.saleRef.optional(),
+  refundRef: f.saleRef,
+  outTradeNo: f.outTradeNo.optional(),
+  amount: f.amount,
+  currency: f.currency,
+};
+/** A refund is taken and on its way to the wallet (sent once when it is made; a repeated refund line gets it again with `lookup`). */
+export const EcrRefundProgress = z.strictObject({
+  type: z.literal('refund_progress'),
+  ...numbered,
+  ...refundAbout,
+  refundId: z.string().min(1).max(64),
+  stage: z.enum(['REFUNDING']),
+  message: f.shortText,
+  ...lookupFlag,
+});
+/**
+ * Sent once per refund, when it is final: REFUNDED (the money went back to the customer's wallet) or
+ * NOT_REFUNDED with the reason (the cloud refused it, or the wallet declined). A repeated refund line
+ * is answered with it again (`lookup: true`, the original `seq`).
+ */
+export const EcrRefundResult = z.strictObject({
+  type: z.literal('refund_result'),
+  ...numbered,
+  ...refundAbout,
+  refundId: z.string().min(1).max(64).optional(),
+  outcome: z.enum(['REFUNDED', 'NOT_REFUNDED']),
+  reason: z.enum(REFUND_REASONS).optional(),
+  /** What has been refunded of the sale so far, this refund included when REFUNDED. */
+  refundedTotal: f.minorUnits.optional(),
+  /** What may still be refunded of the sale. */
+  remaining: f.minorUnits.optional(),
+  ...lookupFlag,
+});
+/** A wallet's figures on the register's totals line: the net is paid minus refunded (it may be negative). */
+export const EcrWalletTotals = WalletTotals.extend({ net: z.number().int() });
+/**
+ * The day's takings per wallet. `confirmed`: counted by the cloud (authoritative); false: counted
+ * from this box's journal while the cloud could not be asked — it may miss a result still on its way.
+ */
+export const EcrTotalsReply = z.strictObject({
+  type: z.literal('totals'),
+  ...numbered,
+  ref: z.undefined().optional(),
+  date: businessDate,
+  confirmed: z.boolean(),
+  currency: f.currency,
+  wallets: z.array(EcrWalletTotals).max(16),
+});
 /** Every line a register may read from a v1 or a v2 box. */
-export const EcrOutbound = z.discriminatedUnion('type', [EcrProgress, EcrResult, EcrError, EcrHelloReply]);
+export const EcrOutbound = z.discriminatedUnion('type', [EcrProgress, EcrResult, EcrError, EcrHelloReply, EcrRefundProgress, EcrRefundResult, EcrTotalsReply]);
 
 // ── box → ECR, as this box writes them: exactly v2 ──────────────────────────────────────────────
 
@@ -117,12 +189,21 @@ export const EcrProgressV2 = EcrProgress.extend(v2);
 export const EcrResultV2 = EcrResult.extend(v2);
 export const EcrErrorV2 = EcrError.extend(v2);
 export const EcrHelloReplyV2 = EcrHelloReply.extend({ ...v2, capabilities: z.array(z.enum(ECR_CAPABILITIES)) });
-export const EcrOutboundV2 = z.discriminatedUnion('type', [EcrProgressV2, EcrResultV2, EcrErrorV2, EcrHelloReplyV2]);
+export const EcrRefundProgressV2 = EcrRefundProgress.extend(v2);
+export const EcrRefundResultV2 = EcrRefundResult.extend(v2);
+export const EcrTotalsReplyV2 = EcrTotalsReply.extend(v2);
+export const EcrOutboundV2 = z.discriminatedUnion('type', [EcrProgressV2, EcrResultV2, EcrErrorV2, EcrHelloReplyV2, EcrRefundProgressV2, EcrRefundResultV2, EcrTotalsReplyV2]);
 
 export type EcrSale = z.infer<typeof EcrSale>;
 export type EcrCancel = z.infer<typeof EcrCancel>;
 export type EcrHello = z.infer<typeof EcrHello>;
 export type EcrLookup = z.infer<typeof EcrLookup>;
+export type EcrRefund = z.infer<typeof EcrRefund>;
+export type EcrTotals = z.infer<typeof EcrTotals>;
+export type EcrRefundProgress = z.infer<typeof EcrRefundProgress>;
+export type EcrRefundResult = z.infer<typeof EcrRefundResult>;
+export type EcrTotalsReply = z.infer<typeof EcrTotalsReply>;
+export type EcrWalletTotals = z.infer<typeof EcrWalletTotals>;
 export type EcrInbound = z.infer<typeof EcrInbound>;
 export type EcrStage = z.infer<typeof EcrStage>;
 export type EcrProgress = z.infer<typeof EcrProgress>;

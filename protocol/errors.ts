@@ -41,10 +41,20 @@ export const ErrorCode = {
   INSECURE_TRANSPORT: 'INSECURE_TRANSPORT',
   // cashier flow on the box
   OFFLINE: 'OFFLINE',
+  /** The cloud told the box to unpair: it finishes what is in flight and takes no new sale. */
+  UNPAIRING: 'UNPAIRING',
   NO_SALE_WAITING: 'NO_SALE_WAITING',
   SALE_BUSY: 'SALE_BUSY',
   SALE_UNKNOWN: 'SALE_UNKNOWN',
   SALE_ALREADY_PAID: 'SALE_ALREADY_PAID',
+  /** A refund of a sale that is not paid (open, cancelling, or closed NOT_PAID). */
+  SALE_NOT_PAID: 'SALE_NOT_PAID',
+  /** A refund of more than what remains of the sale after its other refunds. */
+  REFUND_EXCEEDS_REMAINING: 'REFUND_EXCEEDS_REMAINING',
+  /** A refund ref already used with another sale or amount. */
+  REFUND_CONFLICT: 'REFUND_CONFLICT',
+  /** A lookup of a refund ref the box never had. */
+  REFUND_UNKNOWN: 'REFUND_UNKNOWN',
   DUPLICATE_SCAN: 'DUPLICATE_SCAN',
   LINE_TOO_LONG: 'LINE_TOO_LONG',
   // payment conversation

@@ -11,23 +11,39 @@ const ts = 1764086400000;
 const money = { outTradeNo: 'sb7K2M9QX4TA-42', saleId: 'sb7K2M9QX4TA-s17', amount: 1234, currency: 'CNY' } as const;
 
 export const UP_EXAMPLES: { [K in UpKind]: UpToSend<K> } = {
-  pay: { v: 2, id: 'm-1001', ts, ...money, saleRef: 'R20261125-0042', code: '134567890123456789', wallet: 'wechat' },
-  cancel: { v: 2, id: 'm-1002', ts, ...money, reason: 'CASHIER_CANCEL' },
-  query: { v: 2, id: 'm-1003', ts, ...money },
-  ack: { v: 2, id: 'm-1004', ts, outTradeNo: money.outTradeNo, state: 'SUCCESS' },
+  pay: { v: 3, id: 'm-1001', ts, ...money, saleRef: 'R20261125-0042', code: '134567890123456789', wallet: 'wechat' },
+  cancel: { v: 3, id: 'm-1002', ts, ...money, reason: 'CASHIER_CANCEL' },
+  query: { v: 3, id: 'm-1003', ts, ...money },
+  ack: { v: 3, id: 'm-1004', ts, outTradeNo: money.outTradeNo, state: 'SUCCESS' },
   heartbeat: {
-    v: 2,
+    v: 3,
     id: 'm-1005',
     ts,
     status: { firmware: '0.1.0', uptimeS: 3600, outboxDepth: 0, pendingAttempts: 0, scanner: 'open', ecr: 'open' },
   },
+  refund: { v: 3, id: 'refund-sb7K2M9QX4TA-r3-1764086500000', ts, refundId: 'sb7K2M9QX4TA-r3', refundRef: 'RF20261125-0007', outTradeNo: money.outTradeNo, amount: 500, currency: 'CNY' },
+  totals: { v: 3, id: 'totals-1764086600000', ts, date: '2025-11-26' },
 };
 
 export const DOWN_EXAMPLES: { [K in DownKind]: DownToSend<K> } = {
-  result: { v: 2, id: 'c-2001', ts, ...money, state: 'SUCCESS', reason: 'PAID', wallet: 'wechat' },
-  progress: { v: 2, id: 'c-2002', ts, outTradeNo: money.outTradeNo, stage: 'USERPAYING', message: 'waiting for the customer to enter the password' },
-  error: { v: 2, id: 'c-2003', ts, code: 'SCHEMA_INVALID', message: 'up/pay message is invalid: amount: amount must be whole minor units (fen), not a decimal', refId: 'm-1001' },
-  command: { v: 2, id: 'c-2004', ts, command: 'resync' },
+  result: { v: 3, id: 'c-2001', ts, ...money, state: 'SUCCESS', reason: 'PAID', wallet: 'wechat' },
+  progress: { v: 3, id: 'c-2002', ts, outTradeNo: money.outTradeNo, stage: 'USERPAYING', message: 'waiting for the customer to enter the password' },
+  error: { v: 3, id: 'c-2003', ts, code: 'SCHEMA_INVALID', message: 'up/pay message is invalid: amount: amount must be whole minor units (fen), not a decimal', refId: 'm-1001' },
+  command: { v: 3, id: 'c-2004', ts, command: 'resync' },
+  refund: { v: 3, id: 'c-2007', ts, refundId: 'sb7K2M9QX4TA-r3', outTradeNo: money.outTradeNo, amount: 500, currency: 'CNY', state: 'REFUNDED', refundedTotal: 500, remaining: 734 },
+  totals: {
+    v: 3,
+    id: 'c-2008',
+    ts,
+    refId: 'totals-1764086600000',
+    date: '2025-11-26',
+    currency: 'CNY',
+    wallets: [
+      { wallet: 'wechat', paidCount: 12, paidAmount: 48200, refundCount: 1, refundAmount: 500 },
+      { wallet: 'alipay', paidCount: 7, paidAmount: 20150, refundCount: 0, refundAmount: 0 },
+    ],
+    asOf: 1764086600500,
+  },
 };
 
 /**
@@ -38,7 +54,7 @@ export const DOWN_EXAMPLES: { [K in DownKind]: DownToSend<K> } = {
 const mismatch = { outTradeNo: 'sb7K2M9QX4TA-43', saleId: 'sb7K2M9QX4TA-s18', amount: 1234, currency: 'CNY' } as const;
 export const RESULT_EXAMPLES: { paid: ResultMessage; amountMismatch: ResultMessage; paidV1: ResultMessageV1; amountMismatchV1: ResultMessageV1 } = {
   paid: {
-    v: 2,
+    v: 3,
     id: 'c-2005',
     ts,
     ...money,
@@ -48,7 +64,7 @@ export const RESULT_EXAMPLES: { paid: ResultMessage; amountMismatch: ResultMessa
     receipt: { walletTradeNo: '4200002946202611251234567890', paidAt: 1764086401000, total: 1234, buyerPaid: 1134, discount: 100 },
   },
   amountMismatch: {
-    v: 2,
+    v: 3,
     id: 'c-2006',
     ts,
     ...mismatch,
@@ -78,6 +94,8 @@ export const ECR_EXAMPLES: { inbound: EcrInbound[]; outbound: EcrOutbound[] } = 
   inbound: [
     { type: 'sale', ref: 'R20261125-0042', amount: 1234, currency: 'CNY' },
     { type: 'cancel', ref: 'R20261125-0042' },
+    { type: 'refund', ref: 'R20261125-0042', refundRef: 'RF20261125-0007', amount: 500, currency: 'CNY' },
+    { type: 'totals', date: '2025-11-26' },
   ],
   outbound: [
     { type: 'progress', ref: 'R20261125-0042', stage: 'WAITING_CODE', message: '请出示付款码 ¥12.34' },
@@ -97,5 +115,14 @@ export const ECR_EXAMPLES: { inbound: EcrInbound[]; outbound: EcrOutbound[] } = 
     },
     { type: 'result', ref: 'R20261125-0043', outcome: 'NOT_PAID', amount: 1234, currency: 'CNY', reason: 'AMOUNT_MISMATCH', outTradeNo: mismatch.outTradeNo },
     { type: 'error', code: 'SCHEMA_INVALID', message: 'ECR line is invalid: amount: amount must be whole minor units (fen), not a decimal' },
+    { type: 'refund_progress', ref: 'R20261125-0042', refundRef: 'RF20261125-0007', outTradeNo: money.outTradeNo, amount: 500, currency: 'CNY', refundId: 'sb7K2M9QX4TA-r3', stage: 'REFUNDING', message: 'refund sent; waiting for the wallet' },
+    { type: 'refund_result', ref: 'R20261125-0042', refundRef: 'RF20261125-0007', outTradeNo: money.outTradeNo, amount: 500, currency: 'CNY', refundId: 'sb7K2M9QX4TA-r3', outcome: 'REFUNDED', refundedTotal: 500, remaining: 734 },
+    {
+      type: 'totals',
+      date: '2025-11-26',
+      confirmed: true,
+      currency: 'CNY',
+      wallets: [{ wallet: 'wechat', paidCount: 12, paidAmount: 48200, refundCount: 1, refundAmount: 500, net: 47700 }],
+    },
   ],
 };

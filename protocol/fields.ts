@@ -10,10 +10,11 @@ import { ERROR_CODES } from './errors.js';
  *
  * The MQTT protocol version this side speaks: the `v` of every up/ message the box sends (its
  * announcement) and of the newest down/ shapes the cloud has (protocol/README.md "Evolution rules").
- * v2 added the wallet's receipt and the reason AMOUNT_MISMATCH to down/result. Pairing bodies (HTTP)
- * have their own version, `PAIRING_VERSION` in pairing.ts.
+ * v2 added the wallet's receipt and the reason AMOUNT_MISMATCH to down/result; v3 added refunds and
+ * the day's totals (up/refund, up/totals, down/refund, down/totals). Pairing bodies (HTTP) have their
+ * own version, `PAIRING_VERSION` in pairing.ts.
  */
-export const PROTOCOL_VERSION = 2 as const;
+export const PROTOCOL_VERSION = 3 as const;
 
 /** `v` on sending: exactly version `n` (a sender builds exactly the shape of its version). */
 export function versionLiteral<const N extends number>(n: N) {

@@ -3,6 +3,7 @@ import { ErrorCode, ProtocolError } from './errors.js';
 import * as f from './fields.js';
 import type { DownKind, UpKind } from './topics.js';
 import { V1_RESULT_REASONS } from './states.js';
+import { businessDate, REFUND_REASONS, REFUND_STATES, refundId, WalletTotals } from './refunds.js';
 
 /**
  * Two schemas per message. The strict one (`PayMessage`, …, `UP_SCHEMAS`, `DOWN_SCHEMAS`) is the
@@ -36,6 +37,21 @@ export const CancelMessage = z.strictObject({
 export const QueryMessage = z.strictObject({ ...envelope, ...money });
 /** The box confirms it has durably applied a final result; the cloud stops re-sending it. */
 export const AckMessage = z.strictObject({ ...envelope, outTradeNo: f.outTradeNo, state: f.finalState });
+/**
+ * v3. Give back `amount` of the payment `outTradeNo` (the attempt that paid the sale). `refundId` is
+ * the idempotency key end to end: the same refund sent again (after a restart, or to ask how it
+ * went) is answered with its state, never made twice. `refundRef` is the cash register's reference.
+ */
+export const RefundMessage = z.strictObject({
+  ...envelope,
+  refundId,
+  refundRef: f.saleRef,
+  outTradeNo: f.outTradeNo,
+  amount: f.amount,
+  currency: f.currency,
+});
+/** v3. The box's figures of a business day, as the cloud has them; answered on down/totals with `refId` = this id. */
+export const TotalsRequest = z.strictObject({ ...envelope, date: businessDate });
 export const PortState = z.enum(['open', 'reopening', 'closed', 'absent']);
 export const DeviceStatus = z.strictObject({
   firmware: z.string().min(1).max(32),
@@ -99,6 +115,33 @@ export const ErrorMessage = z.strictObject({
   refId: f.messageId.optional(),
   outTradeNo: f.outTradeNo.optional(),
 });
+/**
+ * v3. Where a refund stands. Sent when it is taken (PENDING) or refused, when it becomes final, and
+ * as the answer to every up/refund for it. `refundedTotal` is what has been refunded of the payment
+ * so far (this refund included when REFUNDED); `remaining` what may still be refunded.
+ */
+export const RefundResultMessage = z.strictObject({
+  ...envelope,
+  refundId,
+  outTradeNo: f.outTradeNo,
+  amount: f.amount,
+  currency: f.currency,
+  state: z.enum(REFUND_STATES),
+  reason: z.enum(REFUND_REASONS).optional(),
+  refundedTotal: f.minorUnits.optional(),
+  remaining: f.minorUnits.optional(),
+  message: f.shortText.optional(),
+});
+/** v3. The answer to up/totals: the box's paid sales and refunds of the day per wallet, as the cloud recorded them. */
+export const TotalsMessage = z.strictObject({
+  ...envelope,
+  refId: f.messageId,
+  date: businessDate,
+  currency: f.currency,
+  wallets: z.array(WalletTotals).max(16),
+  /** When the cloud counted (epoch ms). */
+  asOf: f.timestamp,
+});
 export const Command = z.enum(['reboot', 'resync', 'unpair']);
 export const CommandMessage = z.strictObject({
   ...envelope,
@@ -118,6 +161,10 @@ export type ResultMessageV1 = z.infer<typeof ResultMessageV1>;
 export type ProgressMessage = z.infer<typeof ProgressMessage>;
 export type ErrorMessage = z.infer<typeof ErrorMessage>;
 export type CommandMessage = z.infer<typeof CommandMessage>;
+export type RefundMessage = z.infer<typeof RefundMessage>;
+export type TotalsRequest = z.infer<typeof TotalsRequest>;
+export type RefundResultMessage = z.infer<typeof RefundResultMessage>;
+export type TotalsMessage = z.infer<typeof TotalsMessage>;
 
 export const UP_SCHEMAS = {
   pay: PayMessage,
@@ -125,36 +172,45 @@ export const UP_SCHEMAS = {
   query: QueryMessage,
   ack: AckMessage,
   heartbeat: HeartbeatMessage,
+  refund: RefundMessage,
+  totals: TotalsRequest,
 } as const satisfies Record<UpKind, z.ZodType>;
 export const DOWN_SCHEMAS = {
   result: ResultMessage,
   progress: ProgressMessage,
   error: ErrorMessage,
   command: CommandMessage,
+  refund: RefundResultMessage,
+  totals: TotalsMessage,
 } as const satisfies Record<DownKind, z.ZodType>;
 
-export type UpShapes = { readonly [K in UpKind]: z.ZodType };
-export type DownShapes = { readonly [K in DownKind]: z.ZodType };
+/** A version's shapes: a kind it does not have (refund and totals before v3) is absent. */
+export type UpShapes = { readonly [K in UpKind]?: z.ZodType };
+export type DownShapes = { readonly [K in DownKind]?: z.ZodType };
 
-/** The other shapes of v1 are today's with `v: 1`: up/ is unchanged since v1, and so are progress, error and command. */
-function asV1<S extends Record<string, z.ZodObject>>(shapes: S): { [K in keyof S]: z.ZodType } {
-  return Object.fromEntries(Object.entries(shapes).map(([k, shape]) => [k, shape.extend({ v: f.versionLiteral(1) })])) as unknown as { [K in keyof S]: z.ZodType };
+/** An older version's shape of a message unchanged since: today's with `v` exactly that version. */
+function asVersion<S extends Record<string, z.ZodObject>>(n: number, shapes: S): { [K in keyof S]: z.ZodType } {
+  return Object.fromEntries(Object.entries(shapes).map(([k, shape]) => [k, shape.extend({ v: f.versionLiteral(n) })])) as unknown as { [K in keyof S]: z.ZodType };
 }
+const { refund: _upRefund, totals: _upTotals, ...UP_SCHEMAS_V2 } = UP_SCHEMAS;
+const { refund: _downRefund, totals: _downTotals, ...DOWN_SCHEMAS_V2 } = DOWN_SCHEMAS;
 
 /**
  * The up/ shapes of each protocol version this box can send: its own, and v1 for a cloud released
  * before tolerant reading, which refuses any `v` but 1 (the box falls back for that connection).
+ * v1 and v2 have no refund or totals: a box speaking v1 to an old cloud cannot ask for them.
  */
-export const UP_SHAPES: Readonly<Record<number, UpShapes>> = { 1: asV1(UP_SCHEMAS), 2: UP_SCHEMAS };
+export const UP_SHAPES: Readonly<Record<number, UpShapes>> = { 1: asVersion(1, UP_SCHEMAS_V2), 2: asVersion(2, UP_SCHEMAS_V2), 3: UP_SCHEMAS };
 
 /**
  * The down/ shapes of each protocol version this side can send. A box is sent the newest one not
  * newer than it announced; a version's shapes are never changed while a box of it may be in the field.
- * v2 added the result's `receipt` and the reason AMOUNT_MISMATCH.
+ * v2 added the result's `receipt` and the reason AMOUNT_MISMATCH; v3 added down/refund and down/totals.
  */
 export const DOWN_SHAPES: Readonly<Record<number, DownShapes>> = {
-  1: { ...asV1({ progress: ProgressMessage, error: ErrorMessage, command: CommandMessage }), result: ResultMessageV1 },
-  2: DOWN_SCHEMAS,
+  1: { ...asVersion(1, { progress: ProgressMessage, error: ErrorMessage, command: CommandMessage }), result: ResultMessageV1 },
+  2: asVersion(2, DOWN_SCHEMAS_V2),
+  3: DOWN_SCHEMAS,
 };
 
 /** `v` is the version a message is sent in; its shape is checked against that version's when encoded. */
@@ -178,6 +234,8 @@ export const UP_READERS = {
   query: z.object({ ...QueryMessage.shape, ...read }),
   ack: z.object({ ...AckMessage.shape, ...read, state: f.tolerant(f.finalState) }),
   heartbeat: z.object({ ...HeartbeatMessage.shape, ...read, status: readStatus }),
+  refund: z.object({ ...RefundMessage.shape, ...read }),
+  totals: z.object({ ...TotalsRequest.shape, ...read }),
 } as const satisfies Record<UpKind, z.ZodType>;
 /**
  * The receipt as the box reads it: unknown fields dropped; a receipt it cannot read is dropped whole,
@@ -200,6 +258,15 @@ export const DOWN_READERS = {
   progress: z.object({ ...ProgressMessage.shape, ...read, stage: f.tolerant(ProgressStage) }),
   error: z.object({ ...ErrorMessage.shape, ...read, code: f.tolerant(f.errorCode) }),
   command: z.object({ ...CommandMessage.shape, ...read, command: f.tolerant(Command) }),
+  /** An UNKNOWN refund state is never final: the box asks again. An unknown reason is dropped. */
+  refund: z.object({
+    ...RefundResultMessage.shape,
+    ...read,
+    state: f.tolerant(z.enum(REFUND_STATES)),
+    reason: f.tolerant(z.enum(REFUND_REASONS)).optional(),
+  }),
+  /** A wallet's figures with fields this box does not know are read by the ones it knows. */
+  totals: z.object({ ...TotalsMessage.shape, ...read, wallets: z.array(z.object(WalletTotals.shape)).max(16) }),
 } as const satisfies Record<DownKind, z.ZodType>;
 
 /** A message as read: what `decodeUp` / `decodeDown` return. Tolerant enum fields may hold UNKNOWN. */
@@ -262,9 +329,9 @@ export function decodeDown<K extends DownKind>(kind: K, payload: Buffer | string
  */
 export function encodeUp<K extends UpKind>(kind: K, msg: UpToSend<K> | AnyVersion<UpToSend<K>>, version: number = f.PROTOCOL_VERSION): string {
   const what = `up/${kind} v${version} message`;
-  const shapes = UP_SHAPES[version];
-  if (!shapes) throw new ProtocolError(ErrorCode.UNSUPPORTED_VERSION, `${what}: this box has no up/ shape of protocol v${version}`);
-  return serialise(validate(shapes[kind], msg, what), what);
+  const shape = UP_SHAPES[version]?.[kind];
+  if (!shape) throw new ProtocolError(ErrorCode.UNSUPPORTED_VERSION, `${what}: protocol v${version} has no up/${kind}`);
+  return serialise(validate(shape, msg, what), what);
 }
 
 /** An encoded up/ message again, in the shape of `version` (the same fields, `v` set to it). */
@@ -332,7 +399,9 @@ export function receiptOf(parts: ReceiptParts): Receipt | undefined {
 export function encodeDown<K extends DownKind>(kind: K, msg: DownToSend<K>, boxVersion: number = f.MIN_PROTOCOL_VERSION, shapes: Readonly<Record<number, DownShapes>> = DOWN_SHAPES): string {
   const v = downShapeVersion(boxVersion, shapes);
   const what = `down/${kind} v${v} message`;
-  return serialise(validate(shapes[v]![kind], { ...msg, v }, what), what);
+  const shape = shapes[v]![kind];
+  if (!shape) throw new ProtocolError(ErrorCode.UNSUPPORTED_VERSION, `${what}: a box that speaks protocol v${boxVersion} has no down/${kind}`);
+  return serialise(validate(shape, { ...msg, v }, what), what);
 }
 
 /** A receiver refuses anything over MAX_PAYLOAD_BYTES, so a sender never produces it. */

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import * as f from './fields.js';
+import { REFUND_REASONS, REFUND_STATES, refundId } from './refunds.js';
 
 /**
  * What each part exports about its attempts, so reconciliation can compare them without reading
@@ -37,3 +38,35 @@ export const DeviceAttemptRecord = z.object({
 });
 export type CloudAttemptRecord = z.infer<typeof CloudAttemptRecord>;
 export type DeviceAttemptRecord = z.infer<typeof DeviceAttemptRecord>;
+
+/**
+ * What each part exports about the refunds the cash registers asked for: `scanbox-cloud refunds
+ * --json` prints CloudRefundRecord[], `scanbox-device refunds --json` DeviceRefundRecord[].
+ */
+export const CloudRefundRecord = z.object({
+  refundId,
+  deviceId: f.deviceId,
+  refundRef: f.saleRef,
+  outTradeNo: f.outTradeNo,
+  amount: f.amount,
+  currency: f.currency,
+  state: z.enum(REFUND_STATES),
+  reason: z.enum(REFUND_REASONS).nullable(),
+  createdAt: f.timestamp,
+  updatedAt: f.timestamp,
+});
+export const DEVICE_REFUND_STATES = ['REQUESTED', 'PENDING', 'REFUNDED', 'NOT_REFUNDED'] as const;
+export const DeviceRefundRecord = z.object({
+  refundId,
+  refundRef: f.saleRef,
+  saleRef: f.saleRef.nullable(),
+  outTradeNo: f.outTradeNo,
+  amount: f.amount,
+  currency: f.currency,
+  state: z.enum(DEVICE_REFUND_STATES),
+  reason: z.enum(REFUND_REASONS).nullable(),
+  createdAt: f.timestamp,
+  updatedAt: f.timestamp,
+});
+export type CloudRefundRecord = z.infer<typeof CloudRefundRecord>;
+export type DeviceRefundRecord = z.infer<typeof DeviceRefundRecord>;

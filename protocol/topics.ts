@@ -3,8 +3,9 @@ import { ErrorCode, ProtocolError } from './errors.js';
 /** Topic layout: scanbox/v1/d/<deviceId>/{up|down}/<kind>. Pairing is HTTP, not MQTT. */
 export const TOPIC_ROOT = 'scanbox/v1/d';
 
-export const UP_KINDS = ['pay', 'cancel', 'query', 'ack', 'heartbeat'] as const;
-export const DOWN_KINDS = ['result', 'progress', 'error', 'command'] as const;
+/** `refund` and `totals` (both ways) are protocol v3: a cloud sends them only to a box that announced v3. */
+export const UP_KINDS = ['pay', 'cancel', 'query', 'ack', 'heartbeat', 'refund', 'totals'] as const;
+export const DOWN_KINDS = ['result', 'progress', 'error', 'command', 'refund', 'totals'] as const;
 export type UpKind = (typeof UP_KINDS)[number];
 export type DownKind = (typeof DOWN_KINDS)[number];
 export type Direction = 'up' | 'down';

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { formatAmount, type EcrOutbound, type Wallet } from '../protocol/index.js';
 import { validCode } from './devices/codes.js';
+import { chooseSerialMode, type SerialModeRequest } from './devices/serial-line.js';
 import { createRandom } from './random.js';
 import { reconcile, type ReconcileReport } from './reconcile/reconcile.js';
 import { formatReconcileReport } from './reconcile/reconcile-table.js';
@@ -138,6 +139,20 @@ const CHAPTERS: Chapter[] = [
       note(`healed: R-010 probed ${await channelOf(rig, 'R-010')}, which is ${(await rig.channelStates())[primaries[0]!]} again`);
     },
   },
+  {
+    ref: 'R-001',
+    title: 'The customer brings part of R-001 back, then the rest: two partial refunds from the register; one fen more is refused at the box',
+    async run({ box }) {
+      for (const [refundRef, amount] of [['RF-001-1', 500], ['RF-001-2', 734]] as const) {
+        await box.ecr.refund({ ref: 'R-001', refundRef, amount });
+        const done = await box.ecr.refundResultFor(refundRef, 15 * SECOND);
+        if (done.outcome !== 'REFUNDED') throw new Error(`refund ${refundRef} ended ${done.outcome} (${done.reason ?? 'no reason'})`);
+      }
+      const mark = box.ecr.mark();
+      await box.ecr.refund({ ref: 'R-001', refundRef: 'RF-001-3', amount: 1 });
+      await box.ecr.waitFor((m) => m.type === 'error' && m.code === 'REFUND_EXCEEDS_REMAINING', 5 * SECOND, mark);
+    },
+  },
 ];
 
 /** The channel the paid attempt of a sale went through, from the cloud's records. */
@@ -172,6 +187,12 @@ function describeEcr(m: EcrOutbound): string {
       return `error ${m.code}: ${m.message}`;
     case 'hello':
       return `hello ${m.firmware} v${m.v ?? 1}: ${m.capabilities.join(' ')}`;
+    case 'refund_progress':
+      return `refund ${m.refundRef} ${formatAmount(m.amount, m.currency)}: ${m.message}`;
+    case 'refund_result':
+      return `REFUND ${m.outcome} ${formatAmount(m.amount, m.currency)}${m.reason ? ` (${m.reason})` : ''}${m.remaining !== undefined ? `; ${formatAmount(m.remaining, m.currency)} remains refundable` : ''}`;
+    case 'totals':
+      return `TOTALS ${m.date}${m.confirmed ? '' : ' (unconfirmed: from the box journal)'}: ${m.wallets.map((w) => `${w.wallet} ${w.paidCount} paid ${formatAmount(w.paidAmount, m.currency)}, ${w.refundCount} refunds ${formatAmount(w.refundAmount, m.currency)}, net ${formatAmount(w.net, m.currency)}`).join('; ') || 'no sales'}`;
   }
 }
 
@@ -181,6 +202,10 @@ export interface DemoOptions {
   wallets?: WalletMode;
   keep?: boolean;
   out?: (line: string) => void;
+  /** How the box's serial lines are made: `auto` (pseudo-terminals when socat is installed, else the mock binding), `pty` or `mock`. */
+  serial?: SerialModeRequest;
+  /** Only the first n chapters (a quick look; the reconciliation still covers every sale made). */
+  chapters?: number;
 }
 
 export async function runDemo(opts: DemoOptions): Promise<ReconcileReport> {
@@ -189,13 +214,16 @@ export async function runDemo(opts: DemoOptions): Promise<ReconcileReport> {
   const random = createRandom(opts.seed);
   out(`scanbox demo — working in ${dir}`);
   const wallets = opts.wallets ?? 'scripted';
-  const rig = await Rig.start({ dir, seed: opts.seed, wallets, channelsPerWallet: 2, cloudConfig: FAST_CLOUD_CONFIG, deviceConfig: FAST_DEVICE_CONFIG });
+  const chapters = CHAPTERS.slice(0, opts.chapters ?? CHAPTERS.length);
+  const serial = chooseSerialMode(opts.serial ?? 'auto');
+  out(`box serial lines: ${serial.why}`);
+  const rig = await Rig.start({ dir, seed: opts.seed, wallets, channelsPerWallet: 2, cloudConfig: FAST_CLOUD_CONFIG, deviceConfig: FAST_DEVICE_CONFIG, serial: serial.mode });
   try {
     out(`cloud up: ${rig.httpUrl} (MQTT through the fault proxy on port ${rig.proxy.port}); gateway simulator at ${rig.gatewayUrl}`);
     if (wallets === 'real-formats') out(`WeChat Pay and Alipay through the cloud's adapters: signed XML / RSA2 over HTTPS to ${rig.walletUrls().join(' and ')}`);
     const box = await rig.addBox('box-1');
     out(`box paired through POST /v1/pair as ${box.deviceId}, connected\n`);
-    const notes: string[][] = CHAPTERS.map(() => []);
+    const notes: string[][] = chapters.map(() => []);
     let current = 0;
     const ctx: Ctx = {
       rig,
@@ -208,7 +236,7 @@ export async function runDemo(opts: DemoOptions): Promise<ReconcileReport> {
       },
     };
     const marks: Array<{ screens: number; ecr: number; seconds: number }> = [];
-    for (const [i, chapter] of CHAPTERS.entries()) {
+    for (const [i, chapter] of chapters.entries()) {
       current = i;
       const started = Date.now();
       marks.push({ screens: box.proc.mark(), ecr: box.ecr.mark(), seconds: 0 });
@@ -217,15 +245,20 @@ export async function runDemo(opts: DemoOptions): Promise<ReconcileReport> {
     }
     out('letting every attempt settle…\n');
     const snapshot = await rig.settle(30 * SECOND);
+    // Closing time: the register asks for the day's takings once everything has settled.
+    const totalsMark = box.ecr.mark();
+    await box.ecr.totals();
     // Printed after the fact, so each chapter shows its screens even when one lands after the ECR line.
-    for (const [i, chapter] of CHAPTERS.entries()) {
+    for (const [i, chapter] of chapters.entries()) {
       const { screens, ecr, seconds } = marks[i]!;
       const next = marks[i + 1];
       out(`${i + 1}. ${chapter.title}  (${seconds.toFixed(1)} s)`);
       for (const n of notes[i]!) out(`     channel: ${n}`);
       for (const sc of dedupe(box.screens(chapter.ref, screens, next?.screens))) out(`     screen: ${sc}`);
-      for (const m of box.ecr.received.slice(ecr, next?.ecr)) out(`     ECR ← ${describeEcr(m)}`);
+      for (const m of box.ecr.received.slice(ecr, next?.ecr ?? totalsMark)) out(`     ECR ← ${describeEcr(m)}`);
     }
+    out(`${chapters.length + 1}. Closing time: the register asks for the day's totals`);
+    for (const m of box.ecr.received.slice(totalsMark)) out(`     ECR ← ${describeEcr(m)}`);
     const report = reconcile(snapshot);
     out('');
     out(formatReconcileReport(report, { maxRows: 50 }));

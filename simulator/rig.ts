@@ -3,13 +3,14 @@ import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
-import { isFinal, type CloudAttemptRecord, type DeviceAttemptRecord } from '../protocol/index.js';
+import { z } from 'zod';
+import { CloudRefundRecord, isFinal, type CloudAttemptRecord, type DeviceAttemptRecord, type DeviceRefundRecord } from '../protocol/index.js';
 import { FaultProxy } from './chaos/fault-proxy.js';
 import { ScriptedGateway } from './gateway/scripted-gateway.js';
 import { startGatewayServer, type GatewayServer } from './gateway/gateway-server.js';
 import { ONE_ACCOUNT_EACH, startWalletSimulators, TWO_ACCOUNTS_EACH, type WalletSimulators } from './gateway/wallet-simulators.js';
 import { PartProcess, runPartJson } from './processes.js';
-import { PtyPair } from './devices/pty.js';
+import { createSerialLine, type SerialLine, type SerialMode } from './devices/serial-line.js';
 import type { SerialEnd } from './devices/serial-end.js';
 import type { ScenarioMixInput } from './gateway/scenario.js';
 import { VirtualEcr } from './devices/virtual-ecr.js';
@@ -34,6 +35,10 @@ export const FAST_CLOUD_CONFIG = {
   reverseMinDelayMs: 1_000,
   reverseRetryMs: 300,
   lateCheckDelayMs: 1_500,
+  // A cashier's refund the wallet left unanswered is asked again within a second; one pending 10 s is flagged.
+  refundRetryMs: 300,
+  refundRetryMaxMs: 1_000,
+  refundFlagAfterMs: 10_000,
   heartbeatIntervalS: 2,
   logLevel: 'info',
   // Channel health on the same scale: a window of seconds, a short cool-down.
@@ -59,6 +64,8 @@ export interface BoxHost {
   deviceConfig?: Record<string, unknown>;
   /** Extra environment for a box's agent process (e.g. libfaketime for the chaos runner's clock jumps). */
   deviceEnv?: (boxName: string) => NodeJS.ProcessEnv | undefined;
+  /** How a box's scanner and ECR lines are made (devices/serial-line.ts); default `pty`. */
+  serial?: SerialMode;
 }
 
 /** `scripted`: one JSON gateway for every wallet. `real-formats`: WeChat and Alipay through the cloud's adapters and their wire-faithful simulators (UnionPay stays on the JSON gateway). */
@@ -90,6 +97,8 @@ export interface Snapshot {
   ledger: LedgerEntry[];
   cloud: CloudAttemptRecord[];
   devices: DeviceAttemptRecord[][];
+  cloudRefunds: CloudRefundRecord[];
+  deviceRefunds: DeviceRefundRecord[][];
 }
 
 export class Rig {
@@ -210,19 +219,21 @@ export class Rig {
   }
 
   /** A new box: its own pseudo-terminals, paired with a fresh code through POST /v1/pair, started. */
-  async addBox(name: string, merchant = 'M-DEMO', store = 'S-1'): Promise<Box> {
+  async addBox(name: string, merchant = 'M-DEMO', store = 'S-1', boxOpts: BoxOptions = {}): Promise<Box> {
     const pairing = await this.createPairingCode(merchant, store);
-    const box = await Box.create(this.opts, name, pairing);
+    const box = await Box.create(this.opts, name, pairing, boxOpts);
     this.boxes.push(box);
     return box;
   }
 
   async snapshot(): Promise<Snapshot> {
-    const [cloud, devices] = await Promise.all([
+    const [cloud, devices, cloudRefunds, deviceRefunds] = await Promise.all([
       runPartJson<CloudAttemptRecord[]>('cloud', ['attempts', '--db', this.cloudDb, '--json']),
       Promise.all(this.boxes.map((b) => b.attempts())),
+      runPartJson<unknown>('cloud', ['refunds', '--db', this.cloudDb, '--json']).then((rows) => z.array(CloudRefundRecord).parse(rows)),
+      Promise.all(this.boxes.map((b) => b.refunds())),
     ]);
-    return { ledger: [...this.gateway.ledger.entries()], cloud, devices };
+    return { ledger: [...this.gateway.ledger.entries()], cloud, devices, cloudRefunds, deviceRefunds };
   }
 
   /** The wallet simulators' addresses (real-formats mode). */
@@ -255,7 +266,8 @@ export class Rig {
     for (;;) {
       const snap = await this.snapshot();
       const open = [...snap.cloud, ...snap.devices.flat()].filter((a) => !isFinal(a.state));
-      if (open.length === 0 || Date.now() > deadline) return snap;
+      const openRefunds = [...snap.cloudRefunds, ...snap.deviceRefunds.flat()].filter((r) => r.state === 'PENDING' || r.state === 'REQUESTED');
+      if (open.length + openRefunds.length === 0 || Date.now() > deadline) return snap;
       await new Promise((r) => setTimeout(r, 500));
     }
   }
@@ -271,42 +283,62 @@ export class Rig {
   }
 }
 
+/** `posEcr`: leave the register's end of the ECR line free for a real POS (`box.ecrPath`); no VirtualEcr is attached. */
+export interface BoxOptions {
+  posEcr?: boolean;
+}
+
 export class Box {
   proc!: PartProcess;
   scanner!: VirtualScanner;
-  ecr!: VirtualEcr;
   deviceId = '';
   private ends: SerialEnd[] = [];
+  private virtualEcr: VirtualEcr | undefined;
 
   private constructor(
     readonly host: BoxHost,
     readonly name: string,
     readonly dir: string,
-    readonly scannerPty: PtyPair,
-    readonly ecrPty: PtyPair,
+    readonly scannerPty: SerialLine,
+    readonly ecrPty: SerialLine,
   ) {}
 
   /** Pairs with `pairing.code` at `pairing.cloudUrl` (POST /v1/pair, through the device CLI): any cloud will do. */
-  static async create(host: BoxHost, name: string, pairing: Pick<PairingCode, 'code' | 'cloudUrl'>): Promise<Box> {
+  static async create(host: BoxHost, name: string, pairing: Pick<PairingCode, 'code' | 'cloudUrl'>, opts: BoxOptions = {}): Promise<Box> {
     const dir = path.join(host.dir, name);
     mkdirSync(dir, { recursive: true });
     const [scannerPty, ecrPty] = await Promise.all([
-      PtyPair.create({ dir, names: ['scanner-box', 'scanner-sim'] }),
-      PtyPair.create({ dir, names: ['ecr-box', 'ecr-sim'] }),
+      createSerialLine(host.serial ?? 'pty', { dir, name: 'scanner' }),
+      createSerialLine(host.serial ?? 'pty', { dir, name: 'ecr' }),
     ]);
     const box = new Box(host, name, dir, scannerPty, ecrPty);
     const paired = await runPartJson<{ deviceId: string }>('device', ['pair', '--code', pairing.code, '--cloud', pairing.cloudUrl, '--data', box.dataDir, '--hardware-id', `sim-${name}`, '--json']);
     box.deviceId = paired.deviceId;
-    const [scannerEnd, ecrEnd] = await Promise.all([scannerPty.openEnd('b'), ecrPty.openEnd('b')]);
-    box.ends = [scannerEnd, ecrEnd];
+    const scannerEnd = await scannerPty.openEnd();
+    box.ends = [scannerEnd];
     box.scanner = new VirtualScanner({ end: scannerEnd, terminator: 'CR' });
-    box.ecr = new VirtualEcr({ end: ecrEnd });
+    if (!opts.posEcr) {
+      const ecrEnd = await ecrPty.openEnd();
+      box.ends.push(ecrEnd);
+      box.virtualEcr = new VirtualEcr({ end: ecrEnd });
+    }
     await box.start();
     return box;
   }
 
   get dataDir(): string {
     return path.join(this.dir, 'data');
+  }
+
+  /** The simulated cash register on the ECR line; a box made with `posEcr` has none. */
+  get ecr(): VirtualEcr {
+    if (!this.virtualEcr) throw new Error(`${this.name}'s ECR line is left to a POS at ${this.ecrPath}`);
+    return this.virtualEcr;
+  }
+
+  /** The register's end of the ECR line (a socat link to a /dev/pts device): where a POS connects. */
+  get ecrPath(): string {
+    return this.ecrPty.b;
   }
 
   /** Start (or restart after a kill) the agent process and wait until it is connected. */
@@ -336,7 +368,7 @@ export class Box {
     const extra = this.host.deviceEnv?.(this.name);
     this.proc = PartProcess.start(
       'device',
-      ['start', '--scanner', this.scannerPty.a, '--ecr', this.ecrPty.a, '--data', this.dataDir, '--config', configFile],
+      ['start', '--scanner', this.scannerPty.a, '--ecr', this.ecrPty.a, '--data', this.dataDir, '--config', configFile, ...(this.host.serial === 'mock' ? ['--serial', 'mock'] : [])],
       path.join(this.dir, 'device.log'),
       extra ? { ...process.env, ...extra } : process.env,
     );
@@ -361,6 +393,10 @@ export class Box {
 
   attempts(): Promise<DeviceAttemptRecord[]> {
     return runPartJson<DeviceAttemptRecord[]>('device', ['attempts', '--data', this.dataDir, '--json']);
+  }
+
+  refunds(): Promise<DeviceRefundRecord[]> {
+    return runPartJson<DeviceRefundRecord[]>('device', ['refunds', '--data', this.dataDir, '--json']);
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,7 @@
 import { DOWN_SHAPES, downShapeVersion, MIN_PROTOCOL_VERSION, OFFLINE_WILL_ID, type DownShapes, type UpMessage } from '../../protocol/index.js';
 import type { Clock } from '../../protocol/clock.js';
 import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
 import type { CloudStore, FleetUpdate } from '../store/store.js';
 
 /**
@@ -21,6 +22,8 @@ export interface FleetDeps {
   logger: Logger;
   heartbeatIntervalS: number;
   flushMs?: number;
+  /** Where each heartbeat's outbox depth is observed (box_outbox_depth). */
+  metrics?: Metrics;
 }
 
 export class Fleet {
@@ -55,6 +58,7 @@ export class Fleet {
     if (msg.id === OFFLINE_WILL_ID) return this.disconnected(deviceId);
     this.announce(deviceId, msg.v);
     const s = msg.status;
+    this.deps.metrics?.observe('box_outbox_depth', {}, s.outboxDepth);
     this.pending.set(deviceId, { deviceId, at: this.deps.clock.now(), connectivity: 'online', firmware: s.firmware, outboxDepth: s.outboxDepth, pendingAttempts: s.pendingAttempts });
   }
 

@@ -142,7 +142,10 @@ function bearerMatches(req: IncomingMessage, token: string): boolean {
 }
 
 export function sendMetrics(res: ServerResponse, metrics: Metrics): void {
-  res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(metrics.text());
+  metrics.text().then(
+    (text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
+    () => res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics unavailable\n'),
+  );
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, close = false): void {

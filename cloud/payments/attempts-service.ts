@@ -4,6 +4,7 @@ import {
   downTopic,
   encodeDown,
   ErrorCode,
+  isFinal,
   isProtocolError,
   maskPaymentCode,
   MIN_PROTOCOL_VERSION,
@@ -31,6 +32,8 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { SerialLanes } from './serial-lanes.js';
 import type { CloudStore } from '../store/store.js';
+import type { RefundsService } from '../refunds/refunds-service.js';
+import type { TotalsService } from '../refunds/totals.js';
 import { transition, type Attempt, type AttemptEvent, type Effect, type GatewayEffect, type MachineConfig } from './transaction.js';
 
 /**
@@ -65,6 +68,9 @@ export interface AttemptsServiceDeps {
   onHeartbeat?: (deviceId: string, msg: UpMessage<'heartbeat'>) => Promise<void> | void;
   /** The protocol version a box reads (what it announced); a box that announced nothing reads v1. */
   downVersionFor?: (deviceId: string) => number;
+  /** The cashier's refunds and the day's totals (cloud/refunds/): up/refund and up/totals go there; absent, they are dropped. */
+  refunds?: Pick<RefundsService, 'handle'>;
+  totals?: Pick<TotalsService, 'handle'>;
 }
 
 /** How one event is run (see `dispatch`). */
@@ -155,6 +161,10 @@ export class AttemptsService {
         if (m.state === UNKNOWN) return this.log(m.outTradeNo, deviceId).warn('ack of a state this cloud does not know; ignored');
         return this.dispatch(m.outTradeNo, { type: 'ack', state: m.state }, { sender: deviceId });
       }
+      case 'refund':
+        return this.deps.refunds?.handle(deviceId, merchantId, msg as UpMessage<'refund'>);
+      case 'totals':
+        return this.deps.totals?.handle(deviceId, merchantId, msg as UpMessage<'totals'>);
     }
   }
 
@@ -224,6 +234,7 @@ export class AttemptsService {
         // A write that keeps the state (the box's ack, a retry scheduled) is bookkeeping: debug.
         const level = before?.state === attempt.state ? 'debug' : 'info';
         this.log(outTradeNo, attempt.deviceId)[level]({ from: before?.state ?? null, to: attempt.state, reason: attempt.reason, note: t.note }, 'attempt transition');
+        if (isFinal(attempt.state) && before?.state !== attempt.state) this.deps.metrics.inc('attempts_final_total', { state: attempt.state, wallet: attempt.wallet ?? 'none', reason: attempt.reason ?? 'none' });
         return { attempt, list: t.effects };
       }
       if (res.why === 'sale_taken' && ev.type === 'outcome' && (ev.call === 'pay' || ev.call === 'query')) ev = { ...ev, saleWinner: res.winner };
@@ -263,7 +274,7 @@ export class AttemptsService {
       this.deps.metrics.inc('gateway_calls_total', e.call);
       // The transition just logged says which call goes out; its answer is logged at info.
       log.debug({ call: e.call, seq: e.seq }, 'gateway call');
-      return callGateway(this.deps.gateway, e, this.deps.gatewayCallTimeoutMs);
+      return callGateway(this.deps.gateway, e, { timeoutMs: this.deps.gatewayCallTimeoutMs, metrics: this.deps.metrics, clock: this.deps.clock });
     });
     if (!outcome) return;
     log.info({ call: e.call, seq: e.seq, outcome: outcome.kind, ...('code' in outcome ? { gwCode: outcome.code } : {}) }, 'gateway answered');

@@ -1,5 +1,6 @@
 import { formatDecimal, type AttemptState } from '../../protocol/index.js';
 import { refundNoOf, type Attempt } from '../payments/transaction.js';
+import type { Refund } from '../refunds/refund-machine.js';
 import type { BillRow } from './bill-rows.js';
 import type { BusinessDay } from './day.js';
 
@@ -13,6 +14,11 @@ import type { BusinessDay } from './day.js';
  * else when the attempt was created). The caller passes a margin around the day besides, because
  * an attempt created at 23:59:59 may be charged after midnight, and one created just before the day
  * may be charged on it: those are matched when the bill names them, never expected when it does not.
+ *
+ * The cashier's refunds (cloud/refunds/) carry their refund id as the wallet's refund number: a bill
+ * refund whose number is one of them is matched against it (REFUNDED here, the same amount), and a
+ * REFUNDED one that became final on the day is expected in the bill. They explain what they gave
+ * back, so a partly refunded sale is judged on its charge alone.
  */
 export const FINDING_KINDS = [
   /** The wallet kept money (net > 0) for an order that is not SUCCESS here: the customer paid for nothing. */
@@ -27,6 +33,10 @@ export const FINDING_KINDS = [
   'refund_only_here',
   /** One outTradeNo charged twice in the bill, or two SUCCESS attempts for one sale. */
   'duplicate',
+  /** A cashier's refund in the bill that is not REFUNDED here, or for another amount. */
+  'customer_refund_mismatch',
+  /** A cashier's refund REFUNDED here on the day, not in the bill. */
+  'customer_refund_not_in_bill',
 ] as const;
 export type FindingKind = (typeof FINDING_KINDS)[number];
 
@@ -68,6 +78,8 @@ export interface CompareInput {
   rows: readonly BillRow[];
   /** The channel's attempts of the day and its margins, plus any the bill names from earlier days (attempts of other channels are ignored). */
   attempts: readonly Attempt[];
+  /** The cashier's refunds the bill names, and the channel's REFUNDED ones final around the day (others are ignored). */
+  refunds?: readonly Refund[];
 }
 
 export interface CompareResult {
@@ -86,13 +98,16 @@ const fen = formatDecimal;
 export function compare(input: CompareInput): CompareResult {
   const rows = input.rows.filter((r) => r.channel === input.channel);
   const attempts = input.attempts.filter((a) => a.channel === input.channel);
+  const refunds = (input.refunds ?? []).filter((r) => r.channel === input.channel);
   const sides = walletSides(rows);
   const byOtn = new Map(attempts.map((a) => [a.outTradeNo, a]));
   const merchantOfRow = new Map(rows.map((r) => [r.outTradeNo, r.merchantId]));
-  const keys = new Set([...sides.keys(), ...attempts.filter((a) => inDay(a, input.day)).map((a) => a.outTradeNo)]);
+  const expectedRefunds = refunds.filter((r) => r.state === 'REFUNDED' && r.finalAt !== null && r.finalAt >= input.day.start && r.finalAt < input.day.end);
+  const keys = new Set([...sides.keys(), ...attempts.filter((a) => inDay(a, input.day)).map((a) => a.outTradeNo), ...expectedRefunds.map((r) => r.outTradeNo)]);
   const findings: Finding[] = [];
   for (const otn of [...keys].sort()) {
-    findings.push(...judge(otn, sides.get(otn) ?? null, byOtn.get(otn), input.day, merchantOfRow.get(otn) ?? null));
+    const cashier = cashierRefunds(otn, sides.get(otn) ?? null, refunds, expectedRefunds);
+    findings.push(...judge(otn, cashier.side, byOtn.get(otn), input.day, merchantOfRow.get(otn) ?? cashier.merchantId), ...cashier.findings(byOtn.get(otn)));
   }
   findings.push(...saleDuplicates(attempts, input.day));
   findings.sort((a, b) => (a.outTradeNo < b.outTradeNo ? -1 : a.outTradeNo > b.outTradeNo ? 1 : FINDING_KINDS.indexOf(a.kind) - FINDING_KINDS.indexOf(b.kind)));
@@ -117,6 +132,38 @@ function walletSides(rows: readonly BillRow[]): Map<string, WalletSide> {
     sides.set(r.outTradeNo, s);
   }
   return sides;
+}
+
+/**
+ * The bill's refunds of one outTradeNo that are cashier's refunds here are taken out of its side
+ * (what remains is judged as before) and held against the store: each must be REFUNDED here for the
+ * same amount, and each REFUNDED here on the day must be in the bill.
+ */
+function cashierRefunds(otn: string, w: WalletSide | null, refunds: readonly Refund[], expected: readonly Refund[]) {
+  const here = new Map(refunds.filter((r) => r.outTradeNo === otn).map((r) => [r.refundId, r]));
+  const billed = (w?.refunds ?? []).flatMap((bill) => {
+    const r = bill.refundNo === null ? undefined : here.get(bill.refundNo);
+    return r ? [{ bill, r }] : [];
+  });
+  const rest = w && { ...w, refunds: w.refunds.filter((b) => !billed.some((x) => x.bill === b)), net: w.net + sum(billed.map((x) => x.bill)) };
+  // A side that held only cashier's refunds (a sale of another day refunded on this one) is no side at all.
+  const side = rest && (rest.charges.length > 0 || rest.refunds.length > 0 || rest.reversed > 0) ? rest : null;
+  const wrong = billed.filter(({ bill, r }) => r.state !== 'REFUNDED' || r.amount !== bill.amount);
+  const missing = expected.filter((r) => r.outTradeNo === otn && !billed.some((x) => x.r === r));
+  const merchantId = [...here.values()][0]?.merchantId ?? null;
+  const findings = (a: Attempt | undefined): Finding[] => {
+    const out: Finding[] = [];
+    if (wrong.length > 0) {
+      const what = wrong.map(({ bill, r }) => `${r.refundId} ${fen(bill.amount)} (here ${r.state} ${fen(r.amount)})`).join(', ');
+      out.push(finding('customer_refund_mismatch', otn, a, w, merchantId, sum(wrong.map((x) => x.bill)), `refunded there: ${what}`));
+    }
+    if (missing.length > 0) {
+      const what = missing.map((r) => `${r.refundId} ${fen(r.amount)}`).join(', ');
+      out.push(finding('customer_refund_not_in_bill', otn, a, w, merchantId, sum(missing), `REFUNDED here on the day, not in the bill: ${what}`));
+    }
+    return out;
+  };
+  return { side, merchantId, findings };
 }
 
 function finding(kind: FindingKind, otn: string, a: Attempt | undefined, w: WalletSide | null, merchantId: string | null, amount: number, detail: string): Finding {

@@ -4,6 +4,7 @@ import type { Gateway, QueryOutcome } from '../gateway/gateway.js';
 import type { WechatGateway } from '../gateway/wechat/adapter.js';
 import type { Merchant } from '../merchants/merchant.js';
 import type { Attempt } from '../payments/transaction.js';
+import type { Refund } from '../refunds/refund-machine.js';
 import type { CloudStore, ReconcileFindingRow, ReconcileFindingStatus } from '../store/store.js';
 import { alipayBillRows, wechatBillRows, type BillRow } from './bill-rows.js';
 import { compare, FINDING_KINDS, reconcileRefundNo, type Finding, type FindingKind } from './compare.js';
@@ -31,7 +32,7 @@ export type ReconcileChannel =
   | { name: string; wallet: 'wechat'; bills: Pick<WechatGateway, 'downloadBill'> }
   | { name: string; wallet: 'alipay'; bills: Pick<AlipayGateway, 'downloadBill'> };
 
-export type ReconcileStore = Pick<CloudStore, 'listAttemptsCreated' | 'getAttempt' | 'listMerchants' | 'listReconcileFindings' | 'saveReconcileFindings'>;
+export type ReconcileStore = Pick<CloudStore, 'listAttemptsCreated' | 'getAttempt' | 'listMerchants' | 'listReconcileFindings' | 'saveReconcileFindings' | 'listRefunds'>;
 
 export interface ReconcileDeps {
   store: ReconcileStore;
@@ -143,7 +144,8 @@ async function reconcileChannel(deps: ReconcileDeps, c: ReconcileChannel, day: B
   const all = await attemptsOf(deps.store, c.name, day, bills.rows);
   report.errors.push(...unbilled(c.name, day, all, bills));
   const attempts = all.filter((a) => bills.covers(a.merchantId));
-  const result = compare({ channel: c.name, day, rows: bills.rows, attempts });
+  const refunds = (await refundsOf(deps.store, c.name, day, bills.rows)).filter((r) => bills.covers(r.merchantId));
+  const result = compare({ channel: c.name, day, rows: bills.rows, attempts, refunds });
   const byOtn = new Map(attempts.map((a) => [a.outTradeNo, a]));
   const prior = await deps.store.listReconcileFindings(day.date, c.name);
   const settle = new Settler(deps, c.name, byOtn);
@@ -220,6 +222,16 @@ async function attemptsOf(store: ReconcileStore, channel: string, day: BusinessD
     if (a?.channel === channel) earlier.push(a);
   }
   return [...window, ...earlier];
+}
+
+/** The cashier's refunds the bill names, and the channel's REFUNDED ones final on the day and its margins. */
+async function refundsOf(store: ReconcileStore, channel: string, day: BusinessDay, rows: readonly BillRow[]): Promise<Refund[]> {
+  const named = [...new Set(rows.flatMap((r) => (r.kind === 'refund' && r.refundNo ? [r.refundNo] : [])))];
+  const [billed, done] = await Promise.all([
+    named.length > 0 ? store.listRefunds({ refundIds: named }) : [],
+    store.listRefunds({ channel, state: 'REFUNDED', finalFrom: day.start - DAY_MARGIN_MS, finalTo: day.end + DAY_MARGIN_MS }),
+  ]);
+  return [...new Map([...billed, ...done].map((r) => [r.refundId, r])).values()];
 }
 
 // ── this run's findings and the earlier runs' ───────────────────────────────────────────────────

@@ -34,7 +34,8 @@ function verdict(r: ReconcileReport): string {
   return `RECONCILED: nothing needs a person (${counts})`;
 }
 
-function table(rows: string[][]): string[] {
+/** Columns padded to their widest cell, two spaces apart; the last column is not padded. */
+export function table(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
   const line = (row: string[]) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ');
   return [line(rows[0]!), ...rows.slice(1).map(line)];

@@ -191,6 +191,63 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE TABLE channel_states (channel TEXT PRIMARY KEY, summary TEXT NOT NULL, at INTEGER NOT NULL);
   `,
+  // 8: refunds the cash register asks for (cloud/refunds/). Not the table of migration 1, which keeps
+  // the cloud's own refunds of an attempt (a duplicate payment) written with the attempt: these are
+  // the merchant's, several per attempt, keyed by the box's refund id. A refused one is kept too, so
+  // a re-send gets the same answer. The indexes serve the request's checks (what remains of an
+  // attempt; a store's day), the worker (PENDING due), the totals (a box's refunds by final time) and
+  // the operator (flagged). A store's daily refund limit sits on the store; NULL is no limit.
+  `
+  CREATE TABLE customer_refunds (
+    refund_id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    merchant_id TEXT NOT NULL,
+    store_id TEXT NOT NULL,
+    out_trade_no TEXT NOT NULL,
+    refund_ref TEXT NOT NULL,
+    wallet TEXT,
+    channel TEXT,
+    amount INTEGER NOT NULL CHECK (amount > 0),
+    sale_total INTEGER,
+    currency TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('PENDING', 'REFUNDED', 'FAILED', 'REFUSED')),
+    reason TEXT,
+    message TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    final_at INTEGER,
+    tries INTEGER NOT NULL,
+    next_at INTEGER,
+    in_flight INTEGER NOT NULL,
+    call_seq INTEGER NOT NULL,
+    flagged INTEGER NOT NULL,
+    version INTEGER NOT NULL
+  );
+  CREATE INDEX customer_refunds_attempt ON customer_refunds(out_trade_no);
+  CREATE INDEX customer_refunds_ref ON customer_refunds(device_id, refund_ref);
+  CREATE INDEX customer_refunds_store_day ON customer_refunds(merchant_id, store_id, created_at);
+  CREATE INDEX customer_refunds_pending ON customer_refunds(next_at) WHERE state = 'PENDING';
+  CREATE INDEX customer_refunds_device_final ON customer_refunds(device_id, final_at) WHERE state = 'REFUNDED';
+  CREATE INDEX customer_refunds_flagged ON customer_refunds(created_at) WHERE flagged = 1;
+  ALTER TABLE stores ADD COLUMN refund_daily_limit INTEGER;
+  `,
+  // 9: commands for boxes (`scanbox-cloud devices reboot|unpair`). The CLI runs in another process
+  // and only writes here; the running cloud sends each one on the box's down/command when the box is
+  // connected (sent_at) and, for an unpair, revokes the box once it has left (done_at, outcome). The
+  // partial index is the watcher's poll: only what is still to send or to finish.
+  `
+  CREATE TABLE device_commands (
+    id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL REFERENCES devices(device_id),
+    command TEXT NOT NULL CHECK (command IN ('reboot', 'resync', 'unpair')),
+    created_at INTEGER NOT NULL,
+    sent_at INTEGER,
+    done_at INTEGER,
+    outcome TEXT
+  );
+  CREATE INDEX device_commands_open ON device_commands(created_at) WHERE done_at IS NULL;
+  CREATE INDEX device_commands_device ON device_commands(device_id, created_at);
+  `,
 ];
 
 /** SHA-256 hex of purpose + code: the key of pairing_codes since schema 4. */

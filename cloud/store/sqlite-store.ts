@@ -13,7 +13,10 @@ import type {
   AttemptWrite,
   CloudStore,
   DeviceAuth,
+  DeviceCommandName,
+  DeviceCommandRow,
   DeviceRow,
+  FleetSummary,
   FleetUpdate,
   NewDevice,
   PairingCodeRow,
@@ -24,6 +27,9 @@ import type {
 } from './store.js';
 import type { Attempt } from '../payments/transaction.js';
 import type { Merchant, MerchantPatch } from '../merchants/merchant.js';
+import type { Refund } from '../refunds/refund-machine.js';
+import { SqliteRefunds } from './sqlite-refunds.js';
+import type { DayFigures, FiguresScope, RefundAsk, RefundAskResult, RefundBalance, RefundFilter } from './store.js';
 
 type Db = Database.Database;
 type Row = Record<string, unknown>;
@@ -66,6 +72,18 @@ function toFinding(r: Row): ReconcileFindingRow {
     action: (r.action as string | null) ?? null,
     foundAt: r.found_at as number,
     updatedAt: r.updated_at as number,
+  };
+}
+
+function toDeviceCommand(r: Row): DeviceCommandRow {
+  return {
+    id: r.id as string,
+    deviceId: r.device_id as string,
+    command: r.command as DeviceCommandRow['command'],
+    createdAt: r.created_at as number,
+    sentAt: (r.sent_at as number | null) ?? null,
+    doneAt: (r.done_at as number | null) ?? null,
+    outcome: (r.outcome as DeviceCommandRow['outcome']) ?? null,
   };
 }
 
@@ -129,6 +147,8 @@ export class SqliteStore implements CloudStore {
   private readonly stmt;
   private readonly writer: AsyncWriter;
   private readonly recent = new Map<string, Attempt>();
+  /** The cashier's refunds (schema 8): their own statements, on this connection. */
+  private readonly refunds: SqliteRefunds;
 
   /**
    * `commitThread`: run the writes (sqlite-writer.ts) on their own thread and connection, so the
@@ -150,6 +170,7 @@ export class SqliteStore implements CloudStore {
       // Read on every subscribe (a reconnecting fleet: 10,000 in seconds).
       unackedFinal: db.prepare(`SELECT * FROM attempts WHERE device_id=? AND state IN ${FINAL_SQL} AND ${UNACKED_SQL} ORDER BY created_at`),
     };
+    this.refunds = new SqliteRefunds(db);
   }
 
   async addMerchant(merchantId: string, patch: MerchantPatch, now: number): Promise<Merchant> {
@@ -268,6 +289,20 @@ export class SqliteStore implements CloudStore {
     return this.writer.markStale(before);
   }
 
+  async fleetSummary(awayLimit: number): Promise<FleetSummary> {
+    const counts: FleetSummary['counts'] = { online: 0, offline: 0, stale: 0, never: 0 };
+    for (const r of this.db.prepare(`SELECT connectivity, COUNT(*) AS n FROM devices WHERE status='active' GROUP BY connectivity`).all() as Row[]) {
+      counts[r.connectivity as keyof typeof counts] = r.n as number;
+    }
+    const away = this.db
+      .prepare(`SELECT device_id, merchant_id, store_id, connectivity, COALESCE(last_seen_at, paired_at) AS seen FROM devices WHERE status='active' AND connectivity IN ('offline','stale') ORDER BY seen DESC, device_id LIMIT ?`)
+      .all(awayLimit) as Row[];
+    return {
+      counts,
+      away: away.map((r) => ({ deviceId: r.device_id as string, merchantId: r.merchant_id as string, storeId: r.store_id as string, connectivity: r.connectivity as 'offline' | 'stale', lastSeenAt: r.seen as number })),
+    };
+  }
+
   async getAttempt(outTradeNo: string): Promise<Attempt | undefined> {
     const hit = this.recent.get(outTradeNo);
     if (hit) return hit;
@@ -321,6 +356,11 @@ export class SqliteStore implements CloudStore {
     if (filter.deviceId) (where.push('out_trade_no >= ? AND out_trade_no < ? AND device_id=?'), args.push(`${filter.deviceId}-`, `${filter.deviceId}.`, filter.deviceId));
     const sql = `SELECT * FROM attempts ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, out_trade_no LIMIT ?`;
     return (this.db.prepare(sql).all(...args, filter.limit ?? -1) as Row[]).map(toAttempt);
+  }
+
+  async countAttempts(state: AttemptState): Promise<{ count: number; oldestCreatedAt: number | null }> {
+    const r = this.db.prepare('SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM attempts WHERE state=?').get(state) as Row;
+    return { count: r.n as number, oldestCreatedAt: (r.oldest as number | null) ?? null };
   }
 
   async attemptEvents(outTradeNo: string): Promise<AttemptEventRow[]> {
@@ -388,6 +428,78 @@ export class SqliteStore implements CloudStore {
   async channelStates(): Promise<ChannelStateRow[]> {
     const rows = this.db.prepare('SELECT * FROM channel_states ORDER BY channel').all() as Row[];
     return rows.map((r) => ({ channel: r.channel as string, summary: JSON.parse(r.summary as string) as ChannelStateRow['summary'], at: r.at as number }));
+  }
+
+  async addDeviceCommand(cmd: { id: string; deviceId: string; command: DeviceCommandName }, now: number): Promise<{ row: DeviceCommandRow; created: boolean }> {
+    return this.db.transaction(() => {
+      const device = this.db.prepare('SELECT status FROM devices WHERE device_id=?').get(cmd.deviceId) as Row | undefined;
+      if (!device) throw new ProtocolError(ErrorCode.NOT_PAIRED, `no device ${cmd.deviceId}`);
+      if (device.status !== 'active') throw new ProtocolError(ErrorCode.DEVICE_REVOKED, `${cmd.deviceId} is revoked: it takes no command`);
+      const open = this.db.prepare('SELECT * FROM device_commands WHERE device_id=? AND command=? AND done_at IS NULL ORDER BY created_at LIMIT 1').get(cmd.deviceId, cmd.command) as Row | undefined;
+      if (open) return { row: toDeviceCommand(open), created: false };
+      this.db.prepare('INSERT INTO device_commands (id, device_id, command, created_at) VALUES (?,?,?,?)').run(cmd.id, cmd.deviceId, cmd.command, now);
+      return { row: toDeviceCommand(this.db.prepare('SELECT * FROM device_commands WHERE id=?').get(cmd.id) as Row), created: true };
+    }).immediate();
+  }
+
+  async openDeviceCommands(): Promise<DeviceCommandRow[]> {
+    return (this.db.prepare('SELECT * FROM device_commands WHERE done_at IS NULL ORDER BY created_at, rowid').all() as Row[]).map(toDeviceCommand);
+  }
+
+  async markDeviceCommandSent(id: string, now: number): Promise<boolean> {
+    const done = `CASE WHEN command = 'unpair' THEN NULL ELSE ? END`;
+    const outcome = `CASE WHEN command = 'unpair' THEN NULL ELSE 'sent' END`;
+    const r = this.db.prepare(`UPDATE device_commands SET sent_at=COALESCE(sent_at, ?), done_at=${done}, outcome=${outcome} WHERE id=? AND done_at IS NULL`).run(now, now, id);
+    return r.changes > 0;
+  }
+
+  async finishDeviceCommand(id: string, now: number, outcome: 'revoked' | 'dropped'): Promise<boolean> {
+    return this.db.transaction(() => {
+      const row = this.db.prepare('SELECT device_id FROM device_commands WHERE id=? AND done_at IS NULL').get(id) as Row | undefined;
+      if (!row) return false;
+      if (outcome === 'revoked') this.revokeNow(row.device_id as string, now);
+      this.db.prepare('UPDATE device_commands SET done_at=?, outcome=? WHERE id=?').run(now, outcome, id);
+      return true;
+    }).immediate();
+  }
+
+  async listDeviceCommands(deviceId?: string): Promise<DeviceCommandRow[]> {
+    const rows = deviceId === undefined
+      ? this.db.prepare('SELECT * FROM device_commands ORDER BY created_at, rowid').all()
+      : this.db.prepare('SELECT * FROM device_commands WHERE device_id=? ORDER BY created_at, rowid').all(deviceId);
+    return (rows as Row[]).map(toDeviceCommand);
+  }
+
+  async requestRefund(ask: RefundAsk): Promise<RefundAskResult> {
+    return this.refunds.request(ask);
+  }
+
+  async getRefund(refundId: string): Promise<Refund | undefined> {
+    return this.refunds.get(refundId);
+  }
+
+  async writeRefund(refund: Refund, expectedVersion: number): Promise<{ ok: true; version: number } | { ok: false }> {
+    return this.refunds.write(refund, expectedVersion);
+  }
+
+  async listRefunds(filter: RefundFilter): Promise<Refund[]> {
+    return this.refunds.list(filter);
+  }
+
+  async refundBalance(outTradeNo: string): Promise<RefundBalance | undefined> {
+    return this.refunds.balance(outTradeNo);
+  }
+
+  async setStoreRefundLimit(merchantId: string, storeId: string, limitFen: number | null, now: number): Promise<void> {
+    this.refunds.setLimit(merchantId, storeId, limitFen, now);
+  }
+
+  async storeRefundLimit(merchantId: string, storeId: string): Promise<number | null | undefined> {
+    return this.refunds.limit(merchantId, storeId);
+  }
+
+  async dayFigures(scope: FiguresScope, from: number, to: number): Promise<DayFigures[]> {
+    return this.refunds.figures(scope, from, to);
   }
 
   async close(): Promise<void> {

@@ -2,6 +2,8 @@ import type { AttemptState, Wallet } from '../../protocol/index.js';
 import type { HealthSummary } from '../gateway/channel-health.js';
 import type { Attempt, AttemptFlag } from '../payments/transaction.js';
 import type { Merchant, MerchantPatch } from '../merchants/merchant.js';
+import type { Currency, RefundState } from '../../protocol/index.js';
+import type { Refund } from '../refunds/refund-machine.js';
 
 /**
  * What the cloud keeps, behind an interface small enough for a PostgreSQL implementation to
@@ -64,6 +66,21 @@ export interface FleetUpdate {
   firmware?: string;
   outboxDepth?: number;
   pendingAttempts?: number;
+}
+
+/** An active box that is offline or stale, and when it was last heard from (epoch ms). */
+export interface AwayBox {
+  deviceId: string;
+  merchantId: string;
+  storeId: string;
+  connectivity: 'offline' | 'stale';
+  lastSeenAt: number;
+}
+
+/** The fleet in aggregate (active boxes only): how many by connectivity, and the away ones most recently seen first. */
+export interface FleetSummary {
+  counts: Record<Connectivity, number>;
+  away: AwayBox[];
 }
 
 export interface AttemptEventRow {
@@ -147,6 +164,89 @@ export interface ChannelStateRow {
   at: number;
 }
 
+/** What an operator can tell a box from the CLI; the box's protocol has the same names (down/command). */
+export type DeviceCommandName = 'reboot' | 'resync' | 'unpair';
+/**
+ * How a command ended: `sent` (published on the box's down/command; the end of a reboot or resync),
+ * `revoked` (an unpair: the box left, or its grace passed, and it was revoked), `dropped` (never sent:
+ * the box was revoked by other means first).
+ */
+export type DeviceCommandOutcome = 'sent' | 'revoked' | 'dropped';
+
+export interface DeviceCommandRow {
+  /** The id of the down/command message (protocol messageId): the box dedups by it. */
+  id: string;
+  deviceId: string;
+  command: DeviceCommandName;
+  createdAt: number;
+  /** First published to the box; null while queued. */
+  sentAt: number | null;
+  /** Nothing more to do; null while queued, and for an unpair until the box is revoked. */
+  doneAt: number | null;
+  outcome: DeviceCommandOutcome | null;
+}
+
+/** A refund as the box asks for it (up/refund), for the store's atomic `requestRefund`. */
+export interface RefundAsk {
+  refundId: string;
+  /** The sender: its merchant is the one the payment must belong to, its store the one whose limit counts. */
+  deviceId: string;
+  refundRef: string;
+  /** The attempt that paid the sale. */
+  outTradeNo: string;
+  amount: number;
+  currency: Currency;
+  /** When it arrived: the refund's created time, and the Beijing day of its store's limit. */
+  at: number;
+}
+
+/**
+ * What `requestRefund` did: `created` — recorded now, PENDING, or REFUSED with its reason (kept, so a
+ * re-send gets the same answer); `existing` — the refund id was known with this payment and amount:
+ * the recorded refund, as it stands; `conflict` — the id was known with another payment or amount:
+ * nothing changed, and `refund` is the recorded one.
+ */
+export type RefundAskResult = { kind: 'created' | 'existing' | 'conflict'; refund: Refund };
+
+/** One payment's refunds so far (fen): what it charged, what is refunded, what is being refunded. */
+export interface RefundBalance {
+  charged: number;
+  refunded: number;
+  pending: number;
+}
+
+/** Every field narrows; none: every refund. Oldest first. */
+export interface RefundFilter {
+  state?: RefundState;
+  flagged?: boolean;
+  deviceId?: string;
+  merchantId?: string;
+  outTradeNo?: string;
+  channel?: string;
+  refundIds?: readonly string[];
+  /** Final in [finalFrom, finalTo) (epoch ms). */
+  finalFrom?: number;
+  finalTo?: number;
+  limit?: number;
+}
+
+/** Whose figures `dayFigures` counts: one box (its totals), or a merchant (the back office's report). */
+export type FiguresScope = { deviceId: string } | { merchantId: string };
+
+/**
+ * One box's figures of one wallet over a range: SUCCESS attempts paid in it (the wallet's paid time,
+ * else when the attempt was created) and the box's REFUNDED refunds final in it (fen).
+ */
+export interface DayFigures {
+  storeId: string;
+  deviceId: string;
+  wallet: string;
+  paidCount: number;
+  paidAmount: number;
+  refundCount: number;
+  refundAmount: number;
+}
+
 export interface CloudStore {
   // merchants
   /** Adds a merchant; refuses (MERCHANT_EXISTS) one that exists. */
@@ -179,6 +279,8 @@ export interface CloudStore {
   updateFleet(updates: FleetUpdate[]): Promise<void>;
   /** Mark online devices not heard from since `before` as stale; returns their ids. */
   markStale(before: number): Promise<string[]>;
+  /** For /metrics at every scrape: the counts, and at most `awayLimit` away boxes (no row per online box). */
+  fleetSummary(awayLimit: number): Promise<FleetSummary>;
 
   // attempts
   getAttempt(outTradeNo: string): Promise<Attempt | undefined>;
@@ -189,6 +291,8 @@ export interface CloudStore {
   /** Final attempts whose result the device has not acknowledged yet. */
   listUnackedFinal(deviceId: string): Promise<Attempt[]>;
   listAttempts(filter: AttemptFilter): Promise<Attempt[]>;
+  /** How many attempts are in `state`, and when the oldest of them was created (null: none); one aggregate query. */
+  countAttempts(state: AttemptState): Promise<{ count: number; oldestCreatedAt: number | null }>;
   attemptEvents(outTradeNo: string): Promise<AttemptEventRow[]>;
 
   // the morning reconciliation
@@ -208,6 +312,54 @@ export interface CloudStore {
   setChannelOverride(channel: string, override: { mode: 'pinned' | 'disabled'; wallets: Wallet[] } | null, now: number): Promise<void>;
   saveChannelStates(rows: ChannelStateRow[]): Promise<void>;
   channelStates(): Promise<ChannelStateRow[]>;
+
+  // commands for boxes (`scanbox-cloud devices reboot|unpair`; the running cloud sends them)
+  /**
+   * Queues a command for an active box. Refuses a box that does not exist (NOT_PAIRED) or is revoked
+   * (DEVICE_REVOKED). A command of the same name still open for the box is answered instead of a
+   * second one (`created: false`): a repeated `reboot` reboots the box once.
+   */
+  addDeviceCommand(cmd: { id: string; deviceId: string; command: DeviceCommandName }, now: number): Promise<{ row: DeviceCommandRow; created: boolean }>;
+  /** Commands not done yet (queued, or an unpair sent and waiting for its box to leave), oldest first. */
+  openDeviceCommands(): Promise<DeviceCommandRow[]>;
+  /**
+   * The command went out on the box's down/command: the first time sets sentAt; a reboot or resync is
+   * then done (outcome `sent`), an unpair stays open until `finishDeviceCommand`. False if it is done.
+   */
+  markDeviceCommandSent(id: string, now: number): Promise<boolean>;
+  /**
+   * Ends an open command. `revoked` also revokes its box (when still active) in the same transaction;
+   * `dropped` changes only the command. False if it was already done (nothing changes).
+   */
+  finishDeviceCommand(id: string, now: number, outcome: 'revoked' | 'dropped'): Promise<boolean>;
+  /** Every command of one box (or of all), oldest first. */
+  listDeviceCommands(deviceId?: string): Promise<DeviceCommandRow[]>;
+
+  // refunds the cash register asks for (cloud/refunds/)
+  /**
+   * In one transaction: a known refund id is answered as it is recorded (`existing`), or `conflict`
+   * if this ask names another payment, amount or currency (the recorded one is untouched). Otherwise
+   * the ask is checked — the payment exists (SALE_UNKNOWN), is the sender's merchant's
+   * (NOT_THIS_MERCHANT), is SUCCESS (SALE_NOT_PAID), the amount fits what remains of what it charged
+   * after its PENDING and REFUNDED refunds (EXCEEDS_REMAINING), and the sender's store's PENDING and
+   * REFUNDED refunds created on the ask's Beijing day plus this one stay within the store's daily
+   * limit (DAILY_LIMIT) — and recorded PENDING, or REFUSED with the first reason (`created`). Two asks
+   * for one payment never both pass the remaining check, whatever runs them concurrently. Refuses
+   * (NOT_PAIRED) a sender that is not a device.
+   */
+  requestRefund(ask: RefundAsk): Promise<RefundAskResult>;
+  getRefund(refundId: string): Promise<Refund | undefined>;
+  /** Replace a recorded refund if it is still at `expectedVersion`; false when another write got there first. */
+  writeRefund(refund: Refund, expectedVersion: number): Promise<{ ok: true; version: number } | { ok: false }>;
+  listRefunds(filter: RefundFilter): Promise<Refund[]>;
+  /** The payment's figures for a refund answer; undefined when there is no such attempt. */
+  refundBalance(outTradeNo: string): Promise<RefundBalance | undefined>;
+  /** A store's daily refund limit in fen (null: none). Refuses (MERCHANT_UNKNOWN) a merchant that does not exist; a store not seen yet is added. */
+  setStoreRefundLimit(merchantId: string, storeId: string, limitFen: number | null, now: number): Promise<void>;
+  /** The store's daily refund limit: null when it has none, undefined when there is no such store. */
+  storeRefundLimit(merchantId: string, storeId: string): Promise<number | null | undefined>;
+  /** Per box and wallet, the paid sales and refunds in [from, to): see DayFigures. Boxes with nothing are absent. */
+  dayFigures(scope: FiguresScope, from: number, to: number): Promise<DayFigures[]>;
 
   close(): Promise<void>;
 }

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { formatAmount, isCharged, isFinal, WALLETS, type EcrOutbound, type EcrResult } from '../../protocol/index.js';
 import { chaosSchedule, countByKind, FAULT_KINDS, type FaultKind, type ScheduledFault } from './chaos-schedule.js';
 import { logFindings, type InjectedFault } from './log-verdict.js';
+import { RefundMix, refundLineProblems } from './refund-mix.js';
 import { validCode } from '../devices/codes.js';
 import { createRandom, hashSeed, type Random } from '../random.js';
 import { reconcile, type ReconcileReport } from '../reconcile/reconcile.js';
@@ -90,6 +91,7 @@ interface Stats {
 
 class Runner {
   readonly random: Random;
+  readonly refunds: RefundMix;
   readonly codeRandom: Random;
   readonly states: BoxState[] = [];
   readonly stats: Stats = { sales: 0, offlineRefusals: 0, busyRefusals: 0, scans: 0, rescans: 0, cancels: 0, racingCancels: 0, noAnswer: 0 };
@@ -113,6 +115,8 @@ class Runner {
   ) {
     this.random = createRandom(hashSeed('chaos-sales', opts.seed));
     this.codeRandom = createRandom(hashSeed('chaos-codes', opts.seed));
+    const byBox = (box: Box) => this.states.find((st) => st.box === box)!;
+    this.refunds = new RefundMix(createRandom(hashSeed('chaos-refunds', opts.seed)), (box, predicate, timeoutMs, since) => this.answer(byBox(box), predicate, timeoutMs, since));
   }
 
   elapsed(): string {
@@ -226,6 +230,7 @@ class Runner {
       );
       if (m?.type === 'result') {
         st.open.delete(ref);
+        if (m.outcome === 'PAID') await this.refunds.afterPaid(box, ref, m.amount);
         return;
       }
       if (!m && impatientMs !== undefined) {
@@ -446,6 +451,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     for (const st of runner.states) {
       for (const ref of st.open) await st.box.ecr.cancel(ref);
     }
+    out(`[${runner.elapsed()}] the registers send refund lines left unanswered again`);
+    runner.errors.push(...(await runner.refunds.recover()));
     const settleMs = opts.settleMs ?? 90 * SECOND;
     out(`[${runner.elapsed()}] settling (up to ${settleMs / 1000} s)…`);
     const snapshot = await rig.settle(settleMs);
@@ -454,7 +461,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     // For the diagnosis of a failed run: the gateway's ledger lives only in this process.
     writeFileSync(path.join(dir, 'ledger.json'), `${JSON.stringify(snapshot.ledger, null, 1)}\n`);
     writeFileSync(path.join(dir, 'reconcile.json'), `${JSON.stringify({ mismatches: report.mismatches, notes: report.notes, totals: report.totals }, null, 1)}\n`);
-    ecrProblems = await checkEcr(runner.states, snapshot, 10 * SECOND);
+    ecrProblems = [...(await checkEcr(runner.states, snapshot, 10 * SECOND)), ...refundLineProblems(runner.states.map((st) => st.box), snapshot)];
     printSummary(out, runner, schedule, snapshot, report, ecrProblems);
     const logs = logFindings(dir, runner.states.map((st) => st.box.name), runner.faults);
     out('');
@@ -536,6 +543,9 @@ function printSummary(out: (l: string) => void, runner: Runner, schedule: Schedu
   const results = runner.states.flatMap((st) => st.box.ecr.received.filter((m): m is EcrResult => m.type === 'result'));
   out(`ECR results: PAID ${results.filter((r) => r.outcome === 'PAID').length}, NOT_PAID ${results.filter((r) => r.outcome === 'NOT_PAID').length}`);
   const byState = (states: string[]) => formatCounts(states.reduce<Record<string, number>>((acc, x) => ({ ...acc, [x]: (acc[x] ?? 0) + 1 }), {}));
+  const r = runner.refunds.stats;
+  const kinds = (k: string) => report.mismatches.filter((m) => m.kind === k).length;
+  out(`refunds asked ${r.asked}: REFUNDED ${r.refunded}, NOT_REFUNDED ${r.notRefunded}, refused at the box ${r.refusedAtBox}, sent again after the run ${r.resent}; cloud refunds ${byState(snap.cloudRefunds.map((c) => c.state)) || 'none'}; double refunds ${kinds('DOUBLE_REFUND')}, refunds lost or disagreeing ${kinds('REFUND_DISAGREES') + kinds('REFUND_NOT_FINAL')}`);
   out(`attempts by final state — cloud: ${byState(snap.cloud.map((c) => c.state)) || 'none'}`);
   out(`                          boxes: ${byState(snap.devices.flat().map((d) => d.state)) || 'none'}`);
   const open = [...snap.cloud, ...snap.devices.flat()].filter((a) => !isFinal(a.state)).length;

@@ -1,19 +1,39 @@
 import { pino, type Logger } from 'pino';
-import { ECR_VERSION, EcrInbound, EcrOutbound, type Currency, type EcrError, type EcrHelloReply, type EcrProgress, type EcrResult } from '../../protocol/index.js';
+import {
+  ECR_VERSION,
+  EcrInbound,
+  EcrOutbound,
+  type Currency,
+  type EcrError,
+  type EcrHelloReply,
+  type EcrProgress,
+  type EcrRefund,
+  type EcrRefundResult,
+  type EcrResult,
+  type EcrTotalsReply,
+} from '../../protocol/index.js';
 import { LineReader } from './line-reader.js';
-import type { SerialEnd } from './serial-end.js';
+import { openSerialEnd, type SerialEnd } from './serial-end.js';
 import { TERMINATORS, type Terminator } from './terminator.js';
 
 /**
- * The cash register: rings up sales and cancels them as JSON lines (protocol/ecr.ts, protocol/ECR.md),
- * says hello and looks sales up (ECR v2), and collects what the box answers — a v2 box's numbered
- * lines or a v1 box's plain ones. Tests and the demo wait for answers with `waitFor`, never with sleeps.
+ * The typed client of the ECR line protocol (protocol/ecr.ts, protocol/ECR.md): the cash register.
+ * It rings up sales and cancels them, says hello and looks sales up (ECR v2), asks for refunds and
+ * the day's totals, and collects what the box answers — a v2 box's numbered lines or a v1 box's
+ * plain ones. Tests, the demo and a POS vendor's own scripts (`VirtualEcr.open('/dev/pts/7')`
+ * against `scanbox-sim counter`) wait for answers with `waitFor`, never with sleeps.
  */
 export interface VirtualEcrDeps {
   end: SerialEnd;
   terminator?: Terminator;
   logger?: Logger;
 }
+
+/** A refund as the register asks for it: the sale by `ref` (or by the receipt's `outTradeNo`), the register's own `refundRef`. */
+export type RefundRequest = Omit<EcrRefund, 'type' | 'v' | 'currency'> & { currency?: Currency };
+
+/** What a `totals` line is answered with: the day's figures, or an error. */
+export type TotalsAnswer = EcrTotalsReply | EcrError;
 
 /** What a `lookup` is answered with: the result again, the current stage (both `lookup: true`), or an error (SALE_UNKNOWN). */
 export type LookupAnswer = EcrResult | EcrProgress | EcrError;
@@ -37,11 +57,22 @@ export class VirtualEcr {
   private readonly waiters = new Set<Waiter>();
   private readonly unsubscribe: () => void;
   private readonly log: Logger;
+  /** Set when this client opened the port itself (`open`): then `close` closes it too. */
+  private ownedEnd: SerialEnd | undefined;
 
   constructor(private readonly deps: VirtualEcrDeps) {
     this.log = deps.logger ?? pino({ level: 'silent' });
     const reader = new LineReader({ onLine: (l) => this.onLine(l) });
     this.unsubscribe = deps.end.onData((chunk) => reader.push(chunk));
+  }
+
+  /** A register on a serial device: a real box's ECR port, or the one `scanbox-sim counter` prints. */
+  static async open(path: string, opts: Omit<VirtualEcrDeps, 'end'> & { baudRate?: number } = {}): Promise<VirtualEcr> {
+    const { baudRate, ...deps } = opts;
+    const end = await openSerialEnd(path, baudRate);
+    const ecr = new VirtualEcr({ ...deps, end });
+    ecr.ownedEnd = end;
+    return ecr;
   }
 
   sale(ref: string, amount: number, currency: Currency = 'CNY'): Promise<void> {
@@ -63,7 +94,24 @@ export class VirtualEcr {
   async lookup(ref: string, timeoutMs = 5_000): Promise<LookupAnswer> {
     const mark = this.mark();
     await this.send({ type: 'lookup', v: ECR_VERSION, ref });
-    return (await this.waitFor((m) => m.ref === ref && (m.type === 'error' || m.lookup === true), timeoutMs, mark)) as LookupAnswer;
+    return (await this.waitFor((m) => m.ref === ref && (m.type === 'error' || ((m.type === 'result' || m.type === 'progress') && m.lookup === true)), timeoutMs, mark)) as LookupAnswer;
+  }
+
+  /** ECR v2 `refund` (when the box's hello lists it): sends the line; `refundResultFor` awaits the outcome. */
+  refund(request: RefundRequest): Promise<void> {
+    return this.send({ type: 'refund', v: ECR_VERSION, currency: 'CNY', ...request });
+  }
+
+  /** The one `refund_result` line of a refund (not a repeat answering the same refund line again). */
+  async refundResultFor(refundRef: string, timeoutMs = 5_000): Promise<EcrRefundResult> {
+    return (await this.waitFor((m) => m.type === 'refund_result' && m.refundRef === refundRef && m.lookup !== true, timeoutMs)) as EcrRefundResult;
+  }
+
+  /** ECR v2 `totals` (when the box's hello lists it): the business day's figures (`date` yyyy-MM-dd, default today in Beijing). */
+  async totals(date?: string, timeoutMs = 10_000): Promise<TotalsAnswer> {
+    const mark = this.mark();
+    await this.send({ type: 'totals', v: ECR_VERSION, ...(date === undefined ? {} : { date }) });
+    return (await this.waitFor((m) => m.type === 'totals' || (m.type === 'error' && m.ref === undefined), timeoutMs, mark)) as TotalsAnswer;
   }
 
   send(message: EcrInbound): Promise<void> {
@@ -118,8 +166,10 @@ export class VirtualEcr {
     return max;
   }
 
-  close(): void {
+  /** Stops reading; a port this client opened itself (`open`) is closed too. */
+  async close(): Promise<void> {
     this.unsubscribe();
+    await this.ownedEnd?.close();
   }
 
   private onLine(line: string): void {
@@ -132,7 +182,7 @@ export class VirtualEcr {
     }
     this.received.push(message);
     if (message.seq !== undefined) {
-      const lookup = message.type !== 'hello' && message.type !== 'error' && message.lookup === true;
+      const lookup = 'lookup' in message && message.lookup === true;
       if (this.seenSeq.has(message.seq) && !lookup) this.repeats.push(message);
       this.seenSeq.add(message.seq);
     }

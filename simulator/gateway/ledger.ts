@@ -17,6 +17,8 @@ export const LedgerEntry = z.strictObject({
   /** Minor units. A reverse of an order that was never charged is recorded with 0. */
   amount: z.number().int().nonnegative(),
   currency,
+  /** A refund's own number (the cloud's undo, or a register's refund id): one refund per number, ever. */
+  refundNo: z.string().min(1).max(64).optional(),
 });
 export type LedgerEntry = z.infer<typeof LedgerEntry>;
 export const LedgerEntries = z.array(LedgerEntry);
@@ -26,8 +28,8 @@ export class Ledger {
 
   constructor(private readonly clock: Clock) {}
 
-  record(outTradeNo: string, kind: LedgerKind, amount: number, currency: Currency): LedgerEntry {
-    const entry = { seq: this.list.length + 1, at: this.clock.now(), outTradeNo, kind, amount, currency };
+  record(outTradeNo: string, kind: LedgerKind, amount: number, currency: Currency, refundNo?: string): LedgerEntry {
+    const entry = { seq: this.list.length + 1, at: this.clock.now(), outTradeNo, kind, amount, currency, ...(refundNo === undefined ? {} : { refundNo }) };
     this.list.push(entry);
     return entry;
   }

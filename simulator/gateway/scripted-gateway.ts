@@ -106,6 +106,11 @@ export type PayScript = 'success' | 'userpaying' | 'declined' | 'unknown' | 'hol
 export type QueryScript = 'truth' | 'unknown';
 /** 'lands-late': answers reversed but the order stays open, as when a reverse races the customer. */
 export type ReverseScript = 'truth' | 'retry_later' | 'unknown' | 'lands-late';
+/**
+ * A refund's answer: 'unknown' / 'retry_later' / 'declined' without refunding; 'applied-unknown'
+ * refunds, and the answer never comes (the caller's timeout: it must ask again with the same number).
+ */
+export type RefundScript = 'truth' | 'unknown' | 'retry_later' | 'declined' | 'applied-unknown';
 
 /** Every unbound code succeeds at once, with no latency: the plain gateway of the cloud's tests. */
 export const EVERY_CODE_SUCCEEDS: ScenarioMixInput = { scenarios: [{ weight: 1, scenario: { name: 'success' } }], latency: INSTANT };
@@ -131,6 +136,7 @@ export class ScriptedGateway implements Gateway {
   pays: PayScript[] = [];
   queries: QueryScript[] = [];
   reverses: ReverseScript[] = [];
+  refunds: RefundScript[] = [];
   private callWaiters: (() => void)[] = [];
   private readonly orders = new Map<string, Order>();
   private readonly bindings = new Map<string, Scenario>();
@@ -258,7 +264,11 @@ export class ScriptedGateway implements Gateway {
   async refund(req: RefundRequest, opts: CallOptions): Promise<RefundOutcome> {
     this.record('refund', req.outTradeNo);
     if (opts.signal.aborted) return timedOut('refund');
-    return this.reply('refund', { outcome: this.refundAnswer(req) }, opts.signal);
+    const script = this.refunds.shift();
+    const scripted = scriptedRefund(script);
+    if (scripted) return this.reply('refund', { outcome: scripted }, opts.signal);
+    const outcome = this.refundAnswer(req);
+    return this.reply('refund', script === 'applied-unknown' ? { outcome: timedOut('refund'), delayMs: NEVER_MS } : { outcome }, opts.signal);
   }
 
   // ── state changes ───────────────────────────────────────────────────────────────────────────────
@@ -400,8 +410,8 @@ export class ScriptedGateway implements Gateway {
     }
   }
 
-  private move(order: Order, kind: LedgerKind, amount: number): void {
-    const entry = this.ledger.record(order.outTradeNo, kind, amount, order.currency);
+  private move(order: Order, kind: LedgerKind, amount: number, refundNo?: string): void {
+    const entry = this.ledger.record(order.outTradeNo, kind, amount, order.currency, refundNo);
     this.log.info({ ...entry, deviceId: deviceIdOf(entry.outTradeNo), scenario: order.scenario.name }, `gateway ledger ${kind}`);
   }
 
@@ -473,7 +483,7 @@ export class ScriptedGateway implements Gateway {
     if (req.amount > order.charged - order.refunded) return { kind: 'failed', reason: 'DECLINED', message: 'refund exceeds the charged amount' };
     order.refunded += req.amount;
     order.refunds.push({ refundNo: req.refundNo, amount: req.amount, at: this.clock.now() });
-    this.move(order, 'refund', req.amount);
+    this.move(order, 'refund', req.amount, req.refundNo);
     return { kind: 'refunded', refundNo: req.refundNo };
   }
 
@@ -488,6 +498,22 @@ export class ScriptedGateway implements Gateway {
     if (l.maxMs === 0 && l.tailProbability === 0) return 0;
     const base = this.random.int(l.minMs, l.maxMs);
     return this.random.next() < l.tailProbability ? base + l.tailMs : base;
+  }
+}
+
+/** An answer held until the caller gives up (its abort ends the wait). */
+const NEVER_MS = 24 * 3_600_000;
+
+function scriptedRefund(script: RefundScript | undefined): RefundOutcome | undefined {
+  switch (script) {
+    case 'unknown':
+      return { kind: 'unknown', code: 'SYSTEMERROR', message: 'SYSTEMERROR: please refund again with the same number' };
+    case 'retry_later':
+      return { kind: 'retry_later', message: 'please retry the refund later' };
+    case 'declined':
+      return { kind: 'failed', reason: 'DECLINED', message: 'NOTENOUGH: the merchant balance is insufficient' };
+    default:
+      return undefined;
   }
 }
 

@@ -3,8 +3,11 @@ import {
   isFinal,
   type AttemptState,
   type CloudAttemptRecord,
+  type CloudRefundRecord,
   type DeviceAttemptRecord,
+  type DeviceRefundRecord,
 } from '../../protocol/index.js';
+import { checkRefunds, refundedByCloud } from './refund-check.js';
 import { netCharged, type LedgerEntry } from '../gateway/ledger.js';
 import { compareOutTradeNo, deviceIdOf } from '../out-trade-no.js';
 
@@ -18,6 +21,9 @@ export interface ReconcileInput {
   cloud: readonly CloudAttemptRecord[];
   /** One array per box journal. */
   devices: ReadonlyArray<readonly DeviceAttemptRecord[]>;
+  /** The registers' refunds, as the cloud and the boxes have them (none: no refund was asked). */
+  cloudRefunds?: readonly CloudRefundRecord[];
+  deviceRefunds?: ReadonlyArray<readonly DeviceRefundRecord[]>;
 }
 
 export const MISMATCH_KINDS = [
@@ -36,8 +42,13 @@ export const MISMATCH_KINDS = [
   'MISSING_ON_DEVICE',
   /** One sale paid more than once. */
   'DOUBLE_PAYMENT',
-  /** Net money at the gateway differs from the sum of successful sales. */
+  /** Net money at the gateway differs from the sum of successful sales less the registers' refunds. */
   'TOTAL_DISAGREES',
+  /** A register's refund: ledger, cloud and box do not tell the same story. */
+  'REFUND_DISAGREES',
+  'REFUND_NOT_FINAL',
+  /** One refund id refunded twice at the gateway, or one register refund made into two. */
+  'DOUBLE_REFUND',
 ] as const;
 export type MismatchKind = (typeof MISMATCH_KINDS)[number];
 
@@ -68,7 +79,7 @@ export interface ReconcileReport {
   rows: AttemptRow[];
   mismatches: Mismatch[];
   notes: Note[];
-  totals: { attempts: number; sales: number; paidSales: number; paidSalesAmount: number; ledgerNet: number };
+  totals: { attempts: number; sales: number; paidSales: number; paidSalesAmount: number; ledgerNet: number; refunds: number; refunded: number; refundedAmount: number };
 }
 
 export function reconcile(input: ReconcileInput): ReconcileReport {
@@ -79,9 +90,12 @@ export function reconcile(input: ReconcileInput): ReconcileReport {
   const mismatches: Mismatch[] = [];
   const notes: Note[] = [];
 
+  const cloudRefunds = input.cloudRefunds ?? [];
+  const refundedOf = refundedByCloud(cloudRefunds);
   for (const c of cloud.values()) {
-    checkAttempt(c, devices.get(c.outTradeNo), journaled.has(c.deviceId), net.get(c.outTradeNo) ?? 0, mismatches, notes);
+    checkAttempt(c, devices.get(c.outTradeNo), journaled.has(c.deviceId), (net.get(c.outTradeNo) ?? 0) + (refundedOf.get(c.outTradeNo) ?? 0), mismatches, notes);
   }
+  const refunds = checkRefunds({ ledger: input.ledger, cloudRefunds, deviceRefunds: (input.deviceRefunds ?? []).flat() }, mismatches);
   for (const [outTradeNo, amount] of net) {
     if (!cloud.has(outTradeNo)) mismatches.push({ kind: 'LOST_ATTEMPT', outTradeNo, detail: `on the gateway ledger (net ${amount}) but not in the cloud` });
   }
@@ -90,11 +104,11 @@ export function reconcile(input: ReconcileInput): ReconcileReport {
   }
   const sales = checkSales(input.cloud, net, mismatches);
   const ledgerNet = [...net.values()].reduce((a, b) => a + b, 0);
-  if (ledgerNet !== sales.paidSalesAmount) {
-    mismatches.push({ kind: 'TOTAL_DISAGREES', detail: `gateway net charged ${ledgerNet}, successful sales total ${sales.paidSalesAmount}` });
+  if (ledgerNet !== sales.paidSalesAmount - refunds.refundedAmount) {
+    mismatches.push({ kind: 'TOTAL_DISAGREES', detail: `gateway net charged ${ledgerNet}, successful sales total ${sales.paidSalesAmount}, registers refunded ${refunds.refundedAmount}` });
   }
   const rows = buildRows(cloud, devices, net, mismatches);
-  return { ok: mismatches.length === 0, rows, mismatches, notes, totals: { attempts: rows.length, ...sales, ledgerNet } };
+  return { ok: mismatches.length === 0, rows, mismatches, notes, totals: { attempts: rows.length, ...sales, ledgerNet, ...refunds } };
 }
 
 function checkAttempt(
@@ -108,6 +122,7 @@ function checkAttempt(
   const at = { outTradeNo: c.outTradeNo, saleId: c.saleId };
   if (!isFinal(c.state)) mismatches.push({ kind: 'NOT_FINAL_CLOUD', ...at, detail: `cloud state ${c.state}` });
   else {
+    // `ledgerNet` counts the registers' refunds back in: a SUCCESS keeps its amount on the books.
     const expected = isCharged(c.state) ? c.amount : 0;
     if (ledgerNet !== expected) mismatches.push({ kind: 'LEDGER_DISAGREES', ...at, detail: `cloud ${c.state} means net ${expected}, gateway ledger nets ${ledgerNet}` });
   }

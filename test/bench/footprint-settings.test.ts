@@ -6,7 +6,7 @@ describe('footprint benchmark: which settings the agent runs with', () => {
   it('by default (and in the smoke) exactly those of the shipped unit', () => {
     const shipped = readServiceDefinition();
     for (const p of [FOOTPRINT_DEFAULTS, FOOTPRINT_SMOKE]) {
-      expect(agentSettings(p)).toEqual({ nodeFlags: shipped.nodeFlags, env: shipped.env, from: { nodeFlags: 'device/scanbox-device.service', env: 'device/scanbox-device.service' } });
+      expect(agentSettings(p)).toEqual({ nodeFlags: shipped.nodeFlags, env: shipped.env, from: { nodeFlags: 'deploy/systemd/scanbox-device.service', env: 'deploy/systemd/scanbox-device.service' } });
     }
   });
 

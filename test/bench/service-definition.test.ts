@@ -8,9 +8,9 @@ const ROOT = new URL('../../', import.meta.url).pathname;
 const unit = (service: string) => `[Unit]\nDescription=x\n\n[Service]\n${service}\n\n[Install]\nWantedBy=multi-user.target\n`;
 const NODE_START = 'ExecStart=/usr/bin/node /opt/scanbox/dist/device/cli.js start --data /d';
 
-describe('the shipped unit, device/scanbox-device.service', () => {
-  it('is the one in device/ and runs the agent with the two memory settings', () => {
-    expect(SERVICE_UNIT_PATH).toBe(path.join(ROOT, 'device/scanbox-device.service'));
+describe('the shipped unit, deploy/systemd/scanbox-device.service', () => {
+  it('is the one in deploy/systemd/ and runs the agent with the two memory settings', () => {
+    expect(SERVICE_UNIT_PATH).toBe(path.join(ROOT, 'deploy/systemd/scanbox-device.service'));
     const d = readServiceDefinition();
     expect(d.env.MALLOC_ARENA_MAX).toBe('2');
     expect(d.nodeFlags).toContain('--max-semi-space-size=1');

@@ -90,10 +90,17 @@ describe('benchmarks (smoke: tiny sizes, figures not asserted)', () => {
     expect(j.raw.rssEvery1000MiB.length).toBeGreaterThan(0);
     expect(j.figures['growth over the second half MiB']).toEqual(expect.any(Number));
     // Measured as shipped: the unit's settings, and the agent process really ran with them.
-    expect(j.params.agentSettings.from).toEqual({ nodeFlags: 'device/scanbox-device.service', env: 'device/scanbox-device.service' });
+    expect(j.params.agentSettings.from).toEqual({ nodeFlags: 'deploy/systemd/scanbox-device.service', env: 'deploy/systemd/scanbox-device.service' });
     expect(j.raw.agentProcess.argv).toEqual(j.params.agentSettings.nodeFlags);
     expect([...j.raw.agentProcess.env].sort()).toEqual(Object.entries(j.params.agentSettings.env).map(([k, v]) => `${k}=${v}`).sort());
     expect(j.raw.agentProcess.env).toContain('MALLOC_ARENA_MAX=2');
+  }, 180_000);
+
+  it('journal', () => {
+    const j = runBench('journal');
+    expect(j.figures).toMatchObject({ 'journal second half ÷ first plateau': expect.any(Number), 'RSS second half ÷ first plateau': expect.any(Number) });
+    expect(j.raw.prunedSales).toBeGreaterThan(0);
+    expect(j.raw.samples.length).toBeGreaterThan(0);
   }, 180_000);
 
   it('wallets', () => {

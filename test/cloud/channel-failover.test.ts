@@ -75,8 +75,8 @@ describe('channel failover and switch-back', () => {
     await until('wx-a half-open', async () => (await cloud.store.channelStates()).find((c) => c.channel === 'wx-a')?.summary.state === 'half_open', 5_000);
     const back = await salesUntil((c) => c.slice(-3).join() === 'wx-a,wx-a,wx-a', 40);
     expect(back).toContain('wx-a');
-    expect(cloud.metrics.text()).toMatch(/channel_transitions_total\{kind="wx-a:open"\} 1/);
-    expect(cloud.metrics.text()).toMatch(/channel_transitions_total\{kind="wx-a:closed"\} 1/);
+    expect(cloud.metrics.get('channel_transitions_total', 'wx-a:open')).toBe(1);
+    expect(cloud.metrics.get('channel_transitions_total', 'wx-a:closed')).toBe(1);
   }, 60_000);
 
   it("the operator's pin and disable (written to the store, as `scanbox-cloud channel` does) reach the running cloud's routing", async () => {

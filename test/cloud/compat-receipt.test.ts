@@ -61,7 +61,7 @@ describe('from the real cloud', () => {
     expect(raw.length).toBeGreaterThan(0);
     for (const r of raw) {
       expect(r.msg.v, JSON.stringify(r.msg)).toBe(v);
-      expect(DOWN_SHAPES[v]![r.kind].safeParse(r.msg).success, JSON.stringify(r.msg)).toBe(true);
+      expect(DOWN_SHAPES[v]![r.kind]!.safeParse(r.msg).success, JSON.stringify(r.msg)).toBe(true);
     }
   }
 

@@ -50,7 +50,7 @@ function expectStrict(v: number): void {
   expect(sent.length).toBeGreaterThan(0);
   for (const s of sent) {
     expect(s.raw.v, JSON.stringify(s.raw)).toBe(v);
-    expect(DOWN_SHAPES[v]![s.kind].safeParse(s.raw).success, JSON.stringify(s.raw)).toBe(true);
+    expect(DOWN_SHAPES[v]![s.kind]!.safeParse(s.raw).success, JSON.stringify(s.raw)).toBe(true);
   }
 }
 

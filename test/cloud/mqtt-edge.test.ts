@@ -217,9 +217,7 @@ async function rawClient(port: number): Promise<{ socket: Socket; closed: Promis
 }
 
 function cuts(metrics: Metrics): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const m of metrics.text().matchAll(/^scanbox_cloud_mqtt_connections_cut_total\{kind="([a-z_]+)"\} (\d+)$/gm)) out[m[1]!] = Number(m[2]);
-  return out;
+  return Object.fromEntries(metrics.series('mqtt_connections_cut_total').map((s) => [s.labels.kind!, s.value]));
 }
 
 /** Resolves once the stand-in has received `n` bytes (polled: the stand-in has no event of its own). */

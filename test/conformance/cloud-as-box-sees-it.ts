@@ -119,7 +119,12 @@ class BoxSide {
       return;
     }
     // This box speaks v1 and sends no heartbeat, so it announced nothing: it must be sent v1 shapes.
-    const strict = DOWN_SHAPES[1]![t.kind].safeParse(msg);
+    const shape = DOWN_SHAPES[1]![t.kind];
+    if (!shape) {
+      this.invalid.push(`${topic}: protocol v1 has no down/${t.kind}`);
+      return;
+    }
+    const strict = shape.safeParse(msg);
     if (!strict.success) this.invalid.push(`${topic}: ${strict.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')} in ${payload.toString().slice(0, 300)}`);
     this.received.push({ kind: t.kind, msg: msg as Record<string, any> });
     for (const w of this.wake.splice(0)) w();

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Attempt } from '../../cloud/payments/transaction.js';
 import type { AttemptWrite, CloudStore, NewDevice, ReconcileFindingRow } from '../../cloud/store/store.js';
+import { describeRefundConformance } from './store-refunds.js';
 
 /**
  * The CloudStore contract (cloud/store/store.ts) as the services rely on it, written once and run
@@ -51,6 +52,8 @@ export function describeStoreConformance(name: string, makeSubject: () => Promis
     afterEach(async () => {
       await subject.dispose();
     });
+
+    describeRefundConformance(() => s);
 
     describe('merchants', () => {
       it('adds a merchant once (MERCHANT_EXISTS after), reads and lists it', async () => {
@@ -249,6 +252,16 @@ export function describeStoreConformance(name: string, makeSubject: () => Promis
         expect(await ids({ outTradeNo: 'sbA-9' })).toEqual([]);
         expect(await ids({ limit: 2 })).toEqual(['sbAB-1', 'sbA-2']);
       });
+
+      it('countAttempts: how many attempts are in a state and when the oldest was created; a state with none is 0 and null', async () => {
+        await s.writeAttempts([
+          write(attempt('sbA-1', { createdAt: 30, state: 'REVERSE_PENDING' }), 0),
+          write(attempt('sbA-2', { createdAt: 10, saleId: 's2', state: 'REVERSE_PENDING' }), 0),
+          write(attempt('sbA-3', { createdAt: 5, saleId: 's3', state: 'REFUNDED' }), 0),
+        ]);
+        expect(await s.countAttempts('REVERSE_PENDING')).toEqual({ count: 2, oldestCreatedAt: 10 });
+        expect(await s.countAttempts('REFUND_PENDING')).toEqual({ count: 0, oldestCreatedAt: null });
+      });
     });
 
     describe('attempts: the audit trail', () => {
@@ -422,6 +435,77 @@ export function describeStoreConformance(name: string, makeSubject: () => Promis
       });
     });
 
+    describe('device commands', () => {
+      const queue = (id: string, deviceId: string, command: 'reboot' | 'unpair' | 'resync', at = 2_000) => s.addDeviceCommand({ id, deviceId, command }, at);
+
+      it('queues a command for an active box, open until sent; a reboot is done once sent (outcome sent), and is never sent twice', async () => {
+        await pair('sbA', 'hw1');
+        expect(await queue('cmd-1', 'sbA', 'reboot')).toEqual({ created: true, row: { id: 'cmd-1', deviceId: 'sbA', command: 'reboot', createdAt: 2_000, sentAt: null, doneAt: null, outcome: null } });
+        expect(await s.openDeviceCommands()).toMatchObject([{ id: 'cmd-1', sentAt: null }]);
+        expect(await s.markDeviceCommandSent('cmd-1', 3_000)).toBe(true);
+        expect(await s.openDeviceCommands()).toEqual([]);
+        expect(await s.markDeviceCommandSent('cmd-1', 4_000)).toBe(false);
+        expect(await s.listDeviceCommands('sbA')).toEqual([{ id: 'cmd-1', deviceId: 'sbA', command: 'reboot', createdAt: 2_000, sentAt: 3_000, doneAt: 3_000, outcome: 'sent' }]);
+      });
+
+      it('refuses a box that does not exist (NOT_PAIRED) or is revoked (DEVICE_REVOKED), queueing nothing', async () => {
+        await pair('sbA', 'hw1');
+        await s.revokeDevice('sbA', 1_500);
+        await expect(queue('cmd-1', 'sbZ', 'unpair')).rejects.toMatchObject({ code: 'NOT_PAIRED' });
+        await expect(queue('cmd-2', 'sbA', 'unpair')).rejects.toMatchObject({ code: 'DEVICE_REVOKED' });
+        expect(await s.listDeviceCommands()).toEqual([]);
+      });
+
+      it('a command of the same name still open for the box is answered instead of a second; another name or box is queued beside it', async () => {
+        await pair('sbA', 'hw1');
+        await pair('sbB', 'hw2');
+        await queue('cmd-1', 'sbA', 'reboot');
+        expect(await queue('cmd-2', 'sbA', 'reboot', 2_500)).toMatchObject({ created: false, row: { id: 'cmd-1', createdAt: 2_000 } });
+        expect(await queue('cmd-3', 'sbA', 'unpair', 2_600)).toMatchObject({ created: true, row: { id: 'cmd-3' } });
+        expect(await queue('cmd-4', 'sbB', 'reboot', 2_700)).toMatchObject({ created: true });
+        await s.markDeviceCommandSent('cmd-1', 3_000);
+        expect(await queue('cmd-5', 'sbA', 'reboot', 4_000)).toMatchObject({ created: true, row: { id: 'cmd-5' } });
+        expect((await s.openDeviceCommands()).map((c) => c.id)).toEqual(['cmd-3', 'cmd-4', 'cmd-5']);
+      });
+
+      it('an unpair stays open once sent (sending again keeps the first time); finished `revoked`, it revokes its box in the same step, once', async () => {
+        await pair('sbA', 'hw1');
+        await pair('sbB', 'hw2');
+        await queue('cmd-1', 'sbA', 'unpair');
+        expect(await s.markDeviceCommandSent('cmd-1', 3_000)).toBe(true);
+        expect(await s.markDeviceCommandSent('cmd-1', 3_500)).toBe(true);
+        expect(await s.openDeviceCommands()).toMatchObject([{ id: 'cmd-1', sentAt: 3_000, doneAt: null, outcome: null }]);
+        expect(await s.getDevice('sbA')).toMatchObject({ status: 'active' });
+        expect(await s.finishDeviceCommand('cmd-1', 9_000, 'revoked')).toBe(true);
+        expect(await s.getDevice('sbA')).toMatchObject({ status: 'revoked', revokedAt: 9_000 });
+        expect(await s.getDevice('sbB')).toMatchObject({ status: 'active' });
+        expect(await s.finishDeviceCommand('cmd-1', 9_500, 'dropped')).toBe(false);
+        expect(await s.markDeviceCommandSent('cmd-1', 9_600)).toBe(false);
+        expect(await s.listDeviceCommands('sbA')).toEqual([{ id: 'cmd-1', deviceId: 'sbA', command: 'unpair', createdAt: 2_000, sentAt: 3_000, doneAt: 9_000, outcome: 'revoked' }]);
+        expect(await s.revokedSince(0)).toEqual([{ deviceId: 'sbA', revokedAt: 9_000 }]);
+      });
+
+      it('finished `dropped`, a command ends and its box is left as it is', async () => {
+        await pair('sbA', 'hw1');
+        await queue('cmd-1', 'sbA', 'reboot');
+        expect(await s.finishDeviceCommand('cmd-1', 5_000, 'dropped')).toBe(true);
+        expect(await s.getDevice('sbA')).toMatchObject({ status: 'active' });
+        expect(await s.listDeviceCommands()).toMatchObject([{ id: 'cmd-1', sentAt: null, doneAt: 5_000, outcome: 'dropped' }]);
+        expect(await s.openDeviceCommands()).toEqual([]);
+      });
+
+      it("lists one box's commands or everyone's, oldest first", async () => {
+        await pair('sbA', 'hw1');
+        await pair('sbB', 'hw2');
+        await queue('cmd-b', 'sbB', 'reboot', 2_000);
+        await queue('cmd-a', 'sbA', 'unpair', 3_000);
+        await queue('cmd-c', 'sbA', 'reboot', 4_000);
+        expect((await s.listDeviceCommands()).map((c) => c.id)).toEqual(['cmd-b', 'cmd-a', 'cmd-c']);
+        expect((await s.listDeviceCommands('sbA')).map((c) => c.id)).toEqual(['cmd-a', 'cmd-c']);
+        expect(await s.listDeviceCommands('sbZ')).toEqual([]);
+      });
+    });
+
     describe('fleet', () => {
       it('updates the fleet and marks silent online boxes stale', async () => {
         await pair('sbA', 'hw1', 'M1', 1);
@@ -454,6 +538,27 @@ export function describeStoreConformance(name: string, makeSubject: () => Promis
         expect(await s.markStale(1_000)).toEqual([]);
         expect((await s.getDevice('sbB'))?.connectivity).toBe('offline');
         expect((await s.getDevice('sbC'))?.connectivity).toBe('never');
+      });
+
+      it('the fleet summary counts active boxes by connectivity and lists the away ones (offline, stale), most recently seen first and at most as many as asked; a revoked box is in neither', async () => {
+        for (const [i, id] of ['sbA', 'sbB', 'sbC', 'sbD', 'sbE'].entries()) await pair(id, `hw${i}`);
+        await s.updateFleet([
+          { deviceId: 'sbA', at: 100, connectivity: 'online' },
+          { deviceId: 'sbB', at: 400, connectivity: 'online' },
+          { deviceId: 'sbC', at: 200, connectivity: 'offline' },
+          { deviceId: 'sbE', at: 300, connectivity: 'offline' },
+        ]);
+        await s.markStale(150);
+        await s.revokeDevice('sbE', 500);
+        const counts = { online: 1, stale: 1, offline: 1, never: 1 };
+        expect(await s.fleetSummary(10)).toEqual({
+          counts,
+          away: [
+            { deviceId: 'sbC', merchantId: 'M1', storeId: 'S1', connectivity: 'offline', lastSeenAt: 200 },
+            { deviceId: 'sbA', merchantId: 'M1', storeId: 'S1', connectivity: 'stale', lastSeenAt: 100 },
+          ],
+        });
+        expect(await s.fleetSummary(1)).toEqual({ counts, away: [{ deviceId: 'sbC', merchantId: 'M1', storeId: 'S1', connectivity: 'offline', lastSeenAt: 200 }] });
       });
     });
   });

@@ -2,7 +2,7 @@ import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { SerialPortMock } from 'serialport';
 import type { EcrOutbound } from '../../protocol/index.js';
-import { startAgent, type Agent } from '../../device/agent.js';
+import { startAgent, type Agent, type AgentDeps } from '../../device/agent.js';
 import { systemClock, type Clock } from '../../protocol/clock.js';
 import { loadConfig, type DeviceConfigInput } from '../../device/config.js';
 import { Journal, type Credentials } from '../../device/journal.js';
@@ -39,6 +39,8 @@ export class AgentHarness {
   constructor(
     readonly dataDir: string,
     private readonly config: Partial<DeviceConfigInput> = {},
+    /** What the agent calls when it leaves after a cloud command (the CLI exits the process). */
+    private readonly extra: Pick<AgentDeps, 'exit'> = {},
   ) {
     SerialPortMock.binding.createPort(this.scannerPath, { echo: false, record: true });
     SerialPortMock.binding.createPort(this.ecrPath, { echo: false, record: true });
@@ -53,6 +55,7 @@ export class AgentHarness {
       openSerial: (o) => this.open(o.path, o.baudRate),
       connectMqtt: mqtt.connect,
       logger,
+      ...this.extra,
     });
     await this.logs.find((l) => l.msg === 'port state' && l.port === 'ecr' && l.state === 'open', 'ECR port open');
     await this.logs.find((l) => l.msg === 'port state' && l.port === 'scanner' && l.state === 'open', 'scanner port open');

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SerialPortMock } from 'serialport';
 import { systemClock } from '../../protocol/clock.js';
 import { Journal } from '../../device/journal.js';
-import { OFFLINE_WILL_ID, type HeartbeatMessage } from '../../protocol/index.js';
+import { OFFLINE_WILL_ID, PROTOCOL_VERSION, type HeartbeatMessage } from '../../protocol/index.js';
 import { waitUntil } from './wait-until.js';
 import { AgentHarness, SECRET, writeCredentials } from './agent-harness.js';
 import { TestBroker } from './broker.js';
@@ -237,7 +237,7 @@ describe('agent against an in-process broker and a scripted cloud', () => {
     const will = await cloud.up.find((u) => u.kind === 'heartbeat' && u.msg.id === OFFLINE_WILL_ID, 'last will');
     expect(will).toMatchObject({ deviceId: 'box1', msg: { status: { scanner: 'closed', ecr: 'closed' } } });
     // The heartbeats announce v2; the will is v1, which every cloud reads (it is registered before any could refuse v2).
-    expect(hb.msg.v).toBe(2);
+    expect(hb.msg.v).toBe(PROTOCOL_VERSION);
     expect(will.msg.v).toBe(1);
   });
 

@@ -138,14 +138,16 @@ describe('ECR v2 against a running agent', () => {
     const dir = tempDir();
     writeCredentials(dir, 'box1', broker.url);
     const j = Journal.open(dir);
-    const base = { amount: 700, currency: 'CNY' as const, endReason: null, paidBy: null, deadline: 1, reported: true };
-    const old: Sale = { ...base, saleId: 'box1-s1', ref: 'R-OLD', state: 'NOT_PAID', endReason: 'CASHIER_CANCEL', createdAt: 1_000, updatedAt: 1_000 };
-    const oldAttempt: Attempt = { outTradeNo: 'box1-1', saleId: 'box1-s1', saleRef: 'R-OLD', amount: 700, currency: 'CNY', wallet: 'wechat', state: 'REVERSED', reason: null, createdAt: 1_000, updatedAt: 1_000, deadline: 2_000, nextCheckAt: 0 };
+    // An hour ago: well within the journal's retention (30 days), so housekeeping keeps it.
+    const t0 = Date.now() - 3_600_000;
+    const base = { amount: 700, currency: 'CNY' as const, endReason: null, paidBy: null, deadline: t0 + 1, reported: true };
+    const old: Sale = { ...base, saleId: 'box1-s1', ref: 'R-OLD', state: 'NOT_PAID', endReason: 'CASHIER_CANCEL', createdAt: t0, updatedAt: t0 };
+    const oldAttempt: Attempt = { outTradeNo: 'box1-1', saleId: 'box1-s1', saleRef: 'R-OLD', amount: 700, currency: 'CNY', wallet: 'wechat', state: 'REVERSED', reason: null, createdAt: t0, updatedAt: t0, deadline: t0 + 2_000, nextCheckAt: 0 };
     j.transaction(() => {
       j.persist({ kind: 'saveSale', sale: old, from: null, cause: 'test' });
       j.persist({ kind: 'saveAttempt', attempt: oldAttempt, from: null, cause: 'test' });
       // 40 newer finished sales push it out of what a restart loads.
-      for (let i = 2; i < 42; i++) j.persist({ kind: 'saveSale', sale: { ...base, saleId: `box1-s${i}`, ref: `R-${i}`, state: 'NOT_PAID', createdAt: 1_000 + i, updatedAt: 1_000 + i }, from: null, cause: 'test' });
+      for (let i = 2; i < 42; i++) j.persist({ kind: 'saveSale', sale: { ...base, saleId: `box1-s${i}`, ref: `R-${i}`, state: 'NOT_PAID', createdAt: t0 + i, updatedAt: t0 + i }, from: null, cause: 'test' });
       j.persist({ kind: 'saveSeq', nextAttemptSeq: 2, nextSaleSeq: 42 });
     });
     j.close();

@@ -86,7 +86,7 @@ describe('ECR v2 hello', () => {
     const b = bookWithAttempt();
     const r = step(b, { type: 'ecrHello', firmware: 'scanbox-device/9.9.9', registerVersion: 2, name: 'POS-3' }, T0 + 5);
     expect(ecrLines(r.effects)).toEqual([{ type: 'hello', v: ECR_VERSION, seq: 3, deviceId: 'box1', firmware: 'scanbox-device/9.9.9', capabilities: [...ECR_CAPABILITIES] }]);
-    expect(ECR_CAPABILITIES).toEqual(['sale', 'cancel', 'hello', 'lookup']);
+    expect(ECR_CAPABILITIES).toEqual(['sale', 'cancel', 'hello', 'lookup', 'refund', 'totals']);
     expect(only(r.effects, 'log')).toEqual([expect.objectContaining({ msg: 'cash register said hello', fields: { registerVersion: 2, name: 'POS-3' } })]);
     expectNoMoney(b, r);
     expect(only(r.effects, 'display')).toEqual([]);

@@ -152,7 +152,7 @@ class StandInCloud {
     const t = parseTopic(topic);
     if (t.direction !== 'up') return;
     try {
-      const msg = this.old ? validate(UP_SHAPES[1]![t.kind], JSON.parse(payload.toString()), `up/${t.kind} message`) : decodeUp(t.kind, payload);
+      const msg = this.old ? validate(UP_SHAPES[1]![t.kind]!, JSON.parse(payload.toString()), `up/${t.kind} message`) : decodeUp(t.kind, payload);
       this.read.push({ kind: t.kind, msg: msg as Record<string, unknown> });
     } catch (err) {
       if (!isProtocolError(err)) throw err;

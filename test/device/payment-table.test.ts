@@ -26,6 +26,11 @@ const EVENT_TYPES: readonly PaymentEventType[] = [
   'resync',
   'restart',
   'tick',
+  'ecrRefund',
+  'ecrTotals',
+  'ecrRefundDelivered',
+  'refundResult',
+  'totals',
 ];
 
 /** One representative event per type, plus every result state for `result`. */
@@ -65,6 +70,19 @@ function eventsOf(type: PaymentEventType, book: Book): PaymentEvent[] {
       return (['ATTEMPT_UNKNOWN', 'ATTEMPT_TOMBSTONED', 'SCHEMA_INVALID'] as const).map((code) => ({ type, message: { ...m, id: 'e', code, message: 'x', outTradeNo: a.outTradeNo } }));
     case 'tick':
       return [{ type }];
+    case 'ecrRefund':
+      return [
+        { type, ref: 'R1', refundRef: 'RF1', amount: a.amount, currency: 'CNY' },
+        { type, outTradeNo: 'box9-1', refundRef: 'RF2', amount: 1, currency: 'CNY' },
+      ];
+    case 'ecrTotals':
+      return [{ type, date: '2023-11-15', local: [] }];
+    case 'ecrRefundDelivered':
+      return [{ type, refundId: 'box1-r1' }];
+    case 'refundResult':
+      return (['PENDING', 'REFUNDED', 'FAILED', 'REFUSED'] as const).map((state) => ({ type, message: { ...m, id: 'f', refundId: 'box1-r1', outTradeNo: a.outTradeNo, amount: a.amount, currency: 'CNY' as const, state } }));
+    case 'totals':
+      return [{ type, message: { ...m, id: 't', refId: 'totals-1', date: '2023-11-15', currency: 'CNY', wallets: [], asOf: T0 } }];
     default:
       return [{ type } as PaymentEvent];
   }

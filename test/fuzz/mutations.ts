@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { ATTEMPT_STATES, CancelReason, Command, ERROR_CODES, FINAL_STATES, PortState, ProgressStage, RESULT_REASONS, WALLETS, type DownKind, type UpKind } from '../../protocol/index.js';
+import { ATTEMPT_STATES, CancelReason, Command, ERROR_CODES, FINAL_STATES, PortState, ProgressStage, REFUND_REASONS, REFUND_STATES, RESULT_REASONS, WALLETS, type DownKind, type UpKind } from '../../protocol/index.js';
 
 /**
  * Mutations of a valid protocol message: wrong types, huge strings, deep nesting, unknown fields,
@@ -38,12 +38,16 @@ export const UP_READ_RULES: Record<UpKind, ReadRules> = {
   query: { tolerant: true, optional: [], openEnums: {} },
   ack: { tolerant: true, optional: [], openEnums: { state: FINAL_STATES } },
   heartbeat: { tolerant: true, optional: [], openEnums: { 'status.scanner': PortState.options, 'status.ecr': PortState.options } },
+  refund: { tolerant: true, optional: [], openEnums: {} },
+  totals: { tolerant: true, optional: [], openEnums: {} },
 };
 export const DOWN_READ_RULES: Record<DownKind, ReadRules> = {
   result: { tolerant: true, optional: ['reason', 'wallet', 'message'], openEnums: { state: ATTEMPT_STATES, reason: RESULT_REASONS, wallet: WALLETS } },
   progress: { tolerant: true, optional: ['message'], openEnums: { stage: ProgressStage.options } },
   error: { tolerant: true, optional: ['refId', 'outTradeNo'], openEnums: { code: ERROR_CODES } },
   command: { tolerant: true, optional: [], openEnums: { command: Command.options } },
+  refund: { tolerant: true, optional: ['reason', 'refundedTotal', 'remaining', 'message'], openEnums: { state: REFUND_STATES, reason: REFUND_REASONS } },
+  totals: { tolerant: true, optional: [], openEnums: {} },
 };
 
 /**

@@ -31,7 +31,8 @@ const NEWER = PROTOCOL_VERSION + 1;
 /** What a newer peer might add: fields at the top and inside nested objects, and a higher version. */
 function fromNewerPeer(msg: Record<string, unknown>): string {
   const grown: Record<string, unknown> = { ...msg, v: NEWER, loyalty: { no: 'L-1', lines: [1, 2] }, channel: 'c-7', refundable: true };
-  for (const [k, val] of Object.entries(msg)) if (val && typeof val === 'object') grown[k] = { ...val, battery: 87 };
+  const grow = (o: unknown) => (o && typeof o === 'object' ? { ...o, battery: 87 } : o);
+  for (const [k, val] of Object.entries(msg)) if (val && typeof val === 'object') grown[k] = Array.isArray(val) ? val.map(grow) : grow(val);
   return JSON.stringify(grown);
 }
 
@@ -119,7 +120,17 @@ describe('(d) encoders are strict', () => {
   it('every example round-trips: encode, then decode, gives it back (in this version, and in v1 with v: 1)', () => {
     for (const kind of UP_KINDS) expect(decodeUp(kind, encodeUp(kind, UP_EXAMPLES[kind]))).toEqual(UP_EXAMPLES[kind]);
     for (const kind of DOWN_KINDS) expect(decodeDown(kind, encodeDown(kind, DOWN_EXAMPLES[kind], PROTOCOL_VERSION))).toEqual(DOWN_EXAMPLES[kind]);
-    for (const kind of DOWN_KINDS) expect(decodeDown(kind, encodeDown(kind, DOWN_EXAMPLES[kind], 1))).toEqual({ ...DOWN_EXAMPLES[kind], v: 1 });
+    const inV1 = DOWN_KINDS.filter((k) => DOWN_SHAPES[1]![k] !== undefined);
+    expect(inV1).toEqual(['result', 'progress', 'error', 'command']);
+    for (const kind of inV1) expect(decodeDown(kind, encodeDown(kind, DOWN_EXAMPLES[kind], 1))).toEqual({ ...DOWN_EXAMPLES[kind], v: 1 });
+  });
+
+  it('refund and totals (v3) are never sent to a box that announced v1 or v2, nor asked of a cloud spoken to in v1', () => {
+    for (const kind of ['refund', 'totals'] as const) {
+      for (const v of [1, 2]) expect(refusal(() => encodeDown(kind, DOWN_EXAMPLES[kind], v))).toBe(ErrorCode.UNSUPPORTED_VERSION);
+      expect(JSON.parse(encodeDown(kind, DOWN_EXAMPLES[kind], 3)).v).toBe(3);
+      expect(refusal(() => encodeUp(kind, { ...UP_EXAMPLES[kind], v: 1 } as never, 1))).toBe(ErrorCode.UNSUPPORTED_VERSION);
+    }
   });
 
   it('encodeUp refuses an extra field, an UNKNOWN or unlisted value, and another version', () => {
@@ -147,33 +158,32 @@ describe('(d) encoders are strict', () => {
 
   it('encoders refuse what a receiver would refuse for size', () => {
     // Today's shapes bound every field well below the limit; a looser shape must still not get out.
-    const loose = { 2: { ...DOWN_SCHEMAS, progress: ProgressMessage.extend({ message: z.string() }) } };
-    expect(encodeDown('progress', { ...DOWN_EXAMPLES.progress, message: 'x'.repeat(3_991) }, 2, loose)).toHaveLength(4_096);
-    expect(refusal(() => encodeDown('progress', { ...DOWN_EXAMPLES.progress, message: 'x'.repeat(3_992) }, 2, loose))).toBe(ErrorCode.PAYLOAD_TOO_LARGE);
+    const loose = { 3: { ...DOWN_SCHEMAS, progress: ProgressMessage.extend({ message: z.string() }) } };
+    expect(encodeDown('progress', { ...DOWN_EXAMPLES.progress, message: 'x'.repeat(3_991) }, 3, loose)).toHaveLength(4_096);
+    expect(refusal(() => encodeDown('progress', { ...DOWN_EXAMPLES.progress, message: 'x'.repeat(3_992) }, 3, loose))).toBe(ErrorCode.PAYLOAD_TOO_LARGE);
   });
 });
 
 describe('the cloud never sends a shape newer than the box announced', () => {
-  // A test-only v3: results may carry a receipt number. No such shape exists in the product.
-  const V3: DownShapes = { ...DOWN_SCHEMAS, result: ResultMessage.extend({ v: z.literal(3), receiptNo: z.string().max(32).optional() }) };
-  const SHAPES = { ...DOWN_SHAPES, 3: V3 };
+  // A test-only v4: results may carry a receipt number. No such shape exists in the product.
+  const V4: DownShapes = { ...DOWN_SCHEMAS, result: ResultMessage.extend({ v: z.literal(4), receiptNo: z.string().max(32).optional() }) };
+  const SHAPES = { ...DOWN_SHAPES, 4: V4 };
   const withReceiptNo = { ...DOWN_EXAMPLES.result, receiptNo: 'R-1' } as never;
 
   it('picks the newest shape not newer than the announcement', () => {
-    expect([1, 2, 3, 40].map((v) => downShapeVersion(v, SHAPES))).toEqual([1, 2, 3, 3]);
-    expect([1, 2, 3, 40].map((v) => downShapeVersion(v))).toEqual([1, 2, 2, 2]);
+    expect([1, 2, 3, 4, 40].map((v) => downShapeVersion(v, SHAPES))).toEqual([1, 2, 3, 4, 4]);
+    expect([1, 2, 3, 4, 40].map((v) => downShapeVersion(v))).toEqual([1, 2, 3, 3, 3]);
     expect(refusal(() => downShapeVersion(0, SHAPES))).toBe(ErrorCode.UNSUPPORTED_VERSION);
   });
 
-  it('a v3 field goes to a v3 box with v: 3, and is refused for a v2 or v1 box', () => {
-    expect(JSON.parse(encodeDown('result', withReceiptNo, 3, SHAPES))).toEqual({ ...DOWN_EXAMPLES.result, v: 3, receiptNo: 'R-1' });
-    expect(refusal(() => encodeDown('result', withReceiptNo, 2, SHAPES))).toBe(ErrorCode.SCHEMA_INVALID);
-    expect(refusal(() => encodeDown('result', withReceiptNo, 1, SHAPES))).toBe(ErrorCode.SCHEMA_INVALID);
-    expect(JSON.parse(encodeDown('result', DOWN_EXAMPLES.result, 2, SHAPES))).toEqual(DOWN_EXAMPLES.result);
+  it('a v4 field goes to a v4 box with v: 4, and is refused for a v3, v2 or v1 box', () => {
+    expect(JSON.parse(encodeDown('result', withReceiptNo, 4, SHAPES))).toEqual({ ...DOWN_EXAMPLES.result, v: 4, receiptNo: 'R-1' });
+    for (const v of [3, 2, 1]) expect(refusal(() => encodeDown('result', withReceiptNo, v, SHAPES))).toBe(ErrorCode.SCHEMA_INVALID);
+    expect(JSON.parse(encodeDown('result', DOWN_EXAMPLES.result, 3, SHAPES))).toEqual(DOWN_EXAMPLES.result);
   });
 
-  it("today's box reads the v3 message by the fields it knows", () => {
-    expect(decodeDown('result', encodeDown('result', withReceiptNo, 3, SHAPES))).toEqual({ ...DOWN_EXAMPLES.result, v: 3 });
+  it("today's box reads the v4 message by the fields it knows", () => {
+    expect(decodeDown('result', encodeDown('result', withReceiptNo, 4, SHAPES))).toEqual({ ...DOWN_EXAMPLES.result, v: 4 });
   });
 
   it('a box that announced nothing is sent v1', () => {

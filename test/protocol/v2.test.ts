@@ -42,41 +42,46 @@ function refusal(fn: () => unknown): string {
 
 const RECEIPT: Receipt = { walletTradeNo: '4200002946202611251234567890', paidAt: 1764086401000, total: 1234, buyerPaid: 1134, discount: 100 };
 const v1 = DOWN_SHAPES[1]!;
+/** The up/ kinds v1 (and v2) have: refund and totals came with v3. */
+const V1_UP_KINDS = UP_KINDS.filter((k) => UP_SHAPES[1]![k] !== undefined);
 const v2 = DOWN_SHAPES[2]!;
 
 describe('the shapes', () => {
-  it('this side speaks v2; v2 is the strict sending schema, v1 is kept beside it', () => {
-    expect(PROTOCOL_VERSION).toBe(2);
-    expect(v2).toBe(DOWN_SCHEMAS);
-    expect(Object.keys(DOWN_SHAPES).map(Number)).toEqual([1, 2]);
-    expect(Object.keys(UP_SHAPES).map(Number)).toEqual([1, 2]);
+  it('this side speaks v3; v3 is the strict sending schema, v1 and v2 are kept beside it', () => {
+    expect(PROTOCOL_VERSION).toBe(3);
+    expect(DOWN_SHAPES[3]).toBe(DOWN_SCHEMAS);
+    expect(Object.keys(DOWN_SHAPES).map(Number)).toEqual([1, 2, 3]);
+    expect(Object.keys(UP_SHAPES).map(Number)).toEqual([1, 2, 3]);
+    // v3 only added kinds: v2 has every shape of v3 but refund and totals, each with v: 2
+    expect(Object.keys(v2).sort()).toEqual(['command', 'error', 'progress', 'result']);
+    expect(Object.keys(UP_SHAPES[2]!).sort()).toEqual(['ack', 'cancel', 'heartbeat', 'pay', 'query']);
   });
 
   it('v1 refuses a receipt and AMOUNT_MISMATCH; v2 accepts both', () => {
     const v1Paid = { ...RESULT_EXAMPLES.paidV1 };
-    expect(v1.result.safeParse(v1Paid).success).toBe(true);
-    expect(v1.result.safeParse({ ...v1Paid, receipt: RECEIPT }).success).toBe(false);
-    expect(v1.result.safeParse({ ...v1Paid, state: 'FAILED', reason: 'AMOUNT_MISMATCH' }).success).toBe(false);
-    expect(v2.result.safeParse({ ...v1Paid, v: 2, receipt: RECEIPT }).success).toBe(true);
-    expect(v2.result.safeParse({ ...v1Paid, v: 2, state: 'FAILED', reason: 'AMOUNT_MISMATCH' }).success).toBe(true);
-    expect(v2.result.safeParse(RESULT_EXAMPLES.amountMismatch).success).toBe(true);
+    expect(v1.result!.safeParse(v1Paid).success).toBe(true);
+    expect(v1.result!.safeParse({ ...v1Paid, receipt: RECEIPT }).success).toBe(false);
+    expect(v1.result!.safeParse({ ...v1Paid, state: 'FAILED', reason: 'AMOUNT_MISMATCH' }).success).toBe(false);
+    expect(v2.result!.safeParse({ ...v1Paid, v: 2, receipt: RECEIPT }).success).toBe(true);
+    expect(v2.result!.safeParse({ ...v1Paid, v: 2, state: 'FAILED', reason: 'AMOUNT_MISMATCH' }).success).toBe(true);
+    expect(v2.result!.safeParse({ ...RESULT_EXAMPLES.amountMismatch, v: 2 }).success).toBe(true);
     // and each says its own v
-    expect(v1.result.safeParse({ ...v1Paid, v: 2 }).success).toBe(false);
-    expect(v2.result.safeParse(v1Paid).success).toBe(false);
+    expect(v1.result!.safeParse({ ...v1Paid, v: 2 }).success).toBe(false);
+    expect(v2.result!.safeParse(v1Paid).success).toBe(false);
   });
 
   it('v1 is frozen: its reasons are the v2 ones but AMOUNT_MISMATCH, its other shapes are the v2 ones but v', () => {
     expect(RESULT_REASONS.filter((r) => !(V1_RESULT_REASONS as readonly string[]).includes(r))).toEqual(['AMOUNT_MISMATCH']);
-    for (const reason of V1_RESULT_REASONS) expect(v1.result.safeParse({ ...RESULT_EXAMPLES.paidV1, reason }).success, reason).toBe(true);
+    for (const reason of V1_RESULT_REASONS) expect(v1.result!.safeParse({ ...RESULT_EXAMPLES.paidV1, reason }).success, reason).toBe(true);
     for (const kind of ['progress', 'error', 'command'] as const) {
-      expect(v1[kind].safeParse({ ...DOWN_EXAMPLES[kind], v: 1 }).success, kind).toBe(true);
-      expect(v1[kind].safeParse(DOWN_EXAMPLES[kind]).success, kind).toBe(false);
-      expect(v2[kind].safeParse(DOWN_EXAMPLES[kind]).success, kind).toBe(true);
+      expect(v1[kind]!.safeParse({ ...DOWN_EXAMPLES[kind], v: 1 }).success, kind).toBe(true);
+      expect(v1[kind]!.safeParse(DOWN_EXAMPLES[kind]).success, kind).toBe(false);
+      expect(v2[kind]!.safeParse({ ...DOWN_EXAMPLES[kind], v: 2 }).success, kind).toBe(true);
     }
-    for (const kind of UP_KINDS) {
-      expect(UP_SHAPES[1]![kind].safeParse({ ...UP_EXAMPLES[kind], v: 1 }).success, kind).toBe(true);
-      expect(UP_SHAPES[1]![kind].safeParse(UP_EXAMPLES[kind]).success, kind).toBe(false);
-      expect(UP_SHAPES[1]![kind].safeParse({ ...UP_EXAMPLES[kind], v: 1, extra: 1 }).success, kind).toBe(false);
+    for (const kind of V1_UP_KINDS) {
+      expect(UP_SHAPES[1]![kind]!.safeParse({ ...UP_EXAMPLES[kind], v: 1 }).success, kind).toBe(true);
+      expect(UP_SHAPES[1]![kind]!.safeParse(UP_EXAMPLES[kind]).success, kind).toBe(false);
+      expect(UP_SHAPES[1]![kind]!.safeParse({ ...UP_EXAMPLES[kind], v: 1, extra: 1 }).success, kind).toBe(false);
     }
   });
 
@@ -101,8 +106,9 @@ describe('the shapes', () => {
 
 describe('the cloud builds a result for the version the box reads', () => {
   it('v2: as it is; v1: no receipt, AMOUNT_MISMATCH left out (the examples of the README)', () => {
-    expect(resultForVersion(RESULT_EXAMPLES.paid, 2)).toEqual(RESULT_EXAMPLES.paid);
+    expect(resultForVersion(RESULT_EXAMPLES.paid, 2)).toEqual({ ...RESULT_EXAMPLES.paid, v: 2 });
     expect(resultForVersion(RESULT_EXAMPLES.paid, 3)).toEqual(RESULT_EXAMPLES.paid);
+    expect(resultForVersion(RESULT_EXAMPLES.paid, 4)).toEqual(RESULT_EXAMPLES.paid);
     expect(resultForVersion(RESULT_EXAMPLES.paid, 1)).toEqual(RESULT_EXAMPLES.paidV1);
     expect(resultForVersion(RESULT_EXAMPLES.amountMismatch, 1)).toEqual(RESULT_EXAMPLES.amountMismatchV1);
     expect(JSON.parse(encodeDown('result', resultForVersion(RESULT_EXAMPLES.amountMismatch, 1), 1))).toEqual(RESULT_EXAMPLES.amountMismatchV1);
@@ -115,9 +121,9 @@ describe('the cloud builds a result for the version the box reads', () => {
       for (const reason of [undefined, ...RESULT_REASONS]) {
         for (const receipt of [undefined, RECEIPT, { walletTradeNo: 'W-1', total: 99 }]) {
           const msg: DownToSend<'result'> = { ...base, state, ...(reason ? { reason } : {}), ...(receipt ? { receipt } : {}) };
-          for (const boxVersion of [1, 2, 3]) {
+          for (const boxVersion of [1, 2, 3, 4]) {
             const sent = JSON.parse(encodeDown('result', resultForVersion(msg, boxVersion), boxVersion)) as Record<string, unknown>;
-            expect(sent.v).toBe(Math.min(boxVersion, 2));
+            expect(sent.v).toBe(Math.min(boxVersion, 3));
             if (boxVersion === 1) {
               expect(sent).not.toHaveProperty('receipt');
               expect(sent.reason === undefined || (V1_RESULT_REASONS as readonly string[]).includes(sent.reason as string)).toBe(true);
@@ -131,7 +137,7 @@ describe('the cloud builds a result for the version the box reads', () => {
         }
       }
     }
-    expect(n).toBe(ATTEMPT_STATES.length * (RESULT_REASONS.length + 1) * 3 * 3);
+    expect(n).toBe(ATTEMPT_STATES.length * (RESULT_REASONS.length + 1) * 3 * 4);
   });
 
   it('a receipt is made only of what it can send: none without a trade number and a total, an off-contract optional part left out', () => {
@@ -187,11 +193,11 @@ describe('the box reads a receipt tolerantly and never refuses a result because 
 
 describe('the box speaks v1 to a cloud that refuses v2', () => {
   it('every up/ message re-encodes in v1 with the same fields, and back', () => {
-    for (const kind of UP_KINDS) {
-      const v2Payload = encodeUp(kind, UP_EXAMPLES[kind]);
-      const v1Payload = reencodeUp(kind, v2Payload, 1);
+    for (const kind of V1_UP_KINDS) {
+      const ownPayload = encodeUp(kind, UP_EXAMPLES[kind]);
+      const v1Payload = reencodeUp(kind, ownPayload, 1);
       expect(JSON.parse(v1Payload)).toEqual({ ...UP_EXAMPLES[kind], v: 1 });
-      expect(JSON.parse(reencodeUp(kind, v1Payload, 2))).toEqual(UP_EXAMPLES[kind]);
+      expect(JSON.parse(reencodeUp(kind, v1Payload, PROTOCOL_VERSION))).toEqual(UP_EXAMPLES[kind]);
     }
   });
 
