@@ -396,8 +396,9 @@ class AgentShell implements Agent {
   }
 }
 
+/** Everything but what only leaves the box (screen, log, cash-register line) is written in the step's transaction. */
 function isJournalEffect(e: Effect): boolean {
-  return e.kind === 'saveSale' || e.kind === 'saveAttempt' || e.kind === 'saveSeq' || e.kind === 'saveEcrSeq' || e.kind === 'send' || e.kind === 'withdrawPay';
+  return e.kind !== 'display' && e.kind !== 'log' && e.kind !== 'ecr';
 }
 
 /**

@@ -90,7 +90,10 @@ export class EcrLink {
   /** Writes exactly a v2 line (strict: a line that is not one throws), in v1's shape to a v1 register. Returns false when the port is down. */
   send(line: EcrOutboundV2): boolean {
     const checked = EcrOutboundV2.parse(line);
-    const out = this.peerVersion >= ECR_VERSION ? checked : asV1(checked);
+    // Refund and totals lines answer v2 lines only: they go out as v2 even to a register this box
+    // has not heard from since it restarted (a refund result learnt after a power cut).
+    const v2Only = checked.type === 'refund_progress' || checked.type === 'refund_result' || checked.type === 'totals';
+    const out = this.peerVersion >= ECR_VERSION || v2Only ? checked : asV1(checked);
     return this.port.write(`${JSON.stringify(out)}\n`);
   }
 

@@ -133,7 +133,7 @@ describe('refunds from the cash register, over pseudo-terminals', () => {
     const customerRefunds = mine.filter((e) => e.kind === 'refund' && e.refundNo !== undefined && REFUND_ID_PATTERN.test(e.refundNo));
     expect(totals.wallets.reduce((sum, w) => sum + w.refundCount, 0)).toBe(customerRefunds.length);
     const report = reconcile(snapshot);
-    expect(report.mismatches).toEqual([]);
+    expect(report.mismatches, JSON.stringify(report.mismatches, null, 1)).toEqual([]);
     expect(report.totals.refunded).toBeGreaterThanOrEqual(6);
   }, 60_000);
 });
