@@ -140,7 +140,8 @@ const CHAPTERS: Chapter[] = [
     },
   },
   {
-    ref: 'R-001',
+    // Refunds show no screen: no sale's screens belong under this chapter.
+    ref: 'RF-001',
     title: 'The customer brings part of R-001 back, then the rest: two partial refunds from the register; one fen more is refused at the box',
     async run({ box }) {
       for (const [refundRef, amount] of [['RF-001-1', 500], ['RF-001-2', 734]] as const) {

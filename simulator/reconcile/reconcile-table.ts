@@ -22,7 +22,9 @@ export function formatReconcileReport(report: ReconcileReport, opts: TableOption
   const t = report.totals;
   out.push(
     '',
-    `attempts ${t.attempts}, sales ${t.sales} (${t.paidSales} paid), successful sales ${formatDecimal(t.paidSalesAmount)}, gateway net charged ${formatDecimal(t.ledgerNet)}`,
+    `attempts ${t.attempts}, sales ${t.sales} (${t.paidSales} paid), successful sales ${formatDecimal(t.paidSalesAmount)}` +
+      (t.refunds > 0 ? `, register refunds ${t.refunds} (${t.refunded} refunded, ${formatDecimal(t.refundedAmount)})` : '') +
+      `, gateway net charged ${formatDecimal(t.ledgerNet)}`,
     report.ok ? 'RECONCILED: gateway, cloud and boxes agree' : `NOT RECONCILED: ${report.mismatches.length} mismatch(es)`,
   );
   return out.join('\n');

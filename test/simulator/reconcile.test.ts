@@ -12,7 +12,7 @@ describe('reconcile', () => {
     expect(report.mismatches).toEqual([]);
     expect(report.ok).toBe(true);
     expect(report.notes).toEqual([{ outTradeNo: 'boxB-1', detail: expect.stringMatching(/cloud REFUNDED, box REVERSED/) }]);
-    expect(report.totals).toEqual({ attempts: 8, sales: 6, paidSales: 3, paidSalesAmount: 4700, ledgerNet: 4700 });
+    expect(report.totals).toEqual({ attempts: 8, sales: 6, paidSales: 3, paidSalesAmount: 4700, ledgerNet: 4700, refunds: 0, refunded: 0, refundedAmount: 0 });
     const table = formatReconcileReport(report);
     expect(table).toMatch(/RECONCILED/);
     expect(table).toMatch(/boxA-4\s+boxA-s3\s+30\.00\s+30\.00\s+SUCCESS\s+SUCCESS\s+ok/);
