@@ -184,6 +184,7 @@ class Runner {
         await this.pause(300);
         continue;
       }
+      await this.refunds.comeBack(box);
       const ref = `${box.name}-${++n}`;
       const amount = this.random.int(1, 500) * 10 + this.random.int(0, 9);
       const mark = box.ecr.mark();

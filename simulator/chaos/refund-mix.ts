@@ -34,6 +34,8 @@ const ANSWER_MS = 40_000;
 export class RefundMix {
   readonly stats: RefundStats = { asked: 0, refunded: 0, notRefunded: 0, refusedAtBox: 0, resent: 0 };
   private readonly open = new Map<string, RefundAsk>();
+  /** Customers who come back later (minutes into the faults), per box. */
+  private readonly later = new Map<Box, RefundAsk[][]>();
 
   constructor(
     private readonly random: Random,
@@ -45,7 +47,21 @@ export class RefundMix {
     if (this.random.next() >= REFUND_SHARE) return;
     const first = amount > 1 && this.random.next() < 0.5 ? this.random.int(1, amount - 1) : amount;
     const parts = first === amount ? [amount] : [first, amount - first];
-    for (const [i, part] of parts.entries()) await this.ask({ box, ref, refundRef: `${ref}-R${i + 1}`, amount: part });
+    const asks = parts.map((part, i) => ({ box, ref, refundRef: `${ref}-R${i + 1}`, amount: part }));
+    // Half come back at once, half later, when the faults have moved on (a box killed, the cloud down).
+    if (this.random.next() < 0.5) return void this.later.set(box, [...(this.later.get(box) ?? []), asks]);
+    await this.askAll(asks);
+  }
+
+  /** Between sales: now and then a customer from earlier comes back. */
+  async comeBack(box: Box): Promise<void> {
+    const queue = this.later.get(box);
+    if (!queue?.length || this.random.next() >= 0.3) return;
+    await this.askAll(queue.shift()!);
+  }
+
+  private async askAll(asks: RefundAsk[]): Promise<void> {
+    for (const a of asks) await this.ask(a);
   }
 
   private async ask(req: RefundAsk): Promise<void> {
@@ -67,6 +83,9 @@ export class RefundMix {
   /** The register's recovery: every refund line without an answer is sent again; each must now be answered. */
   async recover(): Promise<string[]> {
     const problems: string[] = [];
+    await Promise.all([...this.later.values()].map(async (queue) => {
+      for (const asks of queue.splice(0)) await this.askAll(asks);
+    }));
     await Promise.all(
       [...this.open.values()].map(async (req) => {
         this.stats.resent++;
