@@ -8,7 +8,7 @@ export default defineConfig({
     pool: 'forks',
     // Two cores: end-to-end suites spawn processes of their own, so keep the runner's share small.
     maxWorkers: 2,
-    testTimeout: 30_000,
-    hookTimeout: 30_000,
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
   },
 });

@@ -6,7 +6,7 @@ import { systemClock } from '../protocol/clock.js';
 import { createLogger } from '../cloud/log.js';
 import { Journal, pairBox } from '../device/index.js';
 import type { Attempt as BoxAttempt, Sale } from '../device/payment.js';
-import { CancelMessage, deviceDownFilter, downTopic, FINAL_STATES, upTopic, type ResultMessage } from '../protocol/index.js';
+import { CancelMessage, deviceDownFilter, PROTOCOL_VERSION, downTopic, FINAL_STATES, upTopic, type ResultMessage } from '../protocol/index.js';
 import { validCode } from '../simulator/devices/codes.js';
 import { PartProcess } from '../simulator/processes.js';
 import { PtyPair } from '../simulator/devices/pty.js';
@@ -110,7 +110,7 @@ async function boxRecovery(p: RecoveryParams) {
         const attempt: BoxAttempt = { outTradeNo, saleId, saleRef: ref, amount, currency: 'CNY', wallet: 'wechat', state: 'CANCELLING', reason: null, createdAt: now, updatedAt: now, deadline: now + 60_000, nextCheckAt: now };
         journal.persist({ kind: 'saveSale', sale, from: null, cause: 'bench: ecr sale, then cashier cancel' });
         journal.persist({ kind: 'saveAttempt', attempt, from: null, cause: 'bench: scanned, then cancelled' });
-        const cancel = CancelMessage.parse({ v: 2, id: `cancel-${outTradeNo}`, ts: now, outTradeNo, saleId, amount, currency: 'CNY', reason: 'CASHIER_CANCEL' });
+        const cancel = CancelMessage.parse({ v: PROTOCOL_VERSION, id: `cancel-${outTradeNo}`, ts: now, outTradeNo, saleId, amount, currency: 'CNY', reason: 'CASHIER_CANCEL' });
         journal.sql('INSERT INTO outbox (kind, out_trade_no, payload, created_at) VALUES (?, ?, ?, ?)').run('cancel', outTradeNo, JSON.stringify(cancel), now);
         if (i % 2 === 1) landed.push({ outTradeNo, saleId, saleRef: ref, amount });
       }

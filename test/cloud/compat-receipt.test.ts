@@ -6,7 +6,7 @@ import type { Attempt } from '../../cloud/payments/transaction.js';
 import { createLogger } from '../../cloud/log.js';
 import { Metrics } from '../../cloud/metrics.js';
 import { FakeClock } from '../support/fake-clock.js';
-import { DOWN_SHAPES, V1_RESULT_REASONS, encodeDown, isFinal, parseTopic, type DownKind } from '../../protocol/index.js';
+import { DOWN_SHAPES, PROTOCOL_VERSION, V1_RESULT_REASONS, encodeDown, isFinal, parseTopic, type DownKind } from '../../protocol/index.js';
 import { envelope, pairBox, payMsg, startTestCloud, TestBox, until } from './harness.js';
 
 /**
@@ -155,7 +155,7 @@ describe('resultMessage: the result built for the version the box reads', () => 
   const mismatch = attempt({ state: 'FAILED', reason: 'AMOUNT_MISMATCH', flag: 'AMOUNT_MISMATCH', gatewayTradeNo: 'W-2', charged: 1243 });
 
   it('newest by default; v2: the receipt, and the reason as recorded', () => {
-    expect(service.resultMessage(paid)).toMatchObject({ v: 2, receipt: { walletTradeNo: 'W-1', paidAt: 1_764_086_401_000, total: 1234, buyerPaid: 1200, discount: 34 } });
+    expect(service.resultMessage(paid)).toMatchObject({ v: PROTOCOL_VERSION, receipt: { walletTradeNo: 'W-1', paidAt: 1_764_086_401_000, total: 1234, buyerPaid: 1200, discount: 34 } });
     expect(service.resultMessage(mismatch, 2)).toMatchObject({ v: 2, state: 'FAILED', reason: 'AMOUNT_MISMATCH', receipt: { walletTradeNo: 'W-2', total: 1243 } });
     expect(service.resultMessage(mismatch, 2).receipt).not.toHaveProperty('paidAt');
   });

@@ -112,7 +112,8 @@ describe('the cloud against a newer box', () => {
 
 describe('the fleet remembers what each box announced, per connection', () => {
   // A test-only v3 shape: no such message exists in the product.
-  const SHAPES = { ...DOWN_SHAPES, 3: { ...DOWN_SCHEMAS, result: ResultMessage.extend({ v: z.literal(3), receiptNo: z.string().optional() }) } };
+  // A test-only v4 beside the product's v1–v3.
+  const SHAPES = { ...DOWN_SHAPES, 4: { ...DOWN_SCHEMAS, result: ResultMessage.extend({ v: z.literal(4), receiptNo: z.string().optional() }) } };
   const store = { updateFleet: async () => undefined, markStale: async () => [] } as unknown as CloudStore;
   const heartbeat = (v: number) => ({ v, id: `hb-${v}`, ts: 1, status: { firmware: '9', uptimeS: 1, outboxDepth: 0, pendingAttempts: 0, scanner: 'open', ecr: 'open' } as const });
 
@@ -123,8 +124,9 @@ describe('the fleet remembers what each box announced, per connection', () => {
     fleet.heartbeat('b2', heartbeat(2));
     fleet.heartbeat('b3', heartbeat(3));
     fleet.heartbeat('b4', heartbeat(4));
-    expect(['b1', 'b2', 'b3', 'b4'].map((id) => fleet.downVersionFor(id, SHAPES))).toEqual([1, 2, 3, 3]);
-    expect(['b1', 'b2', 'b3', 'b4'].map((id) => fleet.downVersionFor(id))).toEqual([1, 2, 2, 2]); // the product has v1 and v2
+    fleet.heartbeat('b5', heartbeat(5));
+    expect(['b1', 'b2', 'b3', 'b4', 'b5'].map((id) => fleet.downVersionFor(id, SHAPES))).toEqual([1, 2, 3, 4, 4]);
+    expect(['b1', 'b2', 'b3', 'b4', 'b5'].map((id) => fleet.downVersionFor(id))).toEqual([1, 2, 3, 3, 3]); // the product has v1, v2 and v3
     await fleet.connected('b2');
     expect(fleet.downVersionFor('b2', SHAPES)).toBe(1);
     fleet.heartbeat('b3', { ...heartbeat(3), id: 'offline-will' });

@@ -169,7 +169,9 @@ class StandInCloud {
 
 const query = (n: number) => encodeUp('query', { v: PROTOCOL_VERSION, id: `query-${n}`, ts: Date.now(), outTradeNo: `box1-${n}`, saleId: 'box1-s1', amount: 100, currency: 'CNY' });
 const noop = () => undefined;
-const FALLBACK = 'the cloud does not read protocol v2 (UNSUPPORTED_VERSION): speaking v1 to it until the next connection';
+const FALLBACK = `the cloud does not read protocol v${PROTOCOL_VERSION} (UNSUPPORTED_VERSION): speaking v1 to it until the next connection`;
+const OWN = PROTOCOL_VERSION;
+const NEWER = PROTOCOL_VERSION + 1;
 
 describe('cloud link: a cloud released before tolerant reading (refuses any v but 1)', () => {
   it('refuses the v2 heartbeat: the box speaks v1 for the rest of the connection, with one warn line, and re-sends what was refused', async () => {
@@ -179,9 +181,9 @@ describe('cloud link: a cloud released before tolerant reading (refuses any v bu
     // On connecting a box publishes its outbox at once (the pump), before any answer can come back.
     const { logs } = startLink(url, { onConnect: () => link!.publish(upTopic('box1', 'query'), query(1), noop), onDown: (kind, msg) => down.push({ kind, msg }) });
 
-    // Both went out as v2 and were refused: the heartbeat, and the query sent before the answer.
-    await cloud.refused.find((r) => r.kind === 'heartbeat' && r.v === 2, 'the v2 heartbeat refused');
-    await cloud.refused.find((r) => r.kind === 'query' && r.id === 'query-1', 'the v2 query refused');
+    // Both went out in the box's own version and were refused: the heartbeat, and the query sent before the answer.
+    await cloud.refused.find((r) => r.kind === 'heartbeat' && r.v === OWN, 'the own-version heartbeat refused');
+    await cloud.refused.find((r) => r.kind === 'query' && r.id === 'query-1', 'the own-version query refused');
     // Both again, in v1, and read.
     const hb = await cloud.read.find((r) => r.kind === 'heartbeat', 'a v1 heartbeat read');
     expect(hb.msg.v).toBe(1);
@@ -195,13 +197,13 @@ describe('cloud link: a cloud released before tolerant reading (refuses any v bu
     expect(q2.msg.v).toBe(1);
     expect(cloud.refused.items.slice(mark)).toEqual([]);
 
-    expect(logs.filter((l) => l.msg === FALLBACK)).toEqual([expect.objectContaining({ level: 40, boxVersion: 2, speaking: 1 })]);
+    expect(logs.filter((l) => l.msg === FALLBACK)).toEqual([expect.objectContaining({ level: 40, boxVersion: OWN, speaking: 1 })]);
     expect(logs.filter((l) => (l.level as number) >= 40 && l.msg !== FALLBACK)).toEqual([]);
     // The refusals were the link's to answer: the payment machine never saw them.
     expect(down.items).toEqual([]);
   });
 
-  it('until it reconnects: the next connection announces v2 again (and falls back again, one warn line each)', async () => {
+  it('until it reconnects: the next connection announces its own version again (and falls back again, one warn line each)', async () => {
     const url = await brokerWith((_c, sub, cb) => cb(null, sub));
     cloud = await StandInCloud.start(url, 'old');
     const { logs, connects } = startLink(url);
@@ -210,43 +212,43 @@ describe('cloud link: a cloud released before tolerant reading (refuses any v bu
     const refusedBefore = cloud.refused.mark();
     link!.reconnectNow('test: a new connection');
     await connects.find(() => connects.items.length >= 2, 'the second connection', 10_000, 1);
-    const again = await cloud.refused.find((r) => r.kind === 'heartbeat', 'the v2 heartbeat of the new connection', 10_000, refusedBefore);
-    expect(again.v).toBe(2);
+    const again = await cloud.refused.find((r) => r.kind === 'heartbeat', 'the own-version heartbeat of the new connection', 10_000, refusedBefore);
+    expect(again.v).toBe(OWN);
     await waitFor(() => logs.filter((l) => l.msg === FALLBACK).length === 2, logs, 'a second fallback');
     expect(cloud.read.filter((r) => r.kind === 'heartbeat').every((r) => r.msg.v === 1)).toBe(true);
   });
 });
 
 describe('cloud link: a tolerant cloud', () => {
-  it('reads v2: the box keeps speaking v2; an UNSUPPORTED_VERSION about a message it did not send goes to the payment machine', async () => {
+  it('reads the box\'s version: the box keeps speaking it; an UNSUPPORTED_VERSION about a message it did not send goes to the payment machine', async () => {
     const url = await brokerWith((_c, sub, cb) => cb(null, sub));
     cloud = await StandInCloud.start(url, 'tolerant');
     const down = new Collector<{ kind: DownKind; msg: DownMessage }>();
     const { logs } = startLink(url, { onDown: (kind, msg) => down.push({ kind, msg }) });
     const hb = await cloud.read.find((r) => r.kind === 'heartbeat', 'the heartbeat');
-    expect(hb.msg.v).toBe(2);
-    cloud.send('box1', 'error', { code: ErrorCode.UNSUPPORTED_VERSION, message: 'not about this box', refId: 'someone-else-1' }, 2);
+    expect(hb.msg.v).toBe(OWN);
+    cloud.send('box1', 'error', { code: ErrorCode.UNSUPPORTED_VERSION, message: 'not about this box', refId: 'someone-else-1' }, OWN);
     const passed = await down.find((d) => d.kind === 'error', 'the error passed on');
     expect(passed.msg).toMatchObject({ code: 'UNSUPPORTED_VERSION', refId: 'someone-else-1' });
     link!.publish(upTopic('box1', 'query'), query(3), noop);
-    expect((await cloud.read.find((r) => r.kind === 'query', 'the query')).msg.v).toBe(2);
+    expect((await cloud.read.find((r) => r.kind === 'query', 'the query')).msg.v).toBe(OWN);
     expect(cloud.refused.items).toEqual([]);
     expect(logs.filter((l) => l.msg === FALLBACK)).toEqual([]);
   });
 
-  it('a cloud that sends v2 to this v2 box is within the rule; one that sends v3 is warned about once per connection', async () => {
+  it('a cloud that sends the box its own version is within the rule; one that sends a newer one is warned about once per connection', async () => {
     const url = await brokerWith((_c, sub, cb) => cb(null, sub));
     cloud = await StandInCloud.start(url, 'tolerant');
     const down = new Collector<{ kind: DownKind; msg: DownMessage }>();
     const { logs } = startLink(url, { onDown: (kind, msg) => down.push({ kind, msg }) });
     await cloud.read.find((r) => r.kind === 'heartbeat', 'the heartbeat');
-    cloud.send('box1', 'command', { command: 'resync' }, 2);
-    await down.find((d) => d.msg.id === 'sc-1', 'the v2 command');
+    cloud.send('box1', 'command', { command: 'resync' }, OWN);
+    await down.find((d) => d.msg.id === 'sc-1', 'the own-version command');
     expect(logs.filter((l) => l.msg.startsWith('cloud sent a newer protocol version'))).toEqual([]);
-    cloud.send('box1', 'command', { command: 'resync' }, 3);
-    cloud.send('box1', 'command', { command: 'resync' }, 3);
-    await down.find((d) => d.msg.id === 'sc-3', 'both v3 commands, read all the same');
-    expect(logs.filter((l) => l.msg.startsWith('cloud sent a newer protocol version'))).toEqual([expect.objectContaining({ level: 40, cloudVersion: 3, boxVersion: 2 })]);
+    cloud.send('box1', 'command', { command: 'resync' }, NEWER);
+    cloud.send('box1', 'command', { command: 'resync' }, NEWER);
+    await down.find((d) => d.msg.id === 'sc-3', 'both newer commands, read all the same');
+    expect(logs.filter((l) => l.msg.startsWith('cloud sent a newer protocol version'))).toEqual([expect.objectContaining({ level: 40, cloudVersion: NEWER, boxVersion: OWN })]);
   });
 });
 
