@@ -32,7 +32,10 @@ describe('ECR line parsing', () => {
 
   it.each([
     ['not json', 'BAD_JSON', 'not valid JSON'],
-    ['{"type":"refund","ref":"A"}', 'SCHEMA_INVALID', 'type must be "sale", "cancel", "hello" or "lookup"'],
+    ['{"type":"void","ref":"A"}', 'SCHEMA_INVALID', 'type must be "sale", "cancel", "hello", "lookup", "refund" or "totals"'],
+    ['{"type":"refund","ref":"A"}', 'SCHEMA_INVALID', 'refundRef'],
+    ['{"type":"refund","refundRef":"RF-1","amount":100,"currency":"CNY"}', 'SCHEMA_INVALID', 'a refund names its sale: ref or outTradeNo'],
+    ['{"type":"totals","date":"2026-02-30"}', 'SCHEMA_INVALID', 'date must be a real calendar day'],
     ['{"type":"lookup"}', 'SCHEMA_INVALID', 'ref'],
     ['{"type":"lookup","ref":"has space"}', 'SCHEMA_INVALID', 'ref must be printable ASCII'],
     ['{"type":"hello","name":12}', 'SCHEMA_INVALID', 'name'],
