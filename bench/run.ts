@@ -22,6 +22,7 @@ const BENCHES: Record<string, Bench> = {
   footprint: { load: async () => { const m = await import('./footprint.js'); return { run: m.footprint, defaults: m.FOOTPRINT_DEFAULTS, smoke: m.FOOTPRINT_SMOKE }; } },
   wallets: { load: async () => { const m = await import('./wallets.js'); return { run: m.wallets, defaults: m.WALLETS_DEFAULTS, smoke: m.WALLETS_SMOKE }; } },
   journal: { load: async () => { const m = await import('./journal.js'); return { run: m.journal, defaults: m.JOURNAL_DEFAULTS, smoke: m.JOURNAL_SMOKE }; } },
+  dashboards: { load: async () => { const m = await import('./dashboards.js'); return { run: m.dashboards, defaults: m.DASHBOARDS_DEFAULTS, smoke: m.DASHBOARDS_SMOKE }; } },
 };
 export const BENCH_NAMES = Object.keys(BENCHES);
 

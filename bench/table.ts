@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
  * (or $SCANBOX_BENCH_RESULTS):  node --import tsx bench/table.ts [--write]
  * `--write` puts it into bench/README.md (the runner does that after a full `npm run bench`).
  */
-const NAMES = ['latency', 'throughput', 'fleet', 'recovery', 'footprint', 'wallets', 'journal'];
+const NAMES = ['latency', 'throughput', 'fleet', 'recovery', 'footprint', 'wallets', 'journal', 'dashboards'];
 
 interface ResultFile {
   name: string;

@@ -1,13 +1,11 @@
 import path from 'node:path';
-import type { CloudAttemptRecord } from '../protocol/index.js';
-import type { LedgerEntry } from '../simulator/gateway/ledger.js';
-import { reconcile } from '../simulator/reconcile/reconcile.js';
 import { median } from '../simulator/stats.js';
 import { seedDevicesAt } from './cloud-kit.js';
 import { hostPort, LiteClient } from './lite-mqtt.js';
 import { PayingBox } from './pay-client.js';
 import type { BenchResult } from './result.js';
 import { cpuShare, fmt, nextMessage, procSample, scratch, sleep, spawnHelper, stopHelper, summary } from './harness.js';
+import { closedLoop, reconcileRun } from './pay-phase.js';
 
 /**
  * 2. throughput — K boxes (LiteClient + the protocol, in this process) each paying as fast as
@@ -61,28 +59,14 @@ export async function throughput(p: ThroughputParams): Promise<BenchResult> {
     const commits = async () => (cloud.send({ type: 'commits' }), nextMessage<Commits>(cloud, 'commits', 10_000));
 
     const cloudPhase = async (seconds: number, record: boolean) => {
-      let running = true;
-      let count = 0;
       const k0 = await commits();
       const s0 = procSample(ready.pid);
       const u0 = process.cpuUsage();
-      const t0 = performance.now();
-      const loops = boxes.map(async (b) => {
-        while (running) {
-          const a = performance.now();
-          await b.pay();
-          if (!running) break;
-          count++;
-          if (record) payLatency.push(performance.now() - a);
-        }
-      });
-      await sleep(seconds * 1000);
-      running = false;
-      const elapsed = (performance.now() - t0) / 1000;
+      const { count, elapsed, settled } = await closedLoop(boxes, seconds, record ? payLatency : undefined);
       const s1 = procSample(ready.pid);
       const u = process.cpuUsage(u0);
       const k1 = await commits();
-      await Promise.all(loops);
+      await settled;
       if (record) {
         perCommit.push((k1.writes - k0.writes) / Math.max(1, k1.transactions - k0.transactions));
         blockedShare.push((100 * (k1.ms - k0.ms)) / (elapsed * 1000));
@@ -132,15 +116,7 @@ export async function throughput(p: ThroughputParams): Promise<BenchResult> {
       }
     }
 
-    await sleep(300); // last acks land
-    cloud.send({ type: 'snapshot' });
-    const snap = await nextMessage<{ type: 'snapshot'; ledger: LedgerEntry[]; cloud: CloudAttemptRecord[] }>(cloud, 'snapshot', 60_000);
-    const devices = boxes.map((b) => b.seen);
-    const report = reconcile({ ledger: snap.ledger, cloud: snap.cloud, devices });
-    const paid = devices.reduce((n, d) => n + d.filter((x) => x.state === 'SUCCESS').length, 0);
-    const unexpected = boxes.reduce((n, b) => n + b.unexpected, 0);
-    const allSuccess = snap.cloud.every((a) => a.state === 'SUCCESS') && snap.cloud.length === paid && unexpected === 0;
-    const reconciled = report.ok && allSuccess;
+    const { report, recorded, unexpected, allSuccess, reconciled } = await reconcileRun(cloud, boxes);
 
     const cloudRate = median(cloudRates);
     const rawRate = median(rawRates);
@@ -160,7 +136,7 @@ export async function throughput(p: ThroughputParams): Promise<BenchResult> {
         'load generator CPU % (cloud phases)': Math.round(median(loadCpu)),
         'attempt writes per SQLite commit': round3(median(perCommit)),
         'group commit in flight % of time': Math.round(median(blockedShare)),
-        'payments reconciled': snap.cloud.length,
+        'payments reconciled': recorded,
         reconciled,
       },
       targets: [

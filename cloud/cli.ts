@@ -11,8 +11,15 @@ import { createLogger } from './log.js';
 import { createPairingCode } from './pairing/pairing.js';
 import { pairingCloudUrl, probeCloud } from './pairing/pairing-url.js';
 import { SqliteStore } from './store/sqlite-store.js';
+import { PgConnection } from './store/pg-connection.js';
+import { migratePostgres } from './store/pg-migrate.js';
+import { storeName } from './store/open-store.js';
 import type { Attempt } from './payments/transaction.js';
+import type { DeviceCommandName, DeviceCommandRow } from './store/store.js';
+import { formatDoctorReport, waitForDoctorReport } from './fleet/doctor-reports.js';
 import { registerReconcileCommand } from './reconcile/command.js';
+import { checkOperatorName, checkPasswordRules, hashPassword } from './dashboard/operator-password.js';
+import { readPassword } from './dashboard/password-prompt.js';
 import { registerRefundCommands } from './refunds/command.js';
 
 /**
@@ -55,6 +62,9 @@ interface StartFlags {
   tlsCert?: string;
   tlsKey?: string;
   metricsPort?: number;
+  broker?: string;
+  store?: string;
+  workerId?: string;
 }
 
 /** Flags override one key of a section: the rest of the section comes from the file and environment. */
@@ -70,6 +80,13 @@ function metricsFlags(o: StartFlags): Record<string, unknown> {
   return { metrics: { ...base, port: o.metricsPort } };
 }
 
+/** `--broker URL` replaces the URL of the config's broker section (group, accounts… stay). */
+function brokerFlags(o: StartFlags): Record<string, unknown> {
+  if (o.broker === undefined) return {};
+  const base = loadConfig({ file: o.config, env: process.env }).broker;
+  return { broker: { ...base, url: o.broker } };
+}
+
 program
   .command('start')
   .description('run the cloud: MQTT broker, pairing API, transaction service')
@@ -82,9 +99,12 @@ program
   .option('--tls-cert <file>', 'PEM certificate: MQTT then speaks TLS only (mqtts://) and the pairing API HTTPS only (with --tls-key)')
   .option('--tls-key <file>', 'PEM private key of --tls-cert')
   .option('--metrics-port <n>', 'port of GET /metrics on the metrics listener (default 9464 on 127.0.0.1; 0 = any free port)', int)
+  .option('--broker <url>', 'mqtt(s)://user:password@host:port of an external MQTT 5 broker (Mosquitto with dynamic security, EMQX): no embedded broker then; the config file or SCANBOX_CLOUD_BROKER keeps the password off the command line')
+  .option('--store <url>', 'postgres://user@host:port/db: PostgreSQL instead of the SQLite --db, for several workers on one database (scanbox-cloud migrate first; password from PGPASSWORD or ~/.pgpass)')
+  .option('--worker-id <id>', "this worker's name among several on one PostgreSQL store (default: host name and process id)")
   .addOption(new Option('--gateway <kind>', '"instant": built-in always-success gateway, for benchmarks and smoke tests only').choices(['instant']))
   .action(async (o: StartFlags) => {
-    const config = configFrom(o, { mqttPort: o.mqttPort, httpPort: o.httpPort, host: o.host, gatewayUrl: o.gatewayUrl, gateway: o.gateway, ...tlsFlags(o), ...metricsFlags(o) });
+    const config = configFrom(o, { mqttPort: o.mqttPort, httpPort: o.httpPort, host: o.host, gatewayUrl: o.gatewayUrl, gateway: o.gateway, store: o.store, workerId: o.workerId, ...tlsFlags(o), ...metricsFlags(o), ...brokerFlags(o) });
     const logger = createLogger(config.logLevel);
     // Handlers first: a supervisor may send SIGTERM the moment it reads the ready line.
     const starting = startCloud({ config, logger, processMetrics: true });
@@ -101,6 +121,23 @@ program
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
     await starting;
+  });
+
+program
+  .command('migrate')
+  .description("bring a PostgreSQL store's schema to this cloud's version (every pending step in one transaction; run before starting the workers of a new version)")
+  .option('--store <url>', 'postgres://user@host:port/db (password from PGPASSWORD or ~/.pgpass); default: the config\'s store')
+  .option('--config <file>', 'JSON config file')
+  .action(async (o: { store?: string; config?: string }) => {
+    const config = loadConfig({ file: o.config, env: process.env, overrides: { store: o.store } });
+    if (config.store === undefined) throw new ProtocolError(ErrorCode.CONFIG_INVALID, 'migrate needs --store postgres://… (or store in the config): a SQLite store migrates itself when opened');
+    const db = new PgConnection(config.store, { max: 1 });
+    try {
+      const { from, to } = await migratePostgres(db);
+      console.log(from === to ? `${storeName(config)}: schema version ${to}, nothing to do` : `${storeName(config)}: schema version ${from} → ${to}`);
+    } finally {
+      await db.close();
+    }
   });
 
 const merchant = program.command('merchant').description("the provider's merchants and their wallet sub-accounts (a pairing code binds a box to one)");
@@ -281,6 +318,16 @@ function newCommandId(): string {
 }
 
 type DeviceFlags = { db?: string; config?: string; json?: boolean };
+
+/** Queues the command (or finds the same one still open) and says so on `say`: JSON of the row, or a sentence. */
+async function queueCommand(store: SqliteStore, name: DeviceCommandName, deviceId: string, json: boolean | undefined, then: string, say: (line: string) => void): Promise<DeviceCommandRow> {
+  const { row, created } = await store.addDeviceCommand({ id: newCommandId(), deviceId, command: name }, Date.now());
+  if (json) say(JSON.stringify({ ...row, created }));
+  else if (!created) say(`${name} of ${deviceId} is already queued (command ${row.id}, ${row.sentAt === null ? 'not sent yet' : `sent ${new Date(row.sentAt).toISOString()}`})`);
+  else say(`${name} of ${deviceId} queued (command ${row.id}): the running cloud sends it when the box is connected; ${then}`);
+  return row;
+}
+
 const deviceCommand = (name: 'reboot' | 'unpair', description: string, then: string) =>
   devices
     .command(`${name} <deviceId>`)
@@ -290,12 +337,7 @@ const deviceCommand = (name: 'reboot' | 'unpair', description: string, then: str
     .option('--json', 'print the queued command as JSON')
     .action(async (deviceId: string, own: DeviceFlags) => {
       const o = { ...devices.opts<DeviceFlags>(), ...own };
-      await withStore(o, async (store) => {
-        const { row, created } = await store.addDeviceCommand({ id: newCommandId(), deviceId, command: name }, Date.now());
-        if (o.json) return void console.log(JSON.stringify({ ...row, created }));
-        if (!created) return void console.log(`${name} of ${deviceId} is already queued (command ${row.id}, ${row.sentAt === null ? 'not sent yet' : `sent ${new Date(row.sentAt).toISOString()}`})`);
-        console.log(`${name} of ${deviceId} queued (command ${row.id}): the running cloud sends it when the box is connected; ${then}`);
-      });
+      await withStore(o, (store) => queueCommand(store, name, deviceId, o.json, then, (line) => console.log(line)));
     });
 deviceCommand(
   'reboot',
@@ -307,6 +349,32 @@ deviceCommand(
   'unpair a box: it takes no new sale, lets what is in flight finish (up to its unpairWaitMs, 120 s), wipes its credentials and comes back in pairing mode; the cloud then revokes it',
   'the cloud revokes it once it has left (unpairGoneMs) or at the latest unpairGraceMs after sending',
 );
+devices
+  .command('doctor <deviceId>')
+  .description("ask a box for its doctor report (its checks, run inside its agent); with --wait, print the report when it comes: exit 1 if a check fails, 2 if no report came in time")
+  .option('--db <path>', 'SQLite store')
+  .option('--config <file>', 'JSON config file')
+  .option('--wait <seconds>', 'wait up to this long for the report and print it (one PASS/FAIL line per check, with its fix)', int)
+  .option('--json', 'print the queued command as JSON; with --wait, the report')
+  .action(async (deviceId: string, own: DeviceFlags & { wait?: number }) => {
+    const o = { ...devices.opts<DeviceFlags>(), ...own };
+    await withStore(o, async (store) => {
+      const then = 'the box answers with its report (show it with --wait)';
+      if (o.wait === undefined) return void (await queueCommand(store, 'doctor', deviceId, o.json, then, (line) => console.log(line)));
+      // While waiting, stdout is kept for the report alone.
+      const row = await queueCommand(store, 'doctor', deviceId, false, then, (line) => console.error(line));
+      const report = await waitForDoctorReport(store, { deviceId, commandId: row.id, timeoutMs: o.wait * 1000 }, systemClock);
+      if (!report) {
+        const sent = (await store.listDeviceCommands(deviceId)).find((c) => c.id === row.id)?.sentAt ?? null;
+        const why = sent === null ? 'not sent: the box is not connected, or has not announced protocol v3 (its firmware has no doctor; see `scanbox-cloud devices`)' : `sent ${new Date(sent).toISOString()}, not answered yet`;
+        console.error(`scanbox-cloud: no doctor report from ${deviceId} within ${o.wait} s (command ${row.id} ${why}); it is kept as the box's latest report when it comes`);
+        process.exitCode = 2;
+        return;
+      }
+      console.log(o.json ? JSON.stringify(report) : formatDoctorReport(report));
+      process.exitCode = report.checks.every((c) => c.ok) ? 0 : 1;
+    });
+  });
 devices
   .command('commands [deviceId]')
   .description("commands queued for boxes (all, or one box's): sent or not, and how each ended")
@@ -356,6 +424,55 @@ function describe(a: Attempt): string {
   return [a.outTradeNo, a.state, a.reason ?? '-', a.saleId, amount, a.wallet ?? '-', a.channel ?? '-', a.flag ?? '-', new Date(a.updatedAt).toISOString()].join('\t');
 }
 
+const operator = program.command('operator').description('operators of the web dashboard (/dashboard): accounts with a password, hashed with scrypt');
+type OperatorFlags = { db?: string; config?: string; passwordStdin?: boolean; json?: boolean };
+const operatorOpts = (c: Command) => c.option('--db <path>', 'SQLite store').option('--config <file>', 'JSON config file');
+/** Checked before the store is touched: a bad name or a short password changes nothing. */
+async function newPassword(o: OperatorFlags): Promise<string> {
+  const password = await readPassword(o.passwordStdin === true);
+  checkPasswordRules(password);
+  return hashPassword(password);
+}
+operatorOpts(operator.command('add <name>'))
+  .description('add an operator; the password is typed at the prompt (twice) or piped in with --password-stdin, never an argument')
+  .option('--password-stdin', 'read the password from standard input (one line)')
+  .action(async (name: string, o: OperatorFlags) => {
+    checkOperatorName(name);
+    const hash = await newPassword(o);
+    await withStore(o, async (store) => {
+      await store.addOperator(name, hash, Date.now());
+      console.log(`operator ${name} added: log in at /dashboard on the cloud's HTTP(S) address`);
+    });
+  });
+operatorOpts(operator.command('password <name>'))
+  .description("set an operator's password (prompt, or --password-stdin); every session of the operator ends")
+  .option('--password-stdin', 'read the password from standard input (one line)')
+  .action(async (name: string, o: OperatorFlags) => {
+    checkOperatorName(name);
+    const hash = await newPassword(o);
+    await withStore(o, async (store) => {
+      await store.setOperatorPassword(name, hash, Date.now());
+      console.log(`password of ${name} changed; its sessions ended`);
+    });
+  });
+operatorOpts(operator.command('list'))
+  .description('every operator (never the hashes)')
+  .option('--json', 'print JSON')
+  .action(async (o: OperatorFlags) => {
+    await withStore(o, async (store) => {
+      const rows = (await store.listOperators()).map((r) => ({ name: r.name, createdAt: r.createdAt, updatedAt: r.updatedAt }));
+      if (o.json) return void console.log(JSON.stringify(rows));
+      for (const r of rows) console.log(`${r.name}\tadded ${new Date(r.createdAt).toISOString()}\tpassword set ${new Date(r.updatedAt).toISOString()}`);
+    });
+  });
+operatorOpts(operator.command('remove <name>'))
+  .description('remove an operator and end its sessions (what it did stays in the audit trail)')
+  .action(async (name: string, o: OperatorFlags) => {
+    await withStore(o, async (store) => {
+      if (!(await store.removeOperator(name))) throw new ProtocolError(ErrorCode.OPERATOR_UNKNOWN, `no operator ${name}`);
+      console.log(`operator ${name} removed; its sessions ended`);
+    });
+  });
 registerReconcileCommand(program);
 registerRefundCommands(program);
 

@@ -4,6 +4,8 @@ import { describeIssues, ErrorCode, ProtocolError } from '../protocol/index.js';
 import { DEFAULT_MQTT_LIMITS } from './broker/mqtt-edge.js';
 import { ChannelHealthConfig, ChannelsConfig, DEFAULT_CHANNEL_HEALTH, RoutesConfig } from './gateway/channel-config.js';
 import { WALLET_RULES } from './gateway/wallet-rules.js';
+import { BrokerConfig } from './broker/broker-config.js';
+import { DashboardConfig } from './dashboard/dashboard-config.js';
 
 /**
  * The cloud's configuration: defaults < JSON file < SCANBOX_CLOUD_* environment < CLI flags.
@@ -27,6 +29,13 @@ export const CloudConfig = z.strictObject({
   mqttPort: port.default(1883),
   httpPort: port.default(8080),
   dbPath: z.string().min(1).default('scanbox-cloud.db'),
+  /**
+   * PostgreSQL instead of the SQLite file (store/open-store.ts): several workers on one database.
+   * `postgres://user@host:port/db`; the password from PGPASSWORD or ~/.pgpass, not the string.
+   */
+  store: z.string().regex(/^postgres(ql)?:\/\/\S+$/, 'a postgres:// connection string').optional(),
+  /** This worker's name among several on one PostgreSQL store (its leases); default: host name and process id. */
+  workerId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ - (at most 64)').optional(),
   /** Addresses handed to boxes (QR code, pair response) when they differ from host:port (NAT, proxy). */
   publicHttpUrl: z.string().url().optional(),
   publicMqttUrl: z.string().regex(/^mqtts?:\/\/\S+$/).optional(),
@@ -111,11 +120,19 @@ export const CloudConfig = z.strictObject({
   unpairGoneMs: ms.default(15_000),
   /** …or this long after the unpair was first sent, whatever the box is doing: more than the boxes' `unpairWaitMs` (120 s by default). */
   unpairGraceMs: ms.default(300_000),
+  /** The operators' web dashboard at /dashboard on the HTTP(S) listener (dashboard/dashboard-config.ts). */
+  dashboard: DashboardConfig.prefault({}),
+  /** An external MQTT 5 broker (broker/broker-config.ts); absent: the embedded broker. */
+  broker: BrokerConfig.optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type CloudConfig = z.infer<typeof CloudConfig>;
 
-export function secretKeyFileOf(c: Pick<CloudConfig, 'secretKeyFile' | 'dbPath'>): string {
+/** Several workers on PostgreSQL must hash device secrets under one key: there it is named, never made up per machine. */
+export function secretKeyFileOf(c: Pick<CloudConfig, 'secretKeyFile' | 'dbPath'> & { store?: string }): string {
+  if (c.secretKeyFile === undefined && c.store !== undefined) {
+    throw new ProtocolError(ErrorCode.CONFIG_INVALID, 'with a PostgreSQL store set secretKeyFile: every worker needs a copy of the same server key (0600), or a box paired through one worker is refused by the others');
+  }
   return c.secretKeyFile ?? `${c.dbPath}.key`;
 }
 export type CloudConfigInput = z.input<typeof CloudConfig>;

@@ -1,5 +1,7 @@
 import { AttemptsService } from './payments/attempts-service.js';
-import { startBroker } from './broker/broker.js';
+import { openBroker } from './broker/cloud-broker.js';
+import { parseBrokerUrl } from './broker/external-connection.js';
+import { EmqxAuth } from './http/emqx-auth.js';
 import { systemClock, type Clock } from '../protocol/clock.js';
 import { parseConfig, secretKeyFileOf, type CloudConfig, type CloudConfigInput } from './config.js';
 import { DeviceAuthenticator } from './broker/device-auth.js';
@@ -15,12 +17,14 @@ import { startMetricsEndpoint } from './http/metrics-endpoint.js';
 import { watchRevocations } from './fleet/revocation-watch.js';
 import { CommandWatch } from './fleet/command-watch.js';
 import { ServerKey } from './pairing/server-key.js';
-import { SqliteStore } from './store/sqlite-store.js';
+import { openStore, storeName } from './store/open-store.js';
 import type { CloudStore } from './store/store.js';
 import type { MachineConfig } from './payments/transaction.js';
 import { channelsFromConfig } from './gateway/channels.js';
 import { watchChannels } from './gateway/channel-watch.js';
 import { reverseWindowsOf, WALLET_RULES } from './gateway/wallet-rules.js';
+import { Dashboard } from './dashboard/dashboard.js';
+import { storeDoctorAccess } from './dashboard/doctor-access.js';
 
 export { httpGateway } from './gateway/http-gateway.js';
 export { instantGateway } from './gateway/instant-gateway.js';
@@ -62,6 +66,8 @@ export interface RunningCloud {
   store: CloudStore;
   metrics: Metrics;
   config: CloudConfig;
+  /** The operators' dashboard at /dashboard (absent when `dashboard.enabled` is false): its live stream, for tests and benchmarks. */
+  dashboard?: Pick<Dashboard, 'live'>;
   /** Stop accepting, let queued store writes commit, then close everything. */
   close(): Promise<void>;
 }
@@ -88,13 +94,12 @@ export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud>
   const logger = opts.logger ?? createLogger(config.logLevel);
   const clock = opts.clock ?? systemClock;
   const metrics = new Metrics({ processMetrics: opts.processMetrics ?? false });
-  const store = new SqliteStore(config.dbPath, { commitThread: true });
+  const store = await openStore(config, { commitThread: true });
   const cleanup: (() => Promise<void> | void)[] = [() => store.close()];
   try {
-    await store.whenReady();
     const key = config.dbPath === ':memory:' && !config.secretKeyFile ? ServerKey.random() : ServerKey.load(secretKeyFileOf(config));
     const auth = new DeviceAuthenticator({ store, logger, metrics, key, clock, backoff: config.loginBackoff });
-    const broker = await startBroker({ auth, logger, metrics, host: config.host, port: config.mqttPort, tls: config.tls, drainTimeoutMs: config.drainTimeoutMs, mqttLimits: config.mqttLimits });
+    const broker = await openBroker({ config, auth, store, logger, metrics, clock });
     cleanup.unshift(() => broker.close());
     const link = broker.serviceLink;
     cleanup.unshift(() => link.close());
@@ -149,8 +154,26 @@ export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud>
     await counter.refunds.resumeAll();
 
     const mqttUrl = config.publicMqttUrl ?? broker.url;
+    let httpUrl = '';
+    const dashboard = config.dashboard.enabled
+      ? new Dashboard({
+          store,
+          clock,
+          logger,
+          metrics,
+          config: config.dashboard,
+          secure: config.tls !== undefined,
+          publicHttpUrl: config.publicHttpUrl,
+          pairingUrl: () => config.publicHttpUrl ?? httpUrl,
+          pairingCodeTtlS: config.pairingCodeTtlS,
+          attempts,
+          refunds: counter.refunds,
+          disconnect: (id) => broker.disconnect(id),
+          doctor: storeDoctorAccess(store, clock),
+        })
+      : undefined;
     const http = await startHttpApi({
-      pairing: { store, key, clock, logger, metrics, codeTtlS: config.pairingCodeTtlS, mqttUrl: () => mqttUrl, onRevoked: (ids) => ids.forEach((id) => broker.disconnect(id)) },
+      pairing: { store, key, clock, logger, metrics, codeTtlS: config.pairingCodeTtlS, mqttUrl: () => mqttUrl, onRevoked: (ids) => ids.forEach((id) => broker.disconnect(id)), accounts: broker.accounts },
       clock,
       logger,
       metrics,
@@ -159,8 +182,19 @@ export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud>
       rateLimit: config.pairRateLimit,
       tls: config.tls,
       metricsToken: config.metrics.token,
+      dashboard,
+      brokerAuth: emqxAuthOf(config, auth, logger, metrics, clock),
     });
+    httpUrl = http.url;
     cleanup.unshift(() => http.stopAccepting());
+    if (dashboard) {
+      dashboard.start();
+      // Before the listener closes: the live streams end first, or closing would wait for them.
+      cleanup.unshift(() => dashboard.close());
+      if (!config.tls && !['127.0.0.1', '::1', 'localhost'].includes(config.host)) {
+        logger.warn({ host: config.host }, 'the dashboard is served over plain HTTP on a non-loopback address: passwords and session cookies cross the network in clear; set tls, or put it behind an HTTPS proxy');
+      }
+    }
     cleanup.unshift(exportFleetGauges({ store, metrics, logger }), exportPendingGauges({ store, metrics, clock, logger }));
     const metricsEndpoint = await startMetricsEndpoint(metrics, config.metrics.host, config.metrics.port);
     cleanup.unshift(() => metricsEndpoint.close());
@@ -177,15 +211,24 @@ export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud>
       store,
       metrics,
       config,
+      ...(dashboard ? { dashboard } : {}),
       close: () => runCleanup(cleanup),
     };
     // Supervisors and the simulator wait for this line: printed at any log level but silent.
-    (logger.level === 'silent' ? logger : logger.child({}, { level: 'info' })).info({ mqttPort: running.mqttPort, httpPort: running.httpPort, mqttUrl: running.mqttUrl, httpUrl: running.httpUrl, metricsUrl: running.metricsUrl, db: config.dbPath }, 'ready');
+    (logger.level === 'silent' ? logger : logger.child({}, { level: 'info' })).info({ mqttPort: running.mqttPort, httpPort: running.httpPort, mqttUrl: running.mqttUrl, httpUrl: running.httpUrl, metricsUrl: running.metricsUrl, db: storeName(config) }, 'ready');
     return running;
   } catch (err) {
     await runCleanup(cleanup);
     throw err;
   }
+}
+
+/** EMQX's HTTP authenticator and authorizer, when the external broker asks the cloud (`accounts: "http"`). */
+function emqxAuthOf(config: CloudConfig, auth: DeviceAuthenticator, logger: Logger, metrics: Metrics, clock: Clock): EmqxAuth | undefined {
+  const b = config.broker;
+  if (b?.accounts !== 'http' || !b.httpAuthSecret) return undefined;
+  const { username, password } = parseBrokerUrl(b.url);
+  return new EmqxAuth({ auth, secret: b.httpAuthSecret, service: { username, password, group: b.group }, logger, metrics, clock });
 }
 
 /** In order, each step once, and every step even if an earlier one failed. */

@@ -13,6 +13,7 @@ import {
 import type { Clock } from '../protocol/clock.js';
 import { CloudCommands } from './commands.js';
 import { readCaFile, type DeviceConfig } from './config.js';
+import { RemoteDoctor, type RemoteDoctorDeps } from './doctor-report.js';
 import { ConsoleDisplay, type Display } from './display.js';
 import { EcrLink } from './ecr.js';
 import { Journal, type SyncMode } from './journal.js';
@@ -37,6 +38,8 @@ export interface AgentDeps {
   display?: Display;
   /** After a cloud `reboot` or `unpair` the agent stops, then calls this with its exit status (commands.ts). */
   exit?: (status: number) => void;
+  /** The doctor's disk and cloud-time probes, for a cloud `doctor` (the real ones by default). */
+  doctor?: Pick<RemoteDoctorDeps, 'statfs' | 'httpDate'>;
 }
 
 export interface Agent {
@@ -97,9 +100,11 @@ class AgentShell implements Agent {
     this.bookState = journal.loadBook(creds.deviceId, rules, this.startedAt);
     this.outbox = new Outbox(journal);
     this.outbox.dropStaleQueries();
+    const view = () => ({ config, journal, ports: { scanner: this.scanner.port.state, ecr: this.ecr.port.state }, online: this.link.connected });
+    const doctor = new RemoteDoctor({ clock: deps.clock, log: this.log, deviceId: this.deviceId, view, publish: (t, p, done) => this.link.publish(t, p, done), ...deps.doctor });
     this.commands = new CloudCommands({
       ...{ clock: deps.clock, log: this.log, journal, deviceId: this.deviceId, unpairWaitMs: config.unpairWaitMs, exit: deps.exit },
-      ...{ book: () => this.bookState, outboxDepth: () => this.outbox.depth(), dispatch: (e) => this.dispatch(e), stop: () => this.stop() },
+      ...{ book: () => this.bookState, outboxDepth: () => this.outbox.depth(), dispatch: (e) => this.dispatch(e), stop: () => this.stop(), doctor: (id) => doctor.ask(id) },
     });
     this.housekeeping = new JournalHousekeeping({ journal, clock: deps.clock, log: this.log, retentionMs: config.retentionDays * DAY_MS, held: () => heldIn(this.bookState) });
     this.link = this.makeLink(config.mqttUrl ?? creds.mqttUrl, creds.secret);

@@ -6,8 +6,9 @@ import { isOpenAttempt, type Book, type PaymentEvent } from './payment.js';
 import { isFinalBoxRefund } from './refund.js';
 
 /**
- * Commands from the cloud (`down/command`): `resync`, `reboot`, `unpair`. The decisions are pure
- * functions of the book and the outbox; `CloudCommands` is the small shell the agent calls.
+ * Commands from the cloud (`down/command`): `resync`, `reboot`, `unpair`, `doctor`. The decisions are
+ * pure functions of the book and the outbox; `CloudCommands` is the small shell the agent calls.
+ * `doctor` changes nothing: the agent runs its checks and answers on up/doctor (doctor-report.ts).
  *
  * The box leaves by exiting with a status of its own and lets its supervisor start it again (the
  * shipped unit restarts on every status but 2): after `reboot` the same box resumes its journal;
@@ -29,7 +30,7 @@ export const LAST_COMMAND_SETTING = 'last_command';
 // ── the pure part ────────────────────────────────────────────────────────────────────────────────
 
 export type CommandAction =
-  | { kind: 'resync' | 'reboot' | 'unpair' }
+  | { kind: 'resync' | 'reboot' | 'unpair' | 'doctor' }
   | { kind: 'ignore'; level: 'info' | 'warn'; why: string };
 
 export interface CommandState {
@@ -45,7 +46,8 @@ export type CommandName = DownMessage<'command'>['command'];
 export function decideCommand(command: CommandName, id: string, state: CommandState): CommandAction {
   if (command === UNKNOWN) return { kind: 'ignore', level: 'warn', why: 'cloud command not supported by this agent; ignored' };
   if (id === state.lastHandled) return { kind: 'ignore', level: 'info', why: 'cloud command already carried out (delivered again); ignored' };
-  if (state.unpairing && command !== 'resync') return { kind: 'ignore', level: 'info', why: 'cloud command ignored: the box is unpairing' };
+  // Neither a resync nor a doctor changes what the unpair waits for: both are still served.
+  if (state.unpairing && command !== 'resync' && command !== 'doctor') return { kind: 'ignore', level: 'info', why: 'cloud command ignored: the box is unpairing' };
   return { kind: command };
 }
 
@@ -123,6 +125,8 @@ export interface CloudCommandsDeps {
   dispatch: (event: PaymentEvent) => void;
   /** The agent's graceful stop: the current journal write done, ports and link closed, journal closed. */
   stop: () => Promise<void>;
+  /** Run the checks and answer the command `commandId` on up/doctor (doctor-report.ts RemoteDoctor). */
+  doctor: (commandId: string) => void;
   /** Ends the process with this status (the CLI); an in-process agent is only stopped. */
   exit?: (status: number) => void;
 }
@@ -146,6 +150,7 @@ export class CloudCommands {
     if (action.kind === 'ignore') return d.log[action.level]({ command: msg.command, commandId: msg.id }, action.why);
     d.log.info({ command: msg.command, commandId: msg.id }, 'cloud command');
     if (action.kind === 'resync') return d.dispatch({ type: 'resync' });
+    if (action.kind === 'doctor') return d.doctor(msg.id);
     if (action.kind === 'reboot') {
       // Journaled first: if the broker delivers it again after the restart, it is not a second reboot.
       d.journal.setSetting(LAST_COMMAND_SETTING, msg.id);

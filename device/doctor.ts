@@ -6,7 +6,7 @@ import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { IClientOptions } from 'mqtt';
-import { FINAL_STATES, classifyPaymentCode, isProtocolError, maskPaymentCode } from '../protocol/index.js';
+import { FINAL_STATES, classifyPaymentCode, formatDoctorChecks, isProtocolError, maskPaymentCode, type PortState } from '../protocol/index.js';
 import type { Clock } from '../protocol/clock.js';
 import { readCaFile, type DeviceConfig } from './config.js';
 import { JOURNAL_FILE, Journal, type Credentials } from './journal.js';
@@ -26,6 +26,10 @@ import type { SerialFactory, SerialLike } from './serial-port.js';
  * the agent runs the doctor does not log in to the broker with the box's identity (client id =
  * device id: the broker would drop the agent's connection for it), it judges the login by the
  * agent's last contact with the cloud instead.
+ *
+ * The running agent runs the same checks when the cloud asks (down/command `doctor`: `runAgentDoctor`,
+ * sent by device/doctor-report.ts), judging what it holds itself — its ports, its cloud link — from
+ * its own state instead of probing.
  */
 export interface DoctorCheck {
   name: string;
@@ -86,11 +90,11 @@ export async function runDoctor(opts: DoctorOptions, deps: DoctorDeps): Promise<
   const agent = deps.journalHolders(journalPath);
 
   // 1, 2: the serial ports.
-  const scanner = await checkPort('scanner', config.scannerPath, config.baudRate, 'scannerPath', agent, limits, deps);
+  const scanner = await checkPort('scanner', config.scannerPath, config.baudRate, agent, limits, deps);
   checks.push(scanner.check);
   if (opts.scanTest) checks.push(await scanTest(scanner, config, limits, deps));
   else await closePort(scanner.port);
-  const ecr = await checkPort('ecr', config.ecrPath, config.ecrBaudRate, 'ecrPath', agent, limits, deps);
+  const ecr = await checkPort('ecr', config.ecrPath, config.ecrBaudRate, agent, limits, deps);
   await closePort(ecr.port);
   checks.push(ecr.check);
 
@@ -112,17 +116,10 @@ export async function runDoctor(opts: DoctorOptions, deps: DoctorDeps): Promise<
     checks.push(credentialsCheck(creds, journal, journalError, journalPath));
 
     // 4, 5, 6: the cloud.
-    let ca: string | undefined;
-    let caError: string | null = null;
-    try {
-      ca = config.caFile ? readCaFile(config.caFile) : undefined;
-    } catch (err) {
-      caError = (err as Error).message;
-    }
+    const { ca, caError } = caOf(config);
     const mqttUrl = config.mqttUrl ?? creds?.mqttUrl;
     if (caError !== null) {
-      const fix = 'point caFile (--ca) at the PEM certificate of the CA that signed the cloud\'s certificate';
-      for (const n of ['broker', 'login', 'clock']) checks.push({ name: n, ok: false, detail: `not checked: ${caError}`, fix });
+      for (const n of ['broker', 'login', 'clock']) checks.push({ name: n, ok: false, detail: `not checked: ${caError}`, fix: CA_FIX });
     } else if (!creds || !mqttUrl) {
       const fix = 'pair the box first (see the credentials check)';
       checks.push({ name: 'broker', ok: false, detail: 'not checked: no credentials, so no broker address', fix });
@@ -146,6 +143,80 @@ export async function runDoctor(opts: DoctorOptions, deps: DoctorDeps): Promise<
   return checks;
 }
 
+/** What the running agent knows of itself when the cloud asks for its doctor (down/command `doctor`). */
+export interface AgentView {
+  config: DeviceConfig;
+  /** The agent's own journal connection (read here, never written). */
+  journal: Journal;
+  ports: { scanner: PortState; ecr: PortState };
+  /** The agent's cloud link is connected. */
+  online: boolean;
+}
+
+/** The I/O the agent's doctor needs; the CLI's DoctorDeps has it all. */
+export type AgentDoctorDeps = Pick<DoctorDeps, 'clock' | 'statfs' | 'httpDate'>;
+
+export const AGENT_CHECK_NAMES = ['scanner', 'ecr', 'credentials', 'broker', 'clock', 'journal', 'disk', 'outbox'] as const;
+
+/**
+ * The doctor the running agent runs for the cloud: the CLI's checks, through the same functions, but
+ * for those that would disturb it or need a person (the scan test; a login with the box's identity,
+ * which would throw its own session off). Its ports and its link are judged by their state: the link
+ * being up is the broker reachable and the login accepted. The journal gets `quick_check` on the
+ * agent's connection (see JournalCheckPragma).
+ */
+export async function runAgentDoctor(view: AgentView, deps: AgentDoctorDeps, limitsIn: Partial<DoctorLimits> = {}): Promise<DoctorCheck[]> {
+  const limits: DoctorLimits = { ...DOCTOR_LIMITS, ...limitsIn };
+  const { config, journal } = view;
+  const journalPath = join(config.dataDir, JOURNAL_FILE);
+  const checks = [portCheck('scanner', config.scannerPath, agentPortOutcome(view.ports.scanner)), portCheck('ecr', config.ecrPath, agentPortOutcome(view.ports.ecr))];
+  let creds: Credentials | null = null;
+  let journalError: string | null = null;
+  try {
+    creds = journal.credentials();
+  } catch (err) {
+    journalError = (err as Error).message;
+  }
+  checks.push(credentialsCheck(creds, journal, journalError, journalPath));
+  const mqttUrl = config.mqttUrl ?? creds?.mqttUrl;
+  checks.push(linkCheck(mqttUrl, creds?.deviceId, view.online));
+  const { ca, caError } = caOf(config);
+  if (caError !== null) checks.push({ name: 'clock', ok: false, detail: `not checked: ${caError}`, fix: CA_FIX });
+  else if (!creds) checks.push({ name: 'clock', ok: false, detail: 'not checked: no cloud address', fix: 'pair the box first (see the credentials check)' });
+  else checks.push(await clockCheck(creds.cloudUrl, ca, limits, deps));
+  checks.push(integrityCheck(journal, journalError, journalPath, 'quick_check'));
+  checks.push(await diskCheck(config.dataDir, limits, deps));
+  try {
+    checks.push(outboxCheck(journal, journalError, limits, deps));
+  } catch (err) {
+    checks.push({ name: 'outbox', ok: false, detail: `cannot be read: ${(err as Error).message}`, fix: 'see the journal check' });
+  }
+  return checks;
+}
+
+const CA_FIX = "point caFile (--ca) at the PEM certificate of the CA that signed the cloud's certificate";
+
+function caOf(config: DeviceConfig): { ca: string | undefined; caError: string | null } {
+  try {
+    return { ca: config.caFile ? readCaFile(config.caFile) : undefined, caError: null };
+  } catch (err) {
+    return { ca: undefined, caError: (err as Error).message };
+  }
+}
+
+/** The broker as the running agent sees it: its link up means the broker is reachable and took its login. */
+function linkCheck(mqttUrl: string | undefined, deviceId: string | undefined, online: boolean): DoctorCheck {
+  const name = 'broker';
+  if (!mqttUrl || !deviceId) return { name, ok: false, detail: 'not checked: no credentials, so no broker address', fix: 'pair the box first (see the credentials check)' };
+  if (online) return { name, ok: true, detail: `${mqttUrl}: connected as ${deviceId} (the agent's link is up)` };
+  return {
+    name,
+    ok: false,
+    detail: `${mqttUrl}: the agent's link is down (it reconnects with backoff)`,
+    fix: 'run `scanbox-device doctor` on the box for the broker\'s own check; look in journalctl -u scanbox-device for "mqtt error"',
+  };
+}
+
 // ── serial ports ─────────────────────────────────────────────────────────────────────────────────
 
 interface PortResult {
@@ -157,32 +228,74 @@ interface PortResult {
 /** serialport takes an flock on open (Linux/macOS: "Cannot lock port"); its mock says "Port is locked". */
 const LOCKED = /cannot lock port|port is locked|EBUSY|resource busy|resource temporarily unavailable/i;
 
-async function checkPort(name: 'scanner' | 'ecr', path: string, baudRate: number, key: string, agent: FileHolders, limits: DoctorLimits, deps: DoctorDeps): Promise<PortResult> {
-  const what = name === 'scanner' ? 'scanner' : 'cash register (ECR)';
+/**
+ * What opening a serial port showed, however it was learnt: the CLI opens the port; the agent knows
+ * the state of the one it holds.
+ */
+export type PortOutcome =
+  | { kind: 'opens' }
+  /** In use by the agent: ok. `how` says so, after the path ("port in use by the running agent (pid 812) (ok)"). */
+  | { kind: 'held'; how: string }
+  /** In use by a program that is not the agent. */
+  | { kind: 'busy'; message: string }
+  | { kind: 'timeout'; ms: number }
+  | { kind: 'failed'; message: string };
+
+const PORT_WHAT = { scanner: 'scanner', ecr: 'cash register (ECR)' } as const;
+
+/** The check of the scanner or ECR port from what opening it showed: the CLI's and the agent's judgement alike. */
+export function portCheck(name: 'scanner' | 'ecr', path: string, outcome: PortOutcome): DoctorCheck {
+  const what = PORT_WHAT[name];
+  const key = `${name}Path`;
+  switch (outcome.kind) {
+    case 'opens':
+      return { name, ok: true, detail: `${path} opens` };
+    case 'held':
+      return { name, ok: true, detail: `${path}: ${outcome.how}` };
+    case 'busy':
+      return {
+        name,
+        ok: false,
+        detail: `${path}: port in use by another program, not the agent (${outcome.message})`,
+        fix: `find it with \`fuser -v ${path}\` and stop it (ModemManager likes to grab USB serial ports), then restart the agent`,
+      };
+    case 'timeout':
+      return { name, ok: false, detail: `${path}: open did not finish within ${outcome.ms} ms`, fix: `check the ${what}'s cable and power; replug it` };
+    case 'failed': {
+      const msg = outcome.message;
+      let fix = `check the ${what}'s cable and that ${key} (--${name}) names its serial device`;
+      if (/ENOENT|no such file/i.test(msg)) fix = `no device at ${path}: plug in the ${what} (check the cable, \`ls -l ${path}\`, the udev link) or set ${key} (--${name}) to its device`;
+      else if (/EACCES|permission denied/i.test(msg)) fix = `the user may not open ${path}: run as the scanbox user, which is in group dialout (\`ls -l ${path}\`)`;
+      return { name, ok: false, detail: `${path} does not open: ${msg}`, fix };
+    }
+  }
+}
+
+/** The agent's own port, judged by its state: open is held by this agent; anything else is a port it cannot keep open. */
+export function agentPortOutcome(state: PortState): PortOutcome {
+  if (state === 'open') return { kind: 'held', how: 'port held by this agent (open)' };
+  if (state === 'reopening') return { kind: 'failed', message: 'the agent lost it and is reopening it (unplugged?)' };
+  if (state === 'absent') return { kind: 'failed', message: 'the agent cannot open it and keeps trying' };
+  return { kind: 'failed', message: 'the agent has it closed' };
+}
+
+async function checkPort(name: 'scanner' | 'ecr', path: string, baudRate: number, agent: FileHolders, limits: DoctorLimits, deps: DoctorDeps): Promise<PortResult> {
+  const result = (outcome: PortOutcome, port: SerialLike | null = null): PortResult => ({ check: portCheck(name, path, outcome), port, inUse: outcome.kind === 'held' || outcome.kind === 'busy' });
   let port: SerialLike;
   try {
     port = deps.openSerial({ path, baudRate });
   } catch (err) {
-    return { check: { name, ok: false, detail: `${path}: ${(err as Error).message}`, fix: `set ${key} (--${name}) to the ${what}'s serial device` }, port: null, inUse: false };
+    return { check: { name, ok: false, detail: `${path}: ${(err as Error).message}`, fix: `set ${name}Path (--${name}) to the ${PORT_WHAT[name]}'s serial device` }, port: null, inUse: false };
   }
   port.on('error', () => undefined);
   const err = await withTimeout(new Promise<Error | null>((resolve) => port.open((e) => resolve(e))), limits.ioTimeoutMs, deps.clock);
-  if (err === 'timeout') return { check: { name, ok: false, detail: `${path}: open did not finish within ${limits.ioTimeoutMs} ms`, fix: `check the ${what}'s cable and power; replug it` }, port: null, inUse: false };
-  if (!err) return { check: { name, ok: true, detail: `${path} opens` }, port, inUse: false };
+  if (err === 'timeout') return result({ kind: 'timeout', ms: limits.ioTimeoutMs });
+  if (!err) return result({ kind: 'opens' }, port);
   const msg = err.message.replace(/^Error:\s*/, '');
-  if (LOCKED.test(msg)) {
-    if (agent.pids.length > 0) return { check: { name, ok: true, detail: `${path}: port in use by the running agent (pid ${agent.pids.join(', ')}) (ok)` }, port: null, inUse: true };
-    if (!agent.complete) return { check: { name, ok: true, detail: `${path}: port in use, presumably by the running agent (ok; run the doctor as root or the agent's user to be sure)` }, port: null, inUse: true };
-    return {
-      check: { name, ok: false, detail: `${path}: port in use by another program, not the agent (${msg})`, fix: `find it with \`fuser -v ${path}\` and stop it (ModemManager likes to grab USB serial ports), then restart the agent` },
-      port: null,
-      inUse: true,
-    };
-  }
-  let fix = `check the ${what}'s cable and that ${key} (--${name}) names its serial device`;
-  if (/ENOENT|no such file/i.test(msg)) fix = `no device at ${path}: plug in the ${what} (check the cable, \`ls -l ${path}\`, the udev link) or set ${key} (--${name}) to its device`;
-  else if (/EACCES|permission denied/i.test(msg)) fix = `the user may not open ${path}: run as the scanbox user, which is in group dialout (\`ls -l ${path}\`)`;
-  return { check: { name, ok: false, detail: `${path} does not open: ${msg}`, fix }, port: null, inUse: false };
+  if (!LOCKED.test(msg)) return result({ kind: 'failed', message: msg });
+  if (agent.pids.length > 0) return result({ kind: 'held', how: `port in use by the running agent (pid ${agent.pids.join(', ')}) (ok)` });
+  if (!agent.complete) return result({ kind: 'held', how: "port in use, presumably by the running agent (ok; run the doctor as root or the agent's user to be sure)" });
+  return result({ kind: 'busy', message: msg });
 }
 
 async function closePort(port: SerialLike | null): Promise<void> {
@@ -244,7 +357,16 @@ function credentialsCheck(creds: Credentials | null, journal: Journal | null, jo
   return { name, ok: true, detail: `paired as ${creds.deviceId} (merchant ${creds.merchantId}, store ${creds.storeId}) on ${new Date(creds.pairedAt).toISOString()}` };
 }
 
-function integrityCheck(journal: Journal | null, journalError: string | null, path: string): DoctorCheck {
+/**
+ * `integrity_check` reads every page and checks every index against its table; `quick_check` skips
+ * the index-against-table part, which is most of the time. The CLI runs the full one (the agent may
+ * run beside it: a read-only connection blocks nothing); the agent, on its own connection, where the
+ * check holds up every payment step until done, runs the quick one (device/README.md, "Commands from
+ * the cloud", has the figures).
+ */
+export type JournalCheckPragma = 'integrity_check' | 'quick_check';
+
+function integrityCheck(journal: Journal | null, journalError: string | null, path: string, pragma: JournalCheckPragma = 'integrity_check'): DoctorCheck {
   const name = 'journal';
   const fix =
     'stop the agent; move the file aside for support (mv journal.db journal.db.corrupt), reconcile its attempts with `scanbox-cloud attempts --json`, then pair the box again';
@@ -254,18 +376,18 @@ function integrityCheck(journal: Journal | null, journalError: string | null, pa
     return { name, ok: false, detail: `cannot be opened: ${journalError ?? 'unknown error'}`, fix };
   }
   try {
-    const rows = journal.db.pragma('integrity_check') as { integrity_check: string }[];
-    const first = rows[0]?.integrity_check ?? 'no answer';
-    if (first === 'ok') return { name, ok: true, detail: `integrity_check ok (schema ${journal.schemaVersion()})` };
-    return { name, ok: false, detail: `integrity_check: ${rows.slice(0, 3).map((r) => r.integrity_check).join('; ').slice(0, 200)}`, fix };
+    const rows = (journal.db.pragma(pragma) as Record<string, string>[]).map((r) => String(Object.values(r)[0]));
+    const first = rows[0] ?? 'no answer';
+    if (first === 'ok') return { name, ok: true, detail: `${pragma} ok (schema ${journal.schemaVersion()})` };
+    return { name, ok: false, detail: `${pragma}: ${rows.slice(0, 3).join('; ').slice(0, 200)}`, fix };
   } catch (err) {
-    return { name, ok: false, detail: `integrity_check failed: ${(err as Error).message}`, fix };
+    return { name, ok: false, detail: `${pragma} failed: ${(err as Error).message}`, fix };
   }
 }
 
 const FINAL_SQL = FINAL_STATES.map((s) => `'${s}'`).join(',');
 
-function outboxCheck(journal: Journal | null, journalError: string | null, limits: DoctorLimits, deps: DoctorDeps): DoctorCheck {
+function outboxCheck(journal: Journal | null, journalError: string | null, limits: DoctorLimits, deps: AgentDoctorDeps): DoctorCheck {
   const name = 'outbox';
   if (!journal) return { name, ok: false, detail: `not checked: journal cannot be read (${journalError ?? 'unknown error'})`, fix: 'see the journal check' };
   const now = deps.clock.now();
@@ -284,7 +406,7 @@ function outboxCheck(journal: Journal | null, journalError: string | null, limit
   };
 }
 
-async function diskCheck(dataDir: string, limits: DoctorLimits, deps: DoctorDeps): Promise<DoctorCheck> {
+async function diskCheck(dataDir: string, limits: DoctorLimits, deps: AgentDoctorDeps): Promise<DoctorCheck> {
   const name = 'disk';
   let free: number;
   try {
@@ -431,7 +553,7 @@ async function loginCheck(
  * second, so the cloud's time is taken as the middle of that second against the middle of the
  * request: good to about ±0.5 s plus half the round trip, well inside the threshold.
  */
-async function clockCheck(cloudUrl: string, ca: string | undefined, limits: DoctorLimits, deps: DoctorDeps): Promise<DoctorCheck> {
+async function clockCheck(cloudUrl: string, ca: string | undefined, limits: DoctorLimits, deps: AgentDoctorDeps): Promise<DoctorCheck> {
   const name = 'clock';
   const url = `${cloudUrl.replace(/\/+$/, '')}/healthz`;
   const sent = deps.clock.now();
@@ -532,8 +654,5 @@ function mib(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
 }
 
-/** One line per check for a person: PASS/FAIL, name, detail, and the fix. */
-export function formatChecks(checks: readonly DoctorCheck[]): string {
-  const width = Math.max(...checks.map((c) => c.name.length));
-  return checks.map((c) => `${c.ok ? 'PASS' : 'FAIL'}  ${c.name.padEnd(width)}  ${c.detail}${c.ok || !c.fix ? '' : `  → fix: ${c.fix}`}`).join('\n');
-}
+/** One line per check for a person: PASS/FAIL, name, detail, and the fix (the cloud prints a box's report the same way). */
+export const formatChecks = formatDoctorChecks;

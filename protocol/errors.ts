@@ -73,6 +73,9 @@ export const ErrorCode = {
   CONFIG_INVALID: 'CONFIG_INVALID',
   MERCHANT_UNKNOWN: 'MERCHANT_UNKNOWN',
   MERCHANT_EXISTS: 'MERCHANT_EXISTS',
+  /** A dashboard operator (`scanbox-cloud operator`) that exists already, or does not exist. */
+  OPERATOR_EXISTS: 'OPERATOR_EXISTS',
+  OPERATOR_UNKNOWN: 'OPERATOR_UNKNOWN',
   SERIAL_ERROR: 'SERIAL_ERROR',
   INTERNAL: 'INTERNAL',
 } as const;

@@ -23,6 +23,23 @@ export const UP_EXAMPLES: { [K in UpKind]: UpToSend<K> } = {
   },
   refund: { v: 3, id: 'refund-sb7K2M9QX4TA-r3-1764086500000', ts, refundId: 'sb7K2M9QX4TA-r3', refundRef: 'RF20261125-0007', outTradeNo: money.outTradeNo, amount: 500, currency: 'CNY' },
   totals: { v: 3, id: 'totals-1764086600000', ts, date: '2025-11-26' },
+  doctor: {
+    v: 3,
+    id: 'doctor-1764086700000',
+    ts,
+    refId: 'cmd-mif3k2x0-5f1c2a9be403',
+    firmware: '0.1.0',
+    checks: [
+      { name: 'scanner', ok: true, detail: '/dev/serial/by-id/usb-scanner: port held by this agent (open)' },
+      { name: 'broker', ok: true, detail: 'mqtts://cloud.example:8883: connected as sb7K2M9QX4TA (the agent\'s link is up)' },
+      {
+        name: 'disk',
+        ok: false,
+        detail: '61 MiB free in /var/lib/scanbox (under 100 MiB)',
+        fix: 'free space on that file system (old logs: journalctl --vacuum-size=50M); never delete journal.db',
+      },
+    ],
+  },
 };
 
 export const DOWN_EXAMPLES: { [K in DownKind]: DownToSend<K> } = {

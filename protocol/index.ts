@@ -8,6 +8,7 @@ export * from './fields.js';
 export * from './messages.js';
 export * from './pairing.js';
 export * from './refunds.js';
+export * from './doctor.js';
 export * from './ecr.js';
 export * from './records.js';
 export * from './backoff.js';

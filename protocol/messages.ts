@@ -4,6 +4,7 @@ import * as f from './fields.js';
 import type { DownKind, UpKind } from './topics.js';
 import { V1_RESULT_REASONS } from './states.js';
 import { businessDate, REFUND_REASONS, REFUND_STATES, refundId, WalletTotals } from './refunds.js';
+import { DOCTOR_BOUNDS, DoctorCheckResult } from './doctor.js';
 
 /**
  * Two schemas per message. The strict one (`PayMessage`, …, `UP_SCHEMAS`, `DOWN_SCHEMAS`) is the
@@ -62,6 +63,18 @@ export const DeviceStatus = z.strictObject({
   ecr: PortState,
 });
 export const HeartbeatMessage = z.strictObject({ ...envelope, status: DeviceStatus });
+/**
+ * v3. The box's doctor report, the answer to a down/command `doctor` (`refId` = the command's id): its
+ * checks run inside the running agent, as `scanbox-device doctor --json` prints them. Each check is
+ * bounded (protocol/doctor.ts says why); the box shortens details and fixes until the whole message
+ * fits in MAX_PAYLOAD_BYTES. Sent QoS 1 but not through the payment outbox: a lost report is asked again.
+ */
+export const DoctorReportMessage = z.strictObject({
+  ...envelope,
+  refId: f.messageId,
+  firmware: DeviceStatus.shape.firmware,
+  checks: z.array(DoctorCheckResult).min(1).max(DOCTOR_BOUNDS.checks),
+});
 /**
  * The box's MQTT last will is a HeartbeatMessage with this id, published by the broker on
  * `up/heartbeat` when the box vanishes without a clean DISCONNECT: the cloud marks it offline.
@@ -142,11 +155,16 @@ export const TotalsMessage = z.strictObject({
   /** When the cloud counted (epoch ms). */
   asOf: f.timestamp,
 });
-export const Command = z.enum(['reboot', 'resync', 'unpair']);
+/** `doctor` (v3): run the checks and answer on up/doctor. */
+export const Command = z.enum(['reboot', 'resync', 'unpair', 'doctor']);
+/** The protocol version each command came with: a cloud sends a command only to a box that announced at least that. */
+export const COMMAND_SINCE = { reboot: 1, resync: 1, unpair: 1, doctor: 3 } as const satisfies Record<z.infer<typeof Command>, number>;
 export const CommandMessage = z.strictObject({
   ...envelope,
   command: Command,
 });
+/** down/command as v1 and v2 have it, frozen: without `doctor`. */
+const CommandMessageV2 = CommandMessage.extend({ command: z.enum(['reboot', 'resync', 'unpair']) });
 
 export type PayMessage = z.infer<typeof PayMessage>;
 export type CancelMessage = z.infer<typeof CancelMessage>;
@@ -165,6 +183,7 @@ export type RefundMessage = z.infer<typeof RefundMessage>;
 export type TotalsRequest = z.infer<typeof TotalsRequest>;
 export type RefundResultMessage = z.infer<typeof RefundResultMessage>;
 export type TotalsMessage = z.infer<typeof TotalsMessage>;
+export type DoctorReportMessage = z.infer<typeof DoctorReportMessage>;
 
 export const UP_SCHEMAS = {
   pay: PayMessage,
@@ -174,6 +193,7 @@ export const UP_SCHEMAS = {
   heartbeat: HeartbeatMessage,
   refund: RefundMessage,
   totals: TotalsRequest,
+  doctor: DoctorReportMessage,
 } as const satisfies Record<UpKind, z.ZodType>;
 export const DOWN_SCHEMAS = {
   result: ResultMessage,
@@ -184,7 +204,7 @@ export const DOWN_SCHEMAS = {
   totals: TotalsMessage,
 } as const satisfies Record<DownKind, z.ZodType>;
 
-/** A version's shapes: a kind it does not have (refund and totals before v3) is absent. */
+/** A version's shapes: a kind it does not have (refund, totals and doctor before v3) is absent. */
 export type UpShapes = { readonly [K in UpKind]?: z.ZodType };
 export type DownShapes = { readonly [K in DownKind]?: z.ZodType };
 
@@ -192,23 +212,25 @@ export type DownShapes = { readonly [K in DownKind]?: z.ZodType };
 function asVersion<S extends Record<string, z.ZodObject>>(n: number, shapes: S): { [K in keyof S]: z.ZodType } {
   return Object.fromEntries(Object.entries(shapes).map(([k, shape]) => [k, shape.extend({ v: f.versionLiteral(n) })])) as unknown as { [K in keyof S]: z.ZodType };
 }
-const { refund: _upRefund, totals: _upTotals, ...UP_SCHEMAS_V2 } = UP_SCHEMAS;
-const { refund: _downRefund, totals: _downTotals, ...DOWN_SCHEMAS_V2 } = DOWN_SCHEMAS;
+const { refund: _upRefund, totals: _upTotals, doctor: _upDoctor, ...UP_SCHEMAS_V2 } = UP_SCHEMAS;
+const { refund: _downRefund, totals: _downTotals, command: _command, ...DOWN_SCHEMAS_V2_REST } = DOWN_SCHEMAS;
+const DOWN_SCHEMAS_V2 = { ...DOWN_SCHEMAS_V2_REST, command: CommandMessageV2 };
 
 /**
  * The up/ shapes of each protocol version this box can send: its own, and v1 for a cloud released
  * before tolerant reading, which refuses any `v` but 1 (the box falls back for that connection).
- * v1 and v2 have no refund or totals: a box speaking v1 to an old cloud cannot ask for them.
+ * v1 and v2 have no refund, totals or doctor: a box speaking v1 to an old cloud cannot send them.
  */
 export const UP_SHAPES: Readonly<Record<number, UpShapes>> = { 1: asVersion(1, UP_SCHEMAS_V2), 2: asVersion(2, UP_SCHEMAS_V2), 3: UP_SCHEMAS };
 
 /**
  * The down/ shapes of each protocol version this side can send. A box is sent the newest one not
  * newer than it announced; a version's shapes are never changed while a box of it may be in the field.
- * v2 added the result's `receipt` and the reason AMOUNT_MISMATCH; v3 added down/refund and down/totals.
+ * v2 added the result's `receipt` and the reason AMOUNT_MISMATCH; v3 added down/refund, down/totals
+ * and the command `doctor`.
  */
 export const DOWN_SHAPES: Readonly<Record<number, DownShapes>> = {
-  1: { ...asVersion(1, { progress: ProgressMessage, error: ErrorMessage, command: CommandMessage }), result: ResultMessageV1 },
+  1: { ...asVersion(1, { progress: ProgressMessage, error: ErrorMessage, command: CommandMessageV2 }), result: ResultMessageV1 },
   2: asVersion(2, DOWN_SCHEMAS_V2),
   3: DOWN_SCHEMAS,
 };
@@ -236,6 +258,8 @@ export const UP_READERS = {
   heartbeat: z.object({ ...HeartbeatMessage.shape, ...read, status: readStatus }),
   refund: z.object({ ...RefundMessage.shape, ...read }),
   totals: z.object({ ...TotalsRequest.shape, ...read }),
+  /** A check with fields this cloud does not know is read by the ones it knows. */
+  doctor: z.object({ ...DoctorReportMessage.shape, ...read, checks: z.array(z.object(DoctorCheckResult.shape)).min(1).max(DOCTOR_BOUNDS.checks) }),
 } as const satisfies Record<UpKind, z.ZodType>;
 /**
  * The receipt as the box reads it: unknown fields dropped; a receipt it cannot read is dropped whole,

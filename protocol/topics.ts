@@ -3,8 +3,11 @@ import { ErrorCode, ProtocolError } from './errors.js';
 /** Topic layout: scanbox/v1/d/<deviceId>/{up|down}/<kind>. Pairing is HTTP, not MQTT. */
 export const TOPIC_ROOT = 'scanbox/v1/d';
 
-/** `refund` and `totals` (both ways) are protocol v3: a cloud sends them only to a box that announced v3. */
-export const UP_KINDS = ['pay', 'cancel', 'query', 'ack', 'heartbeat', 'refund', 'totals'] as const;
+/**
+ * `refund` and `totals` (both ways) are protocol v3: a cloud sends them only to a box that announced v3.
+ * `up/doctor` (v3) answers the command `doctor`, which a cloud sends only to such a box.
+ */
+export const UP_KINDS = ['pay', 'cancel', 'query', 'ack', 'heartbeat', 'refund', 'totals', 'doctor'] as const;
 export const DOWN_KINDS = ['result', 'progress', 'error', 'command', 'refund', 'totals'] as const;
 export type UpKind = (typeof UP_KINDS)[number];
 export type DownKind = (typeof DOWN_KINDS)[number];

@@ -16,6 +16,7 @@ import { tell, type IpcMessage } from '../harness.js';
  * IPC: `ready` once listening; `pair` {merchant?, store?} → `pairingCode` {code, expiresAt,
  * cloudUrl, qrText} (what `scanbox-cloud pair create --json` prints, so a real box can pair through
  * POST /v1/pair); `snapshot` → ledger and attempt records; `commits` → group-commit figures;
+ * `liveStats` → what the dashboards' live pushes cost its event loop so far (pushes, ms, bytes);
  * `stop` → close (queued writes commit) and exit.
  *
  * Opt-in, `wallets` {channels, merchant?} (the wallets benchmark; nothing changes without it): the
@@ -70,6 +71,7 @@ store.writeAttempts = (w) => {
 
 process.on('message', (m: IpcMessage) => {
   if (m.type === 'commits') tell({ type: 'commits', ...commits });
+  else if (m.type === 'liveStats') tell({ type: 'liveStats', ...(cloud.dashboard?.live.stats ?? { pushes: 0, ms: 0, bytesWritten: 0 }) });
   else if (m.type === 'pair') {
     const merchant = typeof m.merchant === 'string' ? m.merchant : 'M-BENCH';
     const storeId = typeof m.store === 'string' ? m.store : 'S-1';

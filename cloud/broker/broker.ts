@@ -1,13 +1,13 @@
-import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
+import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
-import { DOWN_KINDS, deviceDownFilter, downTopic, parseTopic } from '../../protocol/index.js';
 import type { DeviceAuthenticator } from './device-auth.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { MqttEdge, type MqttLimits } from './mqtt-edge.js';
 import { embeddedServiceLink, type ServiceLink } from './service-link.js';
+import { publishRefusal, subscribeRefusal } from './topic-rules.js';
 
 /**
  * The embedded MQTT broker (aedes, MQTT 3.1.1) with the cloud's identity rules: a box is its
@@ -65,14 +65,14 @@ export async function startBroker(deps: BrokerDeps): Promise<EmbeddedBroker> {
       );
     },
     authorizePublish(client, packet, cb) {
-      const why = client ? publishRefusal(client, packet) : 'will of a departed client';
+      const why = client ? publishRefusal(client.id, packet.topic) : 'will of a departed client';
       if (!why) return cb(null);
       metrics.inc('publish_refused_total');
       logger.warn({ deviceId: client?.id, topic: packet.topic.slice(0, 120), why }, 'publish refused; connection closed');
       cb(new Error(why));
     },
     authorizeSubscribe(client, sub, cb) {
-      const why = subscribeRefusal(client, sub);
+      const why = subscribeRefusal(client.id, sub.topic);
       if (!why) return cb(null, sub);
       metrics.inc('subscribe_refused_total');
       logger.warn({ deviceId: client.id, topic: sub.topic.slice(0, 120), why }, 'subscription refused');
@@ -144,21 +144,4 @@ function listenerFor(deps: BrokerDeps, aedes: Aedes): Server {
   // A TLS socket reaches `accept` only after its handshake: that gets the same deadline.
   const handshakeTimeout = deps.mqttLimits.connectTimeoutMs;
   return createTlsServer({ cert: readFileSync(deps.tls.certFile), key: readFileSync(deps.tls.keyFile), handshakeTimeout }, accept);
-}
-
-/** Null when allowed, else why not. A device publishes on its own `up/` topics only. */
-function publishRefusal(client: Client, packet: PublishPacket): string | null {
-  let t;
-  try {
-    t = parseTopic(packet.topic);
-  } catch {
-    return 'topic is not a scanbox topic';
-  }
-  if (t.direction !== 'up') return 'a device publishes only on its up/ topics';
-  return t.deviceId === client.id ? null : "a device may not publish on another device's topics";
-}
-
-function subscribeRefusal(client: Client, sub: Subscription): string | null {
-  const own = new Set([deviceDownFilter(client.id), ...DOWN_KINDS.map((k) => downTopic(client.id, k))]);
-  return own.has(sub.topic) ? null : "a device may subscribe only to its own down/ topics";
 }

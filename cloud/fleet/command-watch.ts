@@ -1,4 +1,4 @@
-import { downTopic, encodeDown, PROTOCOL_VERSION } from '../../protocol/index.js';
+import { COMMAND_SINCE, downTopic, encodeDown, PROTOCOL_VERSION } from '../../protocol/index.js';
 import type { Clock } from '../../protocol/clock.js';
 import type { Logger } from '../log.js';
 import type { CloudStore, DeviceCommandRow } from '../store/store.js';
@@ -18,7 +18,7 @@ export interface CommandWatchDeps {
 }
 
 /**
- * `scanbox-cloud devices reboot|unpair` runs in another process and only queues the command in the
+ * `scanbox-cloud devices reboot|unpair|doctor` runs in another process and only queues the command in the
  * store; the running cloud polls the queue (and looks again the moment a box connects) and sends each
  * command on the box's down/command, QoS 1, once the box can receive it: subscribed, or connected with
  * a persistent session (its subscription survives). A box that is away gets it when it is back.
@@ -115,7 +115,9 @@ export class CommandWatch {
   private async step(c: DeviceCommandRow): Promise<void> {
     if (c.sentAt === null && (await this.dropIfRevoked(c))) return;
     const sentHere = this.sentOnLink.get(c.deviceId)?.has(c.id) ?? false;
-    if (this.reachable.has(c.deviceId) && !sentHere && (c.sentAt === null || c.command === 'unpair')) return this.send(c);
+    // A command newer than the box announced (`doctor` before its v3 heartbeat on this connection, or to an older box) waits for one that reads it.
+    const readable = COMMAND_SINCE[c.command] <= this.deps.downVersionFor(c.deviceId);
+    if (this.reachable.has(c.deviceId) && !sentHere && readable && (c.sentAt === null || c.command === 'unpair')) return this.send(c);
     if (c.sentAt === null || c.command !== 'unpair') return;
     const now = this.deps.clock.now();
     const gone = this.goneSince.get(c.deviceId);

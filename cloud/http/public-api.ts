@@ -26,6 +26,10 @@ export interface HttpApiDeps {
   rateLimit: { max: number; windowS: number };
   tls?: { certFile: string; keyFile: string } | undefined;
   metricsToken?: string | undefined;
+  /** The operators' dashboard (cloud/dashboard/): everything under /dashboard goes to it. */
+  dashboard?: { handle(req: IncomingMessage, res: ServerResponse): Promise<void> } | undefined;
+  /** An external broker's login and topic checks (EMQX: emqx-auth.ts), on the paths it handles. */
+  brokerAuth?: { handles(path: string): boolean; handle(req: IncomingMessage, res: ServerResponse): Promise<void> } | undefined;
 }
 
 export interface HttpApi {
@@ -89,6 +93,8 @@ async function route(deps: HttpApiDeps, limiter: RateLimiter, req: IncomingMessa
   if (req.method === 'GET' && path === '/healthz') return sendJson(res, 200, { ok: true });
   if (req.method === 'GET' && path === '/metrics' && deps.metricsToken && bearerMatches(req, deps.metricsToken)) return sendMetrics(res, deps.metrics);
   if (req.method === 'POST' && path === '/v1/pair') return pair(deps, limiter, req, res);
+  if (deps.dashboard && (path === '/dashboard' || path!.startsWith('/dashboard/'))) return deps.dashboard.handle(req, res);
+  if (deps.brokerAuth?.handles(path!)) return deps.brokerAuth.handle(req, res);
   sendJson(res, 404, { v: PAIRING_VERSION, error: { code: ErrorCode.SCHEMA_INVALID, message: `no route ${req.method} ${path}` } });
 }
 
@@ -108,7 +114,7 @@ async function pair(deps: HttpApiDeps, limiter: RateLimiter, req: IncomingMessag
 }
 
 /** Reads at most MAX_PAYLOAD_BYTES + 1 bytes, so an endless body cannot exhaust memory. */
-function readBody(req: IncomingMessage): Promise<Buffer> {
+export function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

@@ -2,6 +2,7 @@ import { ErrorCode, ProtocolError, PAIRING_VERSION, type PairRequest, type PairR
 import type { Clock } from '../../protocol/clock.js';
 import { generateDeviceId, generatePairingCode, generateSecret, hashSecret, isLegacyHash, verifyKeyed } from './credentials.js';
 import type { Logger } from '../log.js';
+import { STORE_CHECKED_ACCOUNTS, type BrokerAccounts } from '../broker/broker-accounts.js';
 import type { Metrics } from '../metrics.js';
 import type { ServerKey } from './server-key.js';
 import type { CloudStore, RedeemRefusal } from '../store/store.js';
@@ -24,6 +25,8 @@ export interface PairingDeps {
   mqttUrl: () => string;
   /** Called with device ids whose credentials a re-pairing revoked, to disconnect them now. */
   onRevoked?: (deviceIds: string[]) => void;
+  /** The broker's record of the boxes, for a broker that keeps one (default: none, the store is asked at each login). */
+  accounts?: BrokerAccounts;
 }
 
 export interface IssuedCode {
@@ -58,7 +61,20 @@ export async function redeemPairingCode(deps: PairingDeps, req: PairRequest): Pr
   const proven = req.previous ? await provenDevice(deps, req.previous, req.hardwareId) : undefined;
   const secret = generateSecret();
   const deviceId = generateDeviceId();
-  const res = await deps.store.redeemPairingCode(req.code, req.hardwareId, now, { deviceId, secretHash: hashSecret(deps.key, secret), firmware: req.firmware ?? null }, proven);
+  // The broker gets the box's account first: this is the only moment the secret exists in the
+  // cloud, and a broker that does not take it leaves the code unused for another try.
+  const accounts = deps.accounts ?? STORE_CHECKED_ACCOUNTS;
+  await accounts.add(deviceId, secret);
+  // An account whose pairing did not happen goes again; one that cannot be removed now is removed at the next start (resync).
+  const undo = () => accounts.remove(deviceId).catch(() => undefined);
+  let res;
+  try {
+    res = await deps.store.redeemPairingCode(req.code, req.hardwareId, now, { deviceId, secretHash: hashSecret(deps.key, secret), firmware: req.firmware ?? null }, proven);
+  } catch (err) {
+    await undo();
+    throw err;
+  }
+  if (!res.ok) await undo();
   if (!res.ok && res.why === 'hardware_in_use') {
     deps.metrics.inc('pairing_refused_total', res.why);
     throw new ProtocolError(

@@ -34,7 +34,8 @@ import { SerialLanes } from './serial-lanes.js';
 import type { CloudStore } from '../store/store.js';
 import type { RefundsService } from '../refunds/refunds-service.js';
 import type { TotalsService } from '../refunds/totals.js';
-import { transition, type Attempt, type AttemptEvent, type Effect, type GatewayEffect, type MachineConfig } from './transaction.js';
+import { recordDoctorReport } from '../fleet/doctor-reports.js';
+import { needsWork, transition, type Attempt, type AttemptEvent, type Effect, type GatewayEffect, type MachineConfig } from './transaction.js';
 
 /**
  * The shell around the pure attempt state machine: reads device messages from MQTT, feeds them
@@ -165,6 +166,8 @@ export class AttemptsService {
         return this.deps.refunds?.handle(deviceId, merchantId, msg as UpMessage<'refund'>);
       case 'totals':
         return this.deps.totals?.handle(deviceId, merchantId, msg as UpMessage<'totals'>);
+      case 'doctor':
+        return recordDoctorReport({ store: this.deps.store, logger: this.deps.logger, clock: this.deps.clock }, deviceId, msg as UpMessage<'doctor'>);
     }
   }
 
@@ -206,11 +209,33 @@ export class AttemptsService {
 
   /** Run one event for one attempt: read, transition, write (durably), then act. */
   dispatch(outTradeNo: string, event: AttemptEvent, opts: DispatchOptions = {}): Promise<void> {
+    return this.lanes.run(outTradeNo, async () => void (await this.apply(outTradeNo, event, opts)));
+  }
+
+  /**
+   * An operator's "now" (the dashboard's exception desk): the attempt's next wallet call — its query,
+   * reverse or refund, whichever the machine's resume makes of its state — starts at once instead of
+   * after its backoff. Run in the attempt's lane like any event. Refused while a call is out (an
+   * attempt has at most one; its answer decides) and when nothing is left to do.
+   */
+  resumeNow(outTradeNo: string): Promise<{ ok: true; attempt: Attempt } | { ok: false; why: string }> {
+    if (this.closed) return Promise.resolve({ ok: false, why: 'the cloud is stopping' });
     return this.lanes.run(outTradeNo, async () => {
-      const effects = await this.step(outTradeNo, event, opts.sender);
-      for (const e of effects.list) this.perform(effects.attempt, e, opts.callDelayMs ?? 0);
-      if (effects.attempt) this.schedule(effects.attempt);
+      const a = await this.deps.store.getAttempt(outTradeNo);
+      if (!a) return { ok: false, why: `no attempt ${outTradeNo}` };
+      if (a.inFlight) return { ok: false, why: `a ${a.inFlight} call is out: its answer decides what comes next` };
+      if (!needsWork(a)) return { ok: false, why: `${a.state}: nothing is left to do` };
+      const after = await this.apply(outTradeNo, { type: 'resume' }, {});
+      return after ? { ok: true, attempt: after } : { ok: false, why: `no attempt ${outTradeNo}` };
     });
+  }
+
+  /** Inside the attempt's lane: step, then act on the effects and schedule the next tick. */
+  private async apply(outTradeNo: string, event: AttemptEvent, opts: DispatchOptions): Promise<Attempt | undefined> {
+    const effects = await this.step(outTradeNo, event, opts.sender);
+    for (const e of effects.list) this.perform(effects.attempt, e, opts.callDelayMs ?? 0);
+    if (effects.attempt) this.schedule(effects.attempt);
+    return effects.attempt;
   }
 
   private async step(outTradeNo: string, event: AttemptEvent, sender: string | undefined): Promise<{ attempt: Attempt | undefined; list: Effect[] }> {

@@ -87,6 +87,27 @@ export class RefundsService {
     });
   }
 
+  /**
+   * An operator's "now" (the dashboard's exception desk): a PENDING refund waiting for its retry is
+   * made due and asked again at once — the same refund number, so the wallet answers for the refund
+   * it may already have made. Refused when it is final or a call is out.
+   */
+  retryNow(refundId: string): Promise<{ ok: true; refund: Refund } | { ok: false; why: string }> {
+    if (this.closed) return Promise.resolve({ ok: false, why: 'the cloud is stopping' });
+    return this.lanes.run(refundId, async () => {
+      const r = await this.deps.store.getRefund(refundId);
+      if (!r) return { ok: false, why: `no refund ${refundId}` };
+      if (r.state !== 'PENDING') return { ok: false, why: `${r.state}: final, nothing to retry` };
+      if (r.inFlight) return { ok: false, why: 'a wallet call is out: its answer decides what comes next' };
+      const now = this.deps.clock.now();
+      const due = await this.deps.store.writeRefund({ ...r, nextAt: now, updatedAt: now }, r.version);
+      if (!due.ok) return { ok: false, why: 'it changed meanwhile: look again' };
+      await this.run(refundId, { type: 'tick' });
+      const after = await this.deps.store.getRefund(refundId);
+      return after ? { ok: true, refund: after } : { ok: false, why: `no refund ${refundId}` };
+    });
+  }
+
   /** After a restart: every PENDING refund continues from the store, with the same refund number. */
   async resumeAll(): Promise<number> {
     const pending = await this.deps.store.listRefunds({ state: 'PENDING' });

@@ -1,13 +1,15 @@
 import type Database from 'better-sqlite3';
-import { businessDateOf, businessDayRange, ErrorCode, ProtocolError, REFUND_STATES, type RefundReason } from '../../protocol/index.js';
+import { ErrorCode, ProtocolError, REFUND_STATES } from '../../protocol/index.js';
 import type { Refund } from '../refunds/refund-machine.js';
-import type { DayFigures, FiguresScope, RefundAsk, RefundAskResult, RefundBalance, RefundFilter } from './store.js';
+import type { DayFigures, FiguresScope, Lease, RefundAsk, RefundAskResult, RefundBalance, RefundFilter } from './store.js';
+import { answerKnown, decideRefund, limitDayOf, type AskedPayment } from './refund-ask.js';
+import { mergeDayFigures, type FigureRow } from './day-figures.js';
 
 type Db = Database.Database;
 type Row = Record<string, unknown>;
 
-/** Refund field ↔ column (schema 8, `customer_refunds`); one list so reading and writing cannot drift apart. */
-const REFUND_COLUMNS = [
+/** Refund field ↔ column (schema 8, `customer_refunds`); one list so reading and writing cannot drift apart (the PostgreSQL store's too). */
+export const REFUND_COLUMNS = [
   ['refundId', 'refund_id'],
   ['deviceId', 'device_id'],
   ['merchantId', 'merchant_id'],
@@ -32,7 +34,7 @@ const REFUND_COLUMNS = [
   ['flagged', 'flagged'],
   ['version', 'version'],
 ] as const satisfies readonly (readonly [keyof Refund, string])[];
-const BOOLEAN_FIELDS = new Set<keyof Refund>(['inFlight', 'flagged']);
+export const BOOLEAN_FIELDS = new Set<keyof Refund>(['inFlight', 'flagged']);
 
 /** What holds money back: a refund in progress, or done. FAILED and REFUSED gave nothing back. */
 const HOLDING_SQL = `state IN ('PENDING','REFUNDED')`;
@@ -80,62 +82,21 @@ export class SqliteRefunds {
   request(ask: RefundAsk): RefundAskResult {
     return this.db.transaction((): RefundAskResult => {
       const known = this.stmt.get.get(ask.refundId) as Row | undefined;
-      if (known) {
-        const r = toRefund(known);
-        const same = r.outTradeNo === ask.outTradeNo && r.amount === ask.amount && r.currency === ask.currency;
-        return { kind: same ? 'existing' : 'conflict', refund: r };
-      }
+      if (known) return answerKnown(toRefund(known), ask);
       const device = this.stmt.device.get(ask.deviceId) as Row | undefined;
       if (!device) throw new ProtocolError(ErrorCode.NOT_PAIRED, `no device ${ask.deviceId}: a refund is asked by a paired box`);
-      const merchantId = device.merchant_id as string;
-      const storeId = device.store_id as string;
-      const a = this.stmt.attempt.get(ask.outTradeNo) as Row | undefined;
-      const ours = a !== undefined && a.merchant_id === merchantId;
-      const refund: Refund = {
-        refundId: ask.refundId,
-        deviceId: ask.deviceId,
-        merchantId,
-        storeId,
-        outTradeNo: ask.outTradeNo,
-        refundRef: ask.refundRef,
-        // Another merchant's payment lends the refund nothing of its own.
-        wallet: ours ? ((a.wallet as Refund['wallet']) ?? null) : null,
-        channel: ours ? ((a.channel as string | null) ?? (a.wallet as string | null) ?? null) : null,
-        amount: ask.amount,
-        saleTotal: ours ? ((a.charged as number | null) ?? (a.amount as number)) : null,
-        currency: ask.currency,
-        state: 'PENDING',
-        reason: null,
-        message: null,
-        createdAt: ask.at,
-        updatedAt: ask.at,
-        finalAt: null,
-        tries: 0,
-        nextAt: null,
-        inFlight: false,
-        callSeq: 0,
-        flagged: false,
-        version: 1,
-      };
-      // A register's refundRef is used once per box, even after the box pruned its record of it.
-      const reused = this.stmt.sameRef.get(ask.deviceId, ask.refundRef) !== undefined;
-      const reason = reused ? 'REFUND_CONFLICT' : a === undefined ? 'SALE_UNKNOWN' : this.refusal(refund, a, ours);
-      const recorded: Refund = reason ? { ...refund, state: 'REFUSED', reason, finalAt: ask.at } : refund;
+      const sender = { merchantId: device.merchant_id as string, storeId: device.store_id as string };
+      const a = this.stmt.attempt.get(ask.outTradeNo) as (AskedPayment & { merchant_id: string | null }) | undefined;
+      const payment = a && { ...a, merchantId: a.merchant_id };
+      const { refunded, pending } = this.stmt.sums.get(ask.outTradeNo) as { refunded: number; pending: number };
+      const limit = (this.stmt.limit.get(sender.merchantId, sender.storeId) as Row | undefined)?.refund_daily_limit as number | null | undefined;
+      const day = limitDayOf(ask.at);
+      const storeDay = limit === null || limit === undefined ? 0 : (this.stmt.storeDay.get(sender.merchantId, sender.storeId, day.from, day.to) as number);
+      const refUsed = this.stmt.sameRef.get(ask.deviceId, ask.refundRef) !== undefined;
+      const recorded = decideRefund(ask, sender, payment, { refUsed, refunded, pending, limit, storeDay });
       this.stmt.insert.run(toParams(recorded));
       return { kind: 'created', refund: recorded };
     }).immediate();
-  }
-
-  private refusal(r: Refund, a: Row, ours: boolean): RefundReason | null {
-    if (!ours) return 'NOT_THIS_MERCHANT';
-    if (a.state !== 'SUCCESS') return 'SALE_NOT_PAID';
-    const { refunded, pending } = this.stmt.sums.get(r.outTradeNo) as { refunded: number; pending: number };
-    if (r.amount > r.saleTotal! - refunded - pending) return 'EXCEEDS_REMAINING';
-    const limit = (this.stmt.limit.get(r.merchantId, r.storeId) as Row | undefined)?.refund_daily_limit as number | null | undefined;
-    if (limit === null || limit === undefined) return null;
-    const day = businessDayRange(businessDateOf(r.createdAt));
-    const today = this.stmt.storeDay.get(r.merchantId, r.storeId, day.from, day.to) as number;
-    return today + r.amount > limit ? 'DAILY_LIMIT' : null;
   }
 
   get(refundId: string): Refund | undefined {
@@ -143,10 +104,29 @@ export class SqliteRefunds {
     return row ? toRefund(row) : undefined;
   }
 
-  write(r: Refund, expectedVersion: number): { ok: true; version: number } | { ok: false } {
+  write(r: Refund, expectedVersion: number, lease?: Lease): { ok: true; version: number } | { ok: false; leasedTo?: string } {
     const version = expectedVersion + 1;
-    const changes = this.db.transaction(() => this.stmt.update.run({ ...toParams(r), version, expected: expectedVersion }).changes).immediate();
-    return changes === 1 ? { ok: true, version } : { ok: false };
+    return this.db.transaction((): { ok: true; version: number } | { ok: false; leasedTo?: string } => {
+      if (lease) {
+        const held = this.db.prepare('SELECT lease_owner, lease_until FROM customer_refunds WHERE refund_id=? AND version=?').get(r.refundId, expectedVersion) as Row | undefined;
+        if (held && held.lease_owner !== null && held.lease_owner !== lease.owner && (held.lease_until as number) > lease.now) return { ok: false, leasedTo: held.lease_owner as string };
+      }
+      if (this.stmt.update.run({ ...toParams(r), version, expected: expectedVersion }).changes !== 1) return { ok: false };
+      if (lease) this.db.prepare('UPDATE customer_refunds SET lease_owner=?, lease_until=? WHERE refund_id=?').run(lease.owner, lease.until, r.refundId);
+      return { ok: true, version };
+    }).immediate();
+  }
+
+  /** PENDING refunds nobody holds at `lease.now`, oldest first, leased to the owner: store.ts claimRefunds. */
+  claim(lease: Lease, limit: number): Refund[] {
+    return this.db.transaction(() => {
+      const rows = this.db
+        .prepare(`SELECT * FROM customer_refunds WHERE state='PENDING' AND (lease_owner IS NULL OR lease_until <= ?) ORDER BY created_at, refund_id LIMIT ?`)
+        .all(lease.now, limit) as Row[];
+      const take = this.db.prepare('UPDATE customer_refunds SET lease_owner=?, lease_until=? WHERE refund_id=?');
+      for (const r of rows) take.run(lease.owner, lease.until, r.refund_id);
+      return rows.map(toRefund);
+    }).immediate();
   }
 
   list(f: RefundFilter): Refund[] {
@@ -218,21 +198,7 @@ export class SqliteRefunds {
          WHERE ${refundScope.sql} AND state = 'REFUNDED' AND final_at >= ? AND final_at < ? GROUP BY device_id, wallet`,
       )
       .all(refundScope.arg, from, to) as Row[];
-    const rows = new Map<string, DayFigures>();
-    const rowOf = (r: Row) => {
-      const key = `${r.device_id as string}\u0000${r.wallet as string}`;
-      const found = rows.get(key) ?? { storeId: r.store_id as string, deviceId: r.device_id as string, wallet: r.wallet as string, paidCount: 0, paidAmount: 0, refundCount: 0, refundAmount: 0 };
-      rows.set(key, found);
-      return found;
-    };
-    for (const r of paid) Object.assign(rowOf(r), { paidCount: r.n as number, paidAmount: r.total as number });
-    for (const r of refunded) Object.assign(rowOf(r), { refundCount: r.n as number, refundAmount: r.total as number });
-    const order = (x: DayFigures) => [x.storeId, x.deviceId, x.wallet];
-    return [...rows.values()].sort((x, y) => compareTuples(order(x), order(y)));
+    const group = (r: Row): FigureRow => ({ deviceId: r.device_id as string, storeId: r.store_id as string, wallet: r.wallet as string, count: r.n as number, amount: r.total as number });
+    return mergeDayFigures(paid.map(group), refunded.map(group));
   }
-}
-
-function compareTuples(a: readonly string[], b: readonly string[]): number {
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! < b[i]! ? -1 : 1;
-  return 0;
 }

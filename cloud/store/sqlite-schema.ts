@@ -248,6 +248,83 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX device_commands_open ON device_commands(created_at) WHERE done_at IS NULL;
   CREATE INDEX device_commands_device ON device_commands(device_id, created_at);
   `,
+  // 10: the dashboard's operators (cloud/dashboard/). A password is kept as a scrypt hash with its own
+  // salt; a session only as the SHA-256 of its id (a copy of the store must not let anyone in), with
+  // the CSRF token its forms carry. Removing an operator ends its sessions. What operators did to a
+  // payment, a refund or a box is an append-only audit trail that keeps the operator's name even
+  // after the operator is removed; the index serves a subject's timeline.
+  `
+  CREATE TABLE operators (
+    name TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+  CREATE TABLE operator_sessions (
+    id_hash TEXT PRIMARY KEY,
+    operator TEXT NOT NULL REFERENCES operators(name) ON DELETE CASCADE,
+    csrf_token TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL
+  );
+  CREATE INDEX operator_sessions_operator ON operator_sessions(operator);
+  CREATE TABLE operator_actions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    operator TEXT NOT NULL,
+    action TEXT NOT NULL,
+    subject_kind TEXT NOT NULL,
+    subject_id TEXT NOT NULL,
+    subject_state TEXT,
+    note TEXT NOT NULL,
+    outcome TEXT NOT NULL
+  );
+  CREATE INDEX operator_actions_subject ON operator_actions(subject_kind, subject_id, id);
+  CREATE TRIGGER operator_actions_append_only_u BEFORE UPDATE ON operator_actions
+    BEGIN SELECT RAISE(ABORT, 'operator_actions is append-only'); END;
+  CREATE TRIGGER operator_actions_append_only_d BEFORE DELETE ON operator_actions
+    BEGIN SELECT RAISE(ABORT, 'operator_actions is append-only'); END;
+  `,
+  // 11: the box's doctor (`scanbox-cloud devices doctor`: down/command `doctor`, answered on
+  // up/doctor). The command table's CHECK names its commands and SQLite cannot change a CHECK in
+  // place, so the table is rebuilt with `doctor` added, its rows and rowids kept (commands are listed
+  // in rowid order within a time). Each box's latest report is kept, one row per box replaced by the
+  // next, its checks as JSON: shown whole, never queried inside.
+  `
+  CREATE TABLE device_commands_v11 (
+    id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL REFERENCES devices(device_id),
+    command TEXT NOT NULL CHECK (command IN ('reboot', 'resync', 'unpair', 'doctor')),
+    created_at INTEGER NOT NULL,
+    sent_at INTEGER,
+    done_at INTEGER,
+    outcome TEXT
+  );
+  INSERT INTO device_commands_v11 (rowid, id, device_id, command, created_at, sent_at, done_at, outcome)
+    SELECT rowid, id, device_id, command, created_at, sent_at, done_at, outcome FROM device_commands;
+  DROP TABLE device_commands;
+  ALTER TABLE device_commands_v11 RENAME TO device_commands;
+  CREATE INDEX device_commands_open ON device_commands(created_at) WHERE done_at IS NULL;
+  CREATE INDEX device_commands_device ON device_commands(device_id, created_at);
+  CREATE TABLE doctor_reports (
+    device_id TEXT PRIMARY KEY REFERENCES devices(device_id),
+    command_id TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    firmware TEXT NOT NULL,
+    checks TEXT NOT NULL,
+    sent_at INTEGER NOT NULL,
+    received_at INTEGER NOT NULL
+  );
+  `,
+  // 12: leases, for several cloud workers on one store (the PostgreSQL store's reason for them; see
+  // store.ts Lease): who drives an attempt or a refund, and until when. One process never sets them.
+  // No index: a claim looks through the attempts with work left, as listActiveAttempts does.
+  `
+  ALTER TABLE attempts ADD COLUMN lease_owner TEXT;
+  ALTER TABLE attempts ADD COLUMN lease_until INTEGER;
+  ALTER TABLE customer_refunds ADD COLUMN lease_owner TEXT;
+  ALTER TABLE customer_refunds ADD COLUMN lease_until INTEGER;
+  `,
 ];
 
 /** SHA-256 hex of purpose + code: the key of pairing_codes since schema 4. */

@@ -29,7 +29,10 @@ import type { Attempt } from '../payments/transaction.js';
 import type { Merchant, MerchantPatch } from '../merchants/merchant.js';
 import type { Refund } from '../refunds/refund-machine.js';
 import { SqliteRefunds } from './sqlite-refunds.js';
+import { SqliteOperators } from './sqlite-operators.js';
 import type { DayFigures, FiguresScope, RefundAsk, RefundAskResult, RefundBalance, RefundFilter } from './store.js';
+import type { OperatorActionFilter, OperatorActionRow, OperatorRow, OperatorSessionRow } from './store.js';
+import type { DoctorReportRow, Lease } from './store.js';
 
 type Db = Database.Database;
 type Row = Record<string, unknown>;
@@ -38,6 +41,8 @@ type Row = Record<string, unknown>;
 const RECENT_ATTEMPTS = 10_000;
 
 const FINAL_SQL = `('SUCCESS','FAILED','CANCELLED','REVERSED','REFUNDED')`;
+/** transaction.ts `needsWork`: not final, or a late check due or in flight. */
+const NEEDS_WORK_SQL = `state NOT IN ${FINAL_SQL} OR next_at IS NOT NULL OR in_flight IS NOT NULL`;
 
 /** Merchant field ↔ column, for the fields `merchant set` may change. */
 const MERCHANT_COLUMNS = { name: 'name', wechatSubMchId: 'wechat_sub_mch_id', alipayAppAuthToken: 'alipay_app_auth_token' } as const satisfies Record<keyof MerchantPatch, string>;
@@ -84,6 +89,18 @@ function toDeviceCommand(r: Row): DeviceCommandRow {
     sentAt: (r.sent_at as number | null) ?? null,
     doneAt: (r.done_at as number | null) ?? null,
     outcome: (r.outcome as DeviceCommandRow['outcome']) ?? null,
+  };
+}
+
+function toDoctorReport(r: Row): DoctorReportRow {
+  return {
+    deviceId: r.device_id as string,
+    commandId: r.command_id as string,
+    messageId: r.message_id as string,
+    firmware: r.firmware as string,
+    checks: JSON.parse(r.checks as string) as DoctorReportRow['checks'],
+    sentAt: r.sent_at as number,
+    receivedAt: r.received_at as number,
   };
 }
 
@@ -149,6 +166,8 @@ export class SqliteStore implements CloudStore {
   private readonly recent = new Map<string, Attempt>();
   /** The cashier's refunds (schema 8): their own statements, on this connection. */
   private readonly refunds: SqliteRefunds;
+  /** The dashboard's operators, sessions and audit trail (schema 10). */
+  private readonly operators: SqliteOperators;
 
   /**
    * `commitThread`: run the writes (sqlite-writer.ts) on their own thread and connection, so the
@@ -171,6 +190,7 @@ export class SqliteStore implements CloudStore {
       unackedFinal: db.prepare(`SELECT * FROM attempts WHERE device_id=? AND state IN ${FINAL_SQL} AND ${UNACKED_SQL} ORDER BY created_at`),
     };
     this.refunds = new SqliteRefunds(db);
+    this.operators = new SqliteOperators(db);
   }
 
   async addMerchant(merchantId: string, patch: MerchantPatch, now: number): Promise<Merchant> {
@@ -337,8 +357,39 @@ export class SqliteStore implements CloudStore {
 
   /** Same rule as transaction.ts `needsWork`: not final, or a late check due or in flight. */
   async listActiveAttempts(): Promise<Attempt[]> {
-    const rows = this.db.prepare(`SELECT * FROM attempts WHERE state NOT IN ${FINAL_SQL} OR next_at IS NOT NULL OR in_flight IS NOT NULL`).all() as Row[];
+    const rows = this.db.prepare(`SELECT * FROM attempts WHERE ${NEEDS_WORK_SQL}`).all() as Row[];
     return rows.map(toAttempt);
+  }
+
+  /** One transaction on the file's write lock: another handle or process claiming at once waits its turn, then sees these leases. */
+  async claimAttempts(lease: Lease, limit: number): Promise<Attempt[]> {
+    return this.db.transaction(() => {
+      const rows = this.db
+        .prepare(`SELECT * FROM attempts WHERE (${NEEDS_WORK_SQL}) AND (lease_owner IS NULL OR lease_until <= ?) ORDER BY created_at, out_trade_no LIMIT ?`)
+        .all(lease.now, limit) as Row[];
+      const take = this.db.prepare('UPDATE attempts SET lease_owner=?, lease_until=? WHERE out_trade_no=?');
+      for (const r of rows) take.run(lease.owner, lease.until, r.out_trade_no);
+      return rows.map(toAttempt);
+    }).immediate();
+  }
+
+  async claimRefunds(lease: Lease, limit: number): Promise<Refund[]> {
+    return this.refunds.claim(lease, limit);
+  }
+
+  async renewLeases(lease: Lease): Promise<number> {
+    return this.db.transaction(() => {
+      const attempts = this.db.prepare(`UPDATE attempts SET lease_until=? WHERE lease_owner=? AND (${NEEDS_WORK_SQL})`).run(lease.until, lease.owner).changes;
+      const refunds = this.db.prepare(`UPDATE customer_refunds SET lease_until=? WHERE lease_owner=? AND state='PENDING'`).run(lease.until, lease.owner).changes;
+      return attempts + refunds;
+    }).immediate();
+  }
+
+  async releaseLeases(owner: string): Promise<void> {
+    this.db.transaction(() => {
+      this.db.prepare('UPDATE attempts SET lease_owner=NULL, lease_until=NULL WHERE lease_owner=?').run(owner);
+      this.db.prepare('UPDATE customer_refunds SET lease_owner=NULL, lease_until=NULL WHERE lease_owner=?').run(owner);
+    }).immediate();
   }
 
   async listUnackedFinal(deviceId: string): Promise<Attempt[]> {
@@ -352,6 +403,8 @@ export class SqliteStore implements CloudStore {
     if (filter.state) (where.push('state=?'), args.push(filter.state));
     if (filter.outTradeNo) (where.push('out_trade_no=?'), args.push(filter.outTradeNo));
     if (filter.flag) (where.push('flag=?'), args.push(filter.flag));
+    if (filter.saleRef) (where.push('sale_ref=?'), args.push(filter.saleRef));
+    if (filter.gatewayTradeNo) (where.push('gateway_trade_no=?'), args.push(filter.gatewayTradeNo));
     // outTradeNo = `<deviceId>-<seq>`: the primary key's range for the prefix finds a device's attempts.
     if (filter.deviceId) (where.push('out_trade_no >= ? AND out_trade_no < ? AND device_id=?'), args.push(`${filter.deviceId}-`, `${filter.deviceId}.`, filter.deviceId));
     const sql = `SELECT * FROM attempts ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, out_trade_no LIMIT ?`;
@@ -470,6 +523,30 @@ export class SqliteStore implements CloudStore {
     return (rows as Row[]).map(toDeviceCommand);
   }
 
+  async saveDoctorReport(r: DoctorReportRow): Promise<boolean> {
+    return this.db.transaction(() => {
+      const asked = this.db.prepare(`SELECT 1 FROM device_commands WHERE id=? AND device_id=? AND command='doctor'`).get(r.commandId, r.deviceId);
+      if (!asked) return false;
+      this.db
+        .prepare(
+          `INSERT INTO doctor_reports (device_id, command_id, message_id, firmware, checks, sent_at, received_at) VALUES (?,?,?,?,?,?,?)
+           ON CONFLICT (device_id) DO UPDATE SET command_id=excluded.command_id, message_id=excluded.message_id, firmware=excluded.firmware,
+             checks=excluded.checks, sent_at=excluded.sent_at, received_at=excluded.received_at`,
+        )
+        .run(r.deviceId, r.commandId, r.messageId, r.firmware, JSON.stringify(r.checks), r.sentAt, r.receivedAt);
+      return true;
+    }).immediate();
+  }
+
+  async latestDoctorReport(deviceId: string): Promise<DoctorReportRow | undefined> {
+    const r = this.db.prepare('SELECT * FROM doctor_reports WHERE device_id=?').get(deviceId) as Row | undefined;
+    return r ? toDoctorReport(r) : undefined;
+  }
+
+  async listDoctorReports(): Promise<DoctorReportRow[]> {
+    return (this.db.prepare('SELECT * FROM doctor_reports ORDER BY device_id').all() as Row[]).map(toDoctorReport);
+  }
+
   async requestRefund(ask: RefundAsk): Promise<RefundAskResult> {
     return this.refunds.request(ask);
   }
@@ -478,8 +555,8 @@ export class SqliteStore implements CloudStore {
     return this.refunds.get(refundId);
   }
 
-  async writeRefund(refund: Refund, expectedVersion: number): Promise<{ ok: true; version: number } | { ok: false }> {
-    return this.refunds.write(refund, expectedVersion);
+  async writeRefund(refund: Refund, expectedVersion: number, lease?: Lease): Promise<{ ok: true; version: number } | { ok: false; leasedTo?: string }> {
+    return this.refunds.write(refund, expectedVersion, lease);
   }
 
   async listRefunds(filter: RefundFilter): Promise<Refund[]> {
@@ -500,6 +577,54 @@ export class SqliteStore implements CloudStore {
 
   async dayFigures(scope: FiguresScope, from: number, to: number): Promise<DayFigures[]> {
     return this.refunds.figures(scope, from, to);
+  }
+
+  async addOperator(name: string, passwordHash: string, now: number): Promise<OperatorRow> {
+    return this.operators.add(name, passwordHash, now);
+  }
+
+  async getOperator(name: string): Promise<OperatorRow | undefined> {
+    return this.operators.get(name);
+  }
+
+  async listOperators(): Promise<OperatorRow[]> {
+    return this.operators.list();
+  }
+
+  async setOperatorPassword(name: string, passwordHash: string, now: number): Promise<void> {
+    this.operators.setPassword(name, passwordHash, now);
+  }
+
+  async removeOperator(name: string): Promise<boolean> {
+    return this.operators.remove(name);
+  }
+
+  async createOperatorSession(row: OperatorSessionRow): Promise<void> {
+    this.operators.createSession(row);
+  }
+
+  async getOperatorSession(idHash: string): Promise<OperatorSessionRow | undefined> {
+    return this.operators.session(idHash);
+  }
+
+  async touchOperatorSession(idHash: string, at: number): Promise<boolean> {
+    return this.operators.touch(idHash, at);
+  }
+
+  async endOperatorSession(idHash: string): Promise<boolean> {
+    return this.operators.endSession(idHash);
+  }
+
+  async endExpiredOperatorSessions(idleBefore: number, createdBefore: number): Promise<number> {
+    return this.operators.endExpired(idleBefore, createdBefore);
+  }
+
+  async addOperatorAction(action: Omit<OperatorActionRow, 'id'>): Promise<OperatorActionRow> {
+    return this.operators.addAction(action);
+  }
+
+  async listOperatorActions(filter: OperatorActionFilter): Promise<OperatorActionRow[]> {
+    return this.operators.actions(filter);
   }
 
   async close(): Promise<void> {

@@ -21,6 +21,8 @@ export class SqliteWriter {
       insertAttempt: db.prepare(`INSERT OR IGNORE INTO attempts (${cols.join(',')}) VALUES (${cols.map((c) => `@${c}`).join(',')})`),
       updateAttempt: db.prepare(`UPDATE attempts SET ${cols.filter((c) => c !== 'out_trade_no').map((c) => `${c}=@${c}`).join(',')} WHERE out_trade_no=@out_trade_no AND version=@expected`),
       attemptVersion: db.prepare('SELECT version FROM attempts WHERE out_trade_no=?').pluck(),
+      attemptLease: db.prepare('SELECT lease_owner, lease_until FROM attempts WHERE out_trade_no=?'),
+      takeLease: db.prepare('UPDATE attempts SET lease_owner=?, lease_until=? WHERE out_trade_no=?'),
       claimSale: db.prepare('INSERT OR IGNORE INTO sale_claims (device_id, sale_id, out_trade_no, claimed_at) VALUES (?,?,?,?)'),
       saleWinner: db.prepare('SELECT out_trade_no FROM sale_claims WHERE device_id=? AND sale_id=?').pluck(),
       insertEvent: db.prepare(
@@ -60,11 +62,17 @@ export class SqliteWriter {
     }).immediate();
   }
 
-  /** Version check, then the sale claim, then the write: a refused write leaves no claim behind. */
+  /** Version check, then the lease, then the sale claim, then the write: a refused write leaves no claim behind. */
   private writeOne(w: AttemptWrite): WriteResult {
     const a = w.attempt;
     const current = this.stmt.attemptVersion.get(a.outTradeNo) as number | undefined;
     if ((current ?? 0) !== w.expectedVersion) return { ok: false, why: 'version' };
+    if (w.lease && current !== undefined) {
+      const held = this.stmt.attemptLease.get(a.outTradeNo) as { lease_owner: string | null; lease_until: number | null };
+      if (held.lease_owner !== null && held.lease_owner !== w.lease.owner && (held.lease_until ?? 0) > w.lease.now) {
+        return { ok: false, why: 'leased', owner: held.lease_owner, until: held.lease_until ?? 0 };
+      }
+    }
     if (w.claimSale) {
       this.stmt.claimSale.run(a.deviceId, a.saleId, a.outTradeNo, a.updatedAt);
       const winner = this.stmt.saleWinner.get(a.deviceId, a.saleId) as string;
@@ -76,6 +84,7 @@ export class SqliteWriter {
     params.version = version;
     if (w.expectedVersion === 0) this.stmt.insertAttempt.run(params);
     else this.stmt.updateAttempt.run(params);
+    if (w.lease) this.stmt.takeLease.run(w.lease.owner, w.lease.until, a.outTradeNo);
     this.stmt.insertEvent.run({ o: a.outTradeNo, at: a.updatedAt, event: w.event, from: w.fromState, to: a.state, note: w.note });
     this.recordRefund(a, w.fromState);
     return { ok: true, version };

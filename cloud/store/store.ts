@@ -2,7 +2,7 @@ import type { AttemptState, Wallet } from '../../protocol/index.js';
 import type { HealthSummary } from '../gateway/channel-health.js';
 import type { Attempt, AttemptFlag } from '../payments/transaction.js';
 import type { Merchant, MerchantPatch } from '../merchants/merchant.js';
-import type { Currency, RefundState } from '../../protocol/index.js';
+import type { Currency, DoctorCheckResult, RefundState } from '../../protocol/index.js';
 import type { Refund } from '../refunds/refund-machine.js';
 
 /**
@@ -93,6 +93,17 @@ export interface AttemptEventRow {
   note: string;
 }
 
+/**
+ * A worker's hold on an attempt or a refund (several cloud workers on one store): until `until`
+ * (epoch ms) only `owner` may drive it; after, any worker may take it over. `now` is the moment the
+ * lease is taken or checked at, by the caller's clock (the store never reads one).
+ */
+export interface Lease {
+  owner: string;
+  now: number;
+  until: number;
+}
+
 /** One attempt's transition to write. `expectedVersion` 0 means "must not exist yet". */
 export interface AttemptWrite {
   attempt: Attempt;
@@ -102,18 +113,32 @@ export interface AttemptWrite {
   note: string;
   /** Claim the attempt's sale (deviceId + saleId) for this attempt's success, atomically. */
   claimSale: boolean;
+  /**
+   * Take (or renew) the attempt's lease in the same transaction as the write; the write is refused
+   * (`leased`) while another owner's lease runs past `lease.now`. Without it the lease is neither
+   * checked nor changed (one cloud process: no lease at all).
+   */
+  lease?: Lease;
 }
 
 export type WriteResult =
   | { ok: true; version: number }
   | { ok: false; why: 'version' }
-  | { ok: false; why: 'sale_taken'; winner: string };
+  | { ok: false; why: 'sale_taken'; winner: string }
+  /** Another worker drives this attempt until `until`. */
+  | { ok: false; why: 'leased'; owner: string; until: number };
 
 export interface AttemptFilter {
   state?: AttemptState;
   flag?: AttemptFlag;
   outTradeNo?: string;
   deviceId?: string;
+  /**
+   * The register's sale reference, the wallet's transaction id (the dashboard's search). Not indexed:
+   * every attempt write sets every column, so an index would cost each payment; a search scans.
+   */
+  saleRef?: string;
+  gatewayTradeNo?: string;
   limit?: number;
 }
 
@@ -165,7 +190,7 @@ export interface ChannelStateRow {
 }
 
 /** What an operator can tell a box from the CLI; the box's protocol has the same names (down/command). */
-export type DeviceCommandName = 'reboot' | 'resync' | 'unpair';
+export type DeviceCommandName = 'reboot' | 'resync' | 'unpair' | 'doctor';
 /**
  * How a command ended: `sent` (published on the box's down/command; the end of a reboot or resync),
  * `revoked` (an unpair: the box left, or its grace passed, and it was revoked), `dropped` (never sent:
@@ -184,6 +209,21 @@ export interface DeviceCommandRow {
   /** Nothing more to do; null while queued, and for an unpair until the box is revoked. */
   doneAt: number | null;
   outcome: DeviceCommandOutcome | null;
+}
+
+/** A box's doctor report (up/doctor) as the cloud keeps it: the latest of each box. */
+export interface DoctorReportRow {
+  deviceId: string;
+  /** The `doctor` command it answers (its refId). */
+  commandId: string;
+  /** The report's own message id. */
+  messageId: string;
+  firmware: string;
+  checks: DoctorCheckResult[];
+  /** When the box sent it, by the box's clock (the message's ts). */
+  sentAt: number;
+  /** When the cloud took it, by the cloud's clock. */
+  receivedAt: number;
 }
 
 /** A refund as the box asks for it (up/refund), for the store's atomic `requestRefund`. */
@@ -247,6 +287,51 @@ export interface DayFigures {
   refundAmount: number;
 }
 
+/** A dashboard operator (cloud/dashboard/); `passwordHash` is what operator-password.ts makes (scrypt, its own salt). */
+export interface OperatorRow {
+  name: string;
+  passwordHash: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** A dashboard session: the store keeps the SHA-256 of its id, never the id the browser holds. */
+export interface OperatorSessionRow {
+  idHash: string;
+  operator: string;
+  /** What the session's forms carry (hidden field, htmx header); compared in constant time. */
+  csrfToken: string;
+  createdAt: number;
+  lastSeenAt: number;
+}
+
+/** What an operator did from the dashboard (the exception desk, the boxes, pairing). */
+export type OperatorActionName = 'query_now' | 'retry_now' | 'resolve' | 'revoke' | 'pairing_code' | 'ask_doctor';
+/** What it was done to: a payment attempt (outTradeNo), a register refund (refundId), a box (deviceId), a store (`merchant/store`). */
+export type OperatorSubjectKind = 'attempt' | 'refund' | 'device' | 'store';
+
+export interface OperatorActionRow {
+  id: number;
+  at: number;
+  operator: string;
+  action: OperatorActionName;
+  subjectKind: OperatorSubjectKind;
+  subjectId: string;
+  /** The subject's state when the action was taken (a resolution holds while the state stays). */
+  subjectState: string | null;
+  note: string;
+  /** What came of it, in words: "done", "refused: a wallet call is out"… */
+  outcome: string;
+}
+
+/** Every field narrows; none: every action. Oldest first. */
+export interface OperatorActionFilter {
+  subjectKind?: OperatorSubjectKind;
+  subjectIds?: readonly string[];
+  action?: OperatorActionName;
+  limit?: number;
+}
+
 export interface CloudStore {
   // merchants
   /** Adds a merchant; refuses (MERCHANT_EXISTS) one that exists. */
@@ -295,6 +380,23 @@ export interface CloudStore {
   countAttempts(state: AttemptState): Promise<{ count: number; oldestCreatedAt: number | null }>;
   attemptEvents(outTradeNo: string): Promise<AttemptEventRow[]>;
 
+  // several workers on one store: who drives which attempt and refund (leases)
+  /**
+   * Background work for `lease.owner`: up to `limit` attempts with work left (listActiveAttempts'
+   * rule) that nobody holds — no lease, or one expired at `lease.now`, whoever's — oldest first,
+   * leased until `lease.until` in the same transaction. Two workers claiming at once never get the
+   * same attempt; one being written is skipped, not waited for. A worker's unexpired leases are not
+   * answered again (it drives those already); a worker starting under the id of its previous life
+   * releases that life's leases first (releaseLeases), then claims.
+   */
+  claimAttempts(lease: Lease, limit: number): Promise<Attempt[]>;
+  /** The same for PENDING refunds (`writeRefund` takes a lease like an attempt write). */
+  claimRefunds(lease: Lease, limit: number): Promise<Refund[]>;
+  /** Extends to `lease.until` every lease `lease.owner` holds on attempts and refunds with work left (a worker's heartbeat). How many. */
+  renewLeases(lease: Lease): Promise<number>;
+  /** Gives up every lease of `owner` (a worker stopping cleanly): the others take its work over at once instead of at expiry. */
+  releaseLeases(owner: string): Promise<void>;
+
   // the morning reconciliation
   /** A channel's attempts created in [from, to), oldest first. */
   listAttemptsCreated(range: AttemptsCreated): Promise<Attempt[]>;
@@ -335,6 +437,17 @@ export interface CloudStore {
   /** Every command of one box (or of all), oldest first. */
   listDeviceCommands(deviceId?: string): Promise<DeviceCommandRow[]>;
 
+  // the box's doctor (`scanbox-cloud devices doctor`; the dashboard's box page)
+  /**
+   * Keeps the report as its box's latest, replacing the one before, when it answers a `doctor`
+   * command queued for that box (`commandId`); otherwise nothing changes and the answer is false.
+   */
+  saveDoctorReport(report: DoctorReportRow): Promise<boolean>;
+  /** The box's latest doctor report; undefined when it has sent none. */
+  latestDoctorReport(deviceId: string): Promise<DoctorReportRow | undefined>;
+  /** The latest report of every box that has one, by device id. */
+  listDoctorReports(): Promise<DoctorReportRow[]>;
+
   // refunds the cash register asks for (cloud/refunds/)
   /**
    * In one transaction: a known refund id is answered as it is recorded (`existing`), or `conflict`
@@ -349,8 +462,12 @@ export interface CloudStore {
    */
   requestRefund(ask: RefundAsk): Promise<RefundAskResult>;
   getRefund(refundId: string): Promise<Refund | undefined>;
-  /** Replace a recorded refund if it is still at `expectedVersion`; false when another write got there first. */
-  writeRefund(refund: Refund, expectedVersion: number): Promise<{ ok: true; version: number } | { ok: false }>;
+  /**
+   * Replace a recorded refund if it is still at `expectedVersion`; false when another write got there
+   * first. With a lease, as an attempt write: taken or renewed with the write, refused (`leasedTo`)
+   * while another owner's runs.
+   */
+  writeRefund(refund: Refund, expectedVersion: number, lease?: Lease): Promise<{ ok: true; version: number } | { ok: false; leasedTo?: string }>;
   listRefunds(filter: RefundFilter): Promise<Refund[]>;
   /** The payment's figures for a refund answer; undefined when there is no such attempt. */
   refundBalance(outTradeNo: string): Promise<RefundBalance | undefined>;
@@ -360,6 +477,27 @@ export interface CloudStore {
   storeRefundLimit(merchantId: string, storeId: string): Promise<number | null | undefined>;
   /** Per box and wallet, the paid sales and refunds in [from, to): see DayFigures. Boxes with nothing are absent. */
   dayFigures(scope: FiguresScope, from: number, to: number): Promise<DayFigures[]>;
+
+  // dashboard operators, their sessions and what they did (cloud/dashboard/)
+  /** Refuses (OPERATOR_EXISTS) a name that is taken. */
+  addOperator(name: string, passwordHash: string, now: number): Promise<OperatorRow>;
+  getOperator(name: string): Promise<OperatorRow | undefined>;
+  listOperators(): Promise<OperatorRow[]>;
+  /** A new password ends every session of the operator, in the same transaction. Refuses (OPERATOR_UNKNOWN) an unknown name. */
+  setOperatorPassword(name: string, passwordHash: string, now: number): Promise<void>;
+  /** Removes the operator and ends its sessions; its audited actions stay. False when there was no such operator. */
+  removeOperator(name: string): Promise<boolean>;
+  /** Refuses (OPERATOR_UNKNOWN) a session of an operator that does not exist. */
+  createOperatorSession(row: OperatorSessionRow): Promise<void>;
+  getOperatorSession(idHash: string): Promise<OperatorSessionRow | undefined>;
+  /** Moves the session's lastSeenAt forward (never back); false when there is no such session. */
+  touchOperatorSession(idHash: string, at: number): Promise<boolean>;
+  endOperatorSession(idHash: string): Promise<boolean>;
+  /** Ends every session last seen before `idleBefore` or created before `createdBefore`; returns how many. */
+  endExpiredOperatorSessions(idleBefore: number, createdBefore: number): Promise<number>;
+  /** Appends to the audit trail (never changed, never deleted); returns the row with its id. */
+  addOperatorAction(action: Omit<OperatorActionRow, 'id'>): Promise<OperatorActionRow>;
+  listOperatorActions(filter: OperatorActionFilter): Promise<OperatorActionRow[]>;
 
   close(): Promise<void>;
 }

@@ -103,6 +103,14 @@ describe('benchmarks (smoke: tiny sizes, figures not asserted)', () => {
     expect(j.raw.samples.length).toBeGreaterThan(0);
   }, 180_000);
 
+  it('dashboards', () => {
+    const j = runBench('dashboards');
+    expect(j.figures).toMatchObject({ 'payments/s, no dashboard (median)': expect.any(Number), 'payments/s, 2 dashboards (median)': expect.any(Number), '2 dashboards ÷ none': expect.any(Number) });
+    // The streams were open and read during their phases.
+    expect(j.raw.liveBytesPerS[0]).toBeGreaterThan(0);
+    reconciled(j);
+  }, 180_000);
+
   it('wallets', () => {
     const j = runBench('wallets');
     for (const w of ['wechat', 'alipay']) {

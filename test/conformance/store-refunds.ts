@@ -128,6 +128,16 @@ export function describeRefundConformance(store: () => CloudStore): void {
       expect(await store().refundBalance('sbA-1')).toEqual({ charged: 1_000, refunded: 0, pending: 900 });
     });
 
+    it('concurrent asks for one payment from several boxes of its merchant, in several stores, never both pass the remaining check', async () => {
+      const boxes = Array.from({ length: 10 }, (_, i) => `sbR${i}`);
+      for (const [i, id] of boxes.entries()) await box(id, 'M1', `S${i}`);
+      await paid('sbR0-1');
+      const asks = boxes.map((deviceId) => ask('sbR0-1', 300, { deviceId }));
+      const results = await Promise.all(asks.map((a) => store().requestRefund(a)));
+      expect(results.filter((r) => r.refund.state === 'PENDING')).toHaveLength(3);
+      expect(await store().refundBalance('sbR0-1')).toEqual({ charged: 1_000, refunded: 0, pending: 900 });
+    });
+
     it("a store's daily limit counts its PENDING and REFUNDED refunds created on the Beijing day, whichever box asked", async () => {
       await box('sbA', 'M1', 'S1');
       await box('sbB', 'M1', 'S1');

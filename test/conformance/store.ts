@@ -2,16 +2,21 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Attempt } from '../../cloud/payments/transaction.js';
 import type { AttemptWrite, CloudStore, NewDevice, ReconcileFindingRow } from '../../cloud/store/store.js';
 import { describeRefundConformance } from './store-refunds.js';
+import { describeDashboardConformance } from './store-dashboard.js';
+import { describeDoctorConformance } from './store-doctor.js';
+import { describeLeaseConformance } from './store-leases.js';
 
 /**
  * The CloudStore contract (cloud/store/store.ts) as the services rely on it, written once and run
- * against every implementation (SQLite inline and on its commit thread today; PostgreSQL later).
+ * against every implementation (SQLite inline and on its commit thread, PostgreSQL).
  * Only the interface is used: what a store does inside (hashes, caches, indexes, file modes) belongs
  * to its own tests.
  */
 export interface StoreSubject {
   store: CloudStore;
-  /** Closes the store (if the test did not) and removes what it left behind. */
+  /** Another handle on the same data, as a second cloud worker would open it; closed by dispose. */
+  another(): Promise<CloudStore>;
+  /** Closes the store (if the test did not), every other handle, and removes what it left behind. */
   dispose(): Promise<void>;
 }
 
@@ -54,6 +59,9 @@ export function describeStoreConformance(name: string, makeSubject: () => Promis
     });
 
     describeRefundConformance(() => s);
+    describeDashboardConformance(() => s);
+    describeDoctorConformance(() => s);
+    describeLeaseConformance(() => subject);
 
     describe('merchants', () => {
       it('adds a merchant once (MERCHANT_EXISTS after), reads and lists it', async () => {

@@ -40,6 +40,7 @@ export const UP_READ_RULES: Record<UpKind, ReadRules> = {
   heartbeat: { tolerant: true, optional: [], openEnums: { 'status.scanner': PortState.options, 'status.ecr': PortState.options } },
   refund: { tolerant: true, optional: [], openEnums: {} },
   totals: { tolerant: true, optional: [], openEnums: {} },
+  doctor: { tolerant: true, optional: [], openEnums: {} },
 };
 export const DOWN_READ_RULES: Record<DownKind, ReadRules> = {
   result: { tolerant: true, optional: ['reason', 'wallet', 'message'], openEnums: { state: ATTEMPT_STATES, reason: RESULT_REASONS, wallet: WALLETS } },

@@ -12,35 +12,48 @@ import { createLogger, type Logger } from '../../cloud/log.js';
 import type { Attempt } from '../../cloud/payments/transaction.js';
 import { envelope, FAST, tempDir } from '../cloud/harness.js';
 import { EVERY_CODE_SUCCEEDS, ScriptedGateway } from '../../simulator/gateway/scripted-gateway.js';
+import { startMosquitto } from '../support/mosquitto.js';
+import { embeddedUnderTest, mosquittoUnderTest, onMosquitto, type BrokerKind, type BrokerUnderTest } from './brokers-under-test.js';
 
 /**
  * What the security probes and the cloud-side fuzzers share on top of test/cloud/harness.ts:
  * a cloud with an injectable clock and log sink, a scrape of GET /metrics, a raw MQTT PUBLISH
  * (so a topic the mqtt.js client would refuse still reaches the broker), and a money snapshot.
  */
-export type ProbeCloud = RunningCloud & { dir: string; dbPath: string; gw: ScriptedGateway };
+export type ProbeCloud = RunningCloud & { dir: string; dbPath: string; gw: ScriptedGateway; broker: BrokerUnderTest };
 
-export async function startProbeCloud(opts: { config?: CloudConfigInput; clock?: Clock; logger?: Logger } = {}): Promise<ProbeCloud> {
+/** `broker: 'mosquitto'` starts a Mosquitto with dynamic security for this cloud (and stops it with the cloud). */
+export async function startProbeCloud(opts: { config?: CloudConfigInput; clock?: Clock; logger?: Logger; broker?: BrokerKind } = {}): Promise<ProbeCloud> {
   const { dir, remove } = tempDir();
   const gw = new ScriptedGateway({ mix: EVERY_CODE_SUCCEEDS });
   const dbPath = join(dir, 'cloud.db');
-  const cloud = await startCloud({
-    gateway: gw,
-    dbPath,
-    mqttPort: 0,
-    httpPort: 0,
-    metricsPort: 0,
-    config: { ...FAST, ...opts.config },
-    ...(opts.clock ? { clock: opts.clock } : {}),
-    logger: opts.logger ?? createLogger('silent'),
-  });
+  const mosquitto = opts.broker === 'mosquitto' ? await startMosquitto() : undefined;
+  let cloud: RunningCloud;
+  try {
+    cloud = await startCloud({
+      gateway: gw,
+      dbPath,
+      mqttPort: 0,
+      httpPort: 0,
+      metricsPort: 0,
+      config: { ...FAST, ...opts.config, ...(mosquitto ? onMosquitto(mosquitto) : {}) },
+      ...(opts.clock ? { clock: opts.clock } : {}),
+      logger: opts.logger ?? createLogger('silent'),
+    });
+  } catch (err) {
+    await mosquitto?.stop();
+    remove();
+    throw err;
+  }
   return {
     ...cloud,
     dir,
     dbPath,
     gw,
+    broker: mosquitto ? mosquittoUnderTest(mosquitto) : embeddedUnderTest(() => scrape(cloud.metricsUrl)),
     close: async () => {
       await cloud.close();
+      await mosquitto?.stop();
       remove();
     },
   };

@@ -19,6 +19,8 @@ export const TEST_TOOLS: readonly SystemTool[] = [
   { program: 'openssl', debianPackage: 'openssl', neededBy: 'test certificates made at run time', required: true },
   { program: 'systemd-analyze', debianPackage: 'systemd', neededBy: 'checking the systemd units', required: true },
   { program: 'promtool', debianPackage: 'prometheus', neededBy: 'checking the Prometheus alert rules', required: true },
+  // mosquitto_ctrl: in /usr/bin, where mosquitto itself (/usr/sbin) may be off an ordinary user's PATH.
+  { program: 'mosquitto_ctrl', debianPackage: 'mosquitto', neededBy: 'the external-broker tests (Mosquitto with dynamic security)', required: true },
   { program: 'faketime', debianPackage: 'faketime', neededBy: "the chaos test's clock jumps", required: false },
 ];
 

@@ -1,0 +1,128 @@
+import { needsWork, type Attempt } from '../payments/transaction.js';
+import type { Refund } from '../refunds/refund-machine.js';
+import type { CloudStore, OperatorActionRow } from '../store/store.js';
+
+/**
+ * What needs a person: attempts still being undone (REVERSE_PENDING, REFUND_PENDING) past the
+ * threshold, attempts flagged AMOUNT_MISMATCH, and the register's refunds the wallet declined
+ * (FAILED) or that stay PENDING past refundFlagAfterMs (flagged). An item an operator marked
+ * resolved leaves the desk while its state stays the one it was resolved in; if it moves (a pending
+ * reverse that later fails over to a refund), it is back.
+ */
+export type DeskKind = 'attempt' | 'refund';
+export type DeskReason = 'REVERSE_PENDING' | 'REFUND_PENDING' | 'AMOUNT_MISMATCH' | 'REFUND_FAILED' | 'REFUND_FLAGGED';
+export type NowAction = 'query_now' | 'retry_now';
+
+export interface DeskItem {
+  kind: DeskKind;
+  /** outTradeNo or refundId. */
+  id: string;
+  /** The payment it belongs to (its timeline). */
+  outTradeNo: string;
+  deviceId: string;
+  reasons: DeskReason[];
+  /** The state it is in; a resolution holds while this stays. */
+  state: string;
+  since: number;
+  amount: number;
+  currency: string;
+  /** The latest words about it: the wallet's message, the attempt's reason. */
+  detail: string;
+  /** What "now" does for it, when anything can be done now. */
+  now: { action: NowAction; label: string } | null;
+  /** Why nothing can be done now, when nothing can. */
+  nowBlocked: string | null;
+  /** The latest resolution, when it holds. */
+  resolution: OperatorActionRow | null;
+}
+
+/**
+ * What the machine's resume does with this attempt next, as the button says it: a query (still
+ * paying, or verifying before a refund), a reverse, or a refund. Null with why when nothing can start now.
+ */
+export function attemptNow(a: Attempt): { now: DeskItem['now']; blocked: string | null } {
+  if (a.inFlight) return { now: null, blocked: `a ${a.inFlight} call is out` };
+  if (!needsWork(a)) return { now: null, blocked: 'nothing is left for the cloud to do' };
+  if (a.state === 'PAYING' || a.state === 'CREATED' || a.step === 'poll' || a.step === 'verify' || a.step === 'late_check') return { now: { action: 'query_now', label: 'Query the wallet now' }, blocked: null };
+  if (a.state === 'REFUND_PENDING' || a.step === 'refund') return { now: { action: 'retry_now', label: 'Retry the refund now' }, blocked: null };
+  return { now: { action: 'retry_now', label: 'Retry the reverse now' }, blocked: null };
+}
+
+export function refundNow(r: Refund): { now: DeskItem['now']; blocked: string | null } {
+  if (r.state !== 'PENDING') return { now: null, blocked: `${r.state}: final; the register must ask for a new refund` };
+  if (r.inFlight) return { now: null, blocked: 'a wallet call is out' };
+  return { now: { action: 'retry_now', label: 'Ask the wallet again now' }, blocked: null };
+}
+
+export function attemptItem(a: Attempt, reasons: DeskReason[]): DeskItem {
+  const n = attemptNow(a);
+  return {
+    kind: 'attempt', id: a.outTradeNo, outTradeNo: a.outTradeNo, deviceId: a.deviceId, reasons, state: a.state, since: a.createdAt,
+    amount: a.charged ?? a.amount, currency: a.currency, detail: [a.reason, a.flag ? `the sale is ${a.amount}, the wallet charged ${a.charged ?? '?'}` : null].filter(Boolean).join('; '),
+    now: n.now, nowBlocked: n.blocked, resolution: null,
+  };
+}
+
+export function refundItem(r: Refund): DeskItem {
+  const n = refundNow(r);
+  return {
+    kind: 'refund', id: r.refundId, outTradeNo: r.outTradeNo, deviceId: r.deviceId, reasons: [r.state === 'FAILED' ? 'REFUND_FAILED' : 'REFUND_FLAGGED'], state: r.state, since: r.createdAt,
+    amount: r.amount, currency: r.currency, detail: [r.reason, r.message].filter(Boolean).join(': '), now: n.now, nowBlocked: n.blocked, resolution: null,
+  };
+}
+
+export async function deskItems(store: CloudStore, now: number, thresholdMs: number): Promise<{ open: DeskItem[]; resolved: DeskItem[] }> {
+  const [reversing, refunding, mismatched, failed, flagged] = await Promise.all([
+    store.listAttempts({ state: 'REVERSE_PENDING' }),
+    store.listAttempts({ state: 'REFUND_PENDING' }),
+    store.listAttempts({ flag: 'AMOUNT_MISMATCH' }),
+    store.listRefunds({ state: 'FAILED' }),
+    store.listRefunds({ state: 'PENDING', flagged: true }),
+  ]);
+  const attempts = new Map<string, DeskItem>();
+  const add = (a: Attempt, reason: DeskReason) => {
+    const item = attempts.get(a.outTradeNo) ?? attemptItem(a, []);
+    item.reasons.push(reason);
+    attempts.set(a.outTradeNo, item);
+  };
+  const old = (a: Attempt) => a.createdAt <= now - thresholdMs;
+  reversing.filter(old).forEach((a) => add(a, 'REVERSE_PENDING'));
+  refunding.filter(old).forEach((a) => add(a, 'REFUND_PENDING'));
+  mismatched.forEach((a) => add(a, 'AMOUNT_MISMATCH'));
+  const items = [...attempts.values(), ...[...failed, ...flagged].map(refundItem)].sort((x, y) => x.since - y.since);
+  const resolutions = await latestResolutions(store, items);
+  for (const item of items) {
+    const r = resolutions.get(`${item.kind}:${item.id}`);
+    if (r && r.subjectState === item.state) item.resolution = r;
+  }
+  return { open: items.filter((i) => !i.resolution), resolved: items.filter((i) => i.resolution) };
+}
+
+async function latestResolutions(store: CloudStore, items: DeskItem[]): Promise<Map<string, OperatorActionRow>> {
+  const latest = new Map<string, OperatorActionRow>();
+  if (items.length === 0) return latest;
+  for (const kind of ['attempt', 'refund'] as const) {
+    const ids = items.filter((i) => i.kind === kind).map((i) => i.id);
+    if (ids.length === 0) continue;
+    // Oldest first: the last one read for an id is its latest.
+    for (const a of await store.listOperatorActions({ action: 'resolve', subjectKind: kind, subjectIds: ids })) latest.set(`${kind}:${a.subjectId}`, a);
+  }
+  return latest;
+}
+
+/** One item as it stands now (after an action), or undefined when it no longer exists. */
+export async function deskItem(store: CloudStore, kind: DeskKind, id: string): Promise<DeskItem | undefined> {
+  if (kind === 'attempt') {
+    const a = await store.getAttempt(id);
+    if (!a) return undefined;
+    const reasons: DeskReason[] = [...(a.state === 'REVERSE_PENDING' || a.state === 'REFUND_PENDING' ? [a.state] : []), ...(a.flag ? ['AMOUNT_MISMATCH' as const] : [])];
+    return withResolution(store, attemptItem(a, reasons));
+  }
+  const r = await store.getRefund(id);
+  return r ? withResolution(store, refundItem(r)) : undefined;
+}
+
+async function withResolution(store: CloudStore, item: DeskItem): Promise<DeskItem> {
+  const r = (await latestResolutions(store, [item])).get(`${item.kind}:${item.id}`);
+  return { ...item, resolution: r && r.subjectState === item.state ? r : null };
+}
