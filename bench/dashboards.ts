@@ -147,6 +147,8 @@ export async function dashboards(p: DashboardsParams): Promise<BenchResult> {
     const ratio = open / none;
     // Each round's two phases ran back to back: their ratio cancels the drift of a shared machine's load.
     const paired = median(rates.open.map((o, i) => o / rates.none[i]!));
+    // Payments per second of the cloud's CPU: what each side did with the CPU the machine gave it.
+    const perCpu = (side: Side) => rates[side].map((r, i) => r / Math.max(1, cpu[side][i]!) * 100);
     const lat = { none: summary(latency.none), open: summary(latency.open) };
     const d = p.dashboards;
     return {
@@ -163,6 +165,8 @@ export async function dashboards(p: DashboardsParams): Promise<BenchResult> {
         [`pay→result p99 ms, ${d} dashboards`]: lat.open.p99,
         'cloud CPU % of a core, no dashboard': Math.round(median(cpu.none)),
         [`cloud CPU % of a core, ${d} dashboards`]: Math.round(median(cpu.open)),
+        'payments per cloud CPU-second, no dashboard': Math.round(median(perCpu('none'))),
+        [`payments per cloud CPU-second, ${d} dashboards`]: Math.round(median(perCpu('open'))),
         'live push: event-loop ms each (all dashboards)': round3(median(pushMs)),
         'live pushes: share of the event loop %': round3(median(loopShare)),
         'live stream bytes/s per dashboard': Math.round(median(bytesPerS)),

@@ -17,7 +17,7 @@ import { startMetricsEndpoint } from './http/metrics-endpoint.js';
 import { watchRevocations } from './fleet/revocation-watch.js';
 import { CommandWatch } from './fleet/command-watch.js';
 import { ServerKey } from './pairing/server-key.js';
-import { openStore, storeName } from './store/open-store.js';
+import { openStore, storeName, workerIdOf } from './store/open-store.js';
 import type { CloudStore } from './store/store.js';
 import type { MachineConfig } from './payments/transaction.js';
 import { channelsFromConfig } from './gateway/channels.js';
@@ -215,7 +215,7 @@ export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud>
       close: () => runCleanup(cleanup),
     };
     // Supervisors and the simulator wait for this line: printed at any log level but silent.
-    (logger.level === 'silent' ? logger : logger.child({}, { level: 'info' })).info({ mqttPort: running.mqttPort, httpPort: running.httpPort, mqttUrl: running.mqttUrl, httpUrl: running.httpUrl, metricsUrl: running.metricsUrl, db: storeName(config) }, 'ready');
+    (logger.level === 'silent' ? logger : logger.child({}, { level: 'info' })).info({ mqttPort: running.mqttPort, httpPort: running.httpPort, mqttUrl: running.mqttUrl, httpUrl: running.httpUrl, metricsUrl: running.metricsUrl, db: storeName(config), ...(config.store ? { worker: workerIdOf(config) } : {}) }, 'ready');
     return running;
   } catch (err) {
     await runCleanup(cleanup);

@@ -34,7 +34,7 @@ export const REFUND_COLUMNS = [
   ['flagged', 'flagged'],
   ['version', 'version'],
 ] as const satisfies readonly (readonly [keyof Refund, string])[];
-export const BOOLEAN_FIELDS = new Set<keyof Refund>(['inFlight', 'flagged']);
+const BOOLEAN_FIELDS = new Set<keyof Refund>(['inFlight', 'flagged']);
 
 /** What holds money back: a refund in progress, or done. FAILED and REFUSED gave nothing back. */
 const HOLDING_SQL = `state IN ('PENDING','REFUNDED')`;

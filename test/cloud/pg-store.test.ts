@@ -145,7 +145,7 @@ describe('a cloud on PostgreSQL', () => {
     expect(rows.rows.map((r) => r.to_state)).toEqual(['PAYING', 'SUCCESS']);
   });
 
-  it('scanbox-cloud start --store: the ready line names the database without its password; refused before migrate', async () => {
+  it('scanbox-cloud start --store --worker-id: the ready line names the database without its password, and the worker; refused before migrate', async () => {
     const { dir, remove } = tempDir();
     cleanup.push(remove);
     const url = (await fresh()).replace('scanbox@', 'scanbox:hunter2-secret@');
@@ -159,6 +159,7 @@ describe('a cloud on PostgreSQL', () => {
     try {
       const ready = await started.waitForMsg('ready', 20_000);
       expect(ready.db).toMatch(/^postgres:\/\/scanbox:\*\*\*@127\.0\.0\.1:\d+\//);
+      expect(ready.worker).toBe('w1');
       expect(JSON.stringify(started.lines) + started.stderr.join('')).not.toContain('hunter2-secret');
     } finally {
       expect(await started.stop()).toBe(0);

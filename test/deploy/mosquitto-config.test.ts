@@ -18,7 +18,7 @@ import { makeTestCa, type TestCa } from '../support/test-ca.js';
 const EXAMPLE = readFileSync(new URL('../../deploy/mosquitto/scanbox.conf', import.meta.url), 'utf8');
 
 /** The example with what belongs to a real host replaced; each replaced line must be there. */
-export function exampleAt(at: ConfigPaths): string {
+function exampleAt(at: ConfigPaths): string {
   const swaps: [RegExp, string][] = [
     [/^plugin .*$/m, `plugin ${at.plugin}`],
     [/^plugin_opt_config_file .*$/m, `plugin_opt_config_file ${at.dynsecFile}`],
