@@ -22,7 +22,9 @@ describe.each([
     expect(injected.length).toBeGreaterThanOrEqual(5);
     expect(injected).toEqual(expect.arrayContaining(['box_kill', 'cloud_kill', 'link_drop']));
     expect(out).toMatch(/attempts by final state — cloud: .*SUCCESS \d+/);
-    expect(out).toMatch(/attempts \d+, sales \d+ \(\d+ paid\), successful sales [\d.]+, gateway net charged [\d.]+/);
+    expect(out).toMatch(/attempts \d+, sales \d+ \(\d+ paid\), successful sales [\d.]+(, register refunds \d+ \(\d+ refunded, [\d.]+\))?, gateway net charged [\d.]+/);
+    // Refunds are in the sales mix: none made twice, none lost.
+    expect(out).toMatch(/refunds asked \d+: .*; double refunds 0, refunds lost or disagreeing 0/);
     expect(out).toContain('RECONCILED: gateway, cloud and boxes agree');
     expect(out).toContain('ECR: every result line matches the money');
     expect(out).toContain('CHAOS PASSED');

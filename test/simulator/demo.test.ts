@@ -19,7 +19,12 @@ describe.each([[[]], [['--wallets', 'real-formats']]])('npm run demo %j', (extra
     expect(out).toContain('progress WAITING_PASSWORD');
     expect(out).toContain('error OFFLINE');
     expect(out).toMatch(/-4 +\S+ +23\.00 +0\.00 +REFUNDED +REFUNDED +ok/);
-    expect(out).toContain('gateway net charged 166.34');
+    // R-001 comes back in two partial refunds from the register; one fen more is refused at the box.
+    expect([...out.matchAll(/ECR ← REFUND (REFUNDED|NOT_REFUNDED) (¥[\d.]+)/g)].map((m) => `${m[1]} ${m[2]}`)).toEqual(['REFUNDED ¥5.00', 'REFUNDED ¥7.34']);
+    expect(out).toContain('error REFUND_EXCEEDS_REMAINING');
+    expect(out).toContain('register refunds 2 (2 refunded, 12.34), gateway net charged 154.00');
+    // Closing time: the day's totals from the cloud, net of the refunds.
+    expect(out).toMatch(/ECR ← TOTALS \d{4}-\d{2}-\d{2}: .*wechat 4 paid ¥87\.34, 2 refunds ¥12\.34, net ¥75\.00/);
     // The primary channel down: its breaker opens, the backup takes the next sale, the healed primary the one after.
     expect(out).toMatch(/channel: (primary|wechat) breaker OPEN/);
     expect(out).toMatch(/channel: R-009 went through (backup|wechat-backup)\n/);
