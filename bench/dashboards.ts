@@ -28,7 +28,8 @@ export interface DashboardsParams {
 }
 
 export const DASHBOARDS_DEFAULTS: DashboardsParams = { boxes: 100, dashboards: 20, phaseS: 5, rounds: 6, warmupS: 2, logLevel: 'info' };
-export const DASHBOARDS_SMOKE: DashboardsParams = { boxes: 4, dashboards: 2, phaseS: 0.5, rounds: 1, warmupS: 0.2, logLevel: 'info' };
+// A phase longer than the 2 s between live pushes, so every stream is pushed to at least once.
+export const DASHBOARDS_SMOKE: DashboardsParams = { boxes: 4, dashboards: 2, phaseS: 3, rounds: 1, warmupS: 0.2, logLevel: 'info' };
 
 const OPERATOR = 'bench';
 const PASSWORD = 'bench operator password';
