@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import * as f from './fields.js';
-import { businessDate, REFUND_REASONS, WalletTotals } from './refunds.js';
+import { businessDate } from './business-day.js';
+import { REFUND_REASONS, WalletTotals } from './refunds.js';
 
 /**
  * The cash register (ECR) line protocol on the box's second serial port: one JSON object per line,

@@ -7,6 +7,7 @@ export * from './states.js';
 export * from './fields.js';
 export * from './messages.js';
 export * from './pairing.js';
+export * from './business-day.js';
 export * from './refunds.js';
 export * from './doctor.js';
 export * from './ecr.js';

@@ -3,7 +3,8 @@ import { ErrorCode, ProtocolError } from './errors.js';
 import * as f from './fields.js';
 import type { DownKind, UpKind } from './topics.js';
 import { V1_RESULT_REASONS } from './states.js';
-import { businessDate, REFUND_REASONS, REFUND_STATES, refundId, WalletTotals } from './refunds.js';
+import { businessDate } from './business-day.js';
+import { REFUND_REASONS, REFUND_STATES, refundId, WalletTotals } from './refunds.js';
 import { DOCTOR_BOUNDS, DoctorCheckResult } from './doctor.js';
 
 /**

@@ -50,24 +50,6 @@ export function makeRefundId(device: string, seq: number): string {
   return refundId.parse(`${device}-r${seq}`);
 }
 
-/** A business day, `yyyy-MM-dd`, in Beijing time (the wallets' bills use it too). */
-export const businessDate = z
-  .string()
-  .regex(/^\d{4}-\d{2}-\d{2}$/, 'date must be yyyy-MM-dd')
-  .refine((d) => !Number.isNaN(Date.parse(`${d}T00:00:00+08:00`)) && new Date(Date.parse(`${d}T00:00:00+08:00`) + 8 * 3_600_000).toISOString().startsWith(d), 'date must be a real calendar day');
-export type BusinessDate = z.infer<typeof businessDate>;
-
-const BEIJING_OFFSET_MS = 8 * 3_600_000;
-/** The Beijing business day of an instant. */
-export function businessDateOf(epochMs: number): BusinessDate {
-  return new Date(epochMs + BEIJING_OFFSET_MS).toISOString().slice(0, 10);
-}
-/** [from, to) of a Beijing business day in epoch ms. */
-export function businessDayRange(date: BusinessDate): { from: number; to: number } {
-  const from = Date.parse(`${date}T00:00:00+08:00`);
-  return { from, to: from + 86_400_000 };
-}
-
 const count = z.number().int().nonnegative();
 const fen = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 /**

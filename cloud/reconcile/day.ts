@@ -1,10 +1,7 @@
+import { businessDayRangeOf } from '../../protocol/index.js';
 import { beijingTimestamp } from '../gateway/alipay/requests.js';
 
-/**
- * The wallets' business day: a calendar day in Beijing time (UTC+8; China keeps no daylight saving,
- * so every day is 24 hours). Both wallets cut their bills at Beijing midnight, whatever the
- * timezone of the machine that runs the reconciliation.
- */
+/** The wallets' business day (protocol/business-day.ts) as the reconciliation uses it. */
 export interface BusinessDay {
   /** yyyy-MM-dd, as `--date` takes it and Alipay's bill_date names it. */
   date: string;
@@ -14,20 +11,10 @@ export interface BusinessDay {
   end: number;
 }
 
-const BEIJING_OFFSET_MS = 8 * 3_600_000;
-const DAY_MS = 86_400_000;
-
 /** `yyyy-MM-dd` → the day; undefined for anything that is not a real calendar day (2026-02-30 included). */
 export function businessDay(date: string): BusinessDay | undefined {
-  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(date);
-  if (!m) return undefined;
-  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  const utc = Date.UTC(y, mo - 1, d);
-  // Date.UTC rolls 2026-02-30 over into March, and maps years 0–99 to 1900–1999: what does not come back is no day.
-  const back = new Date(utc);
-  if (back.getUTCFullYear() !== y || back.getUTCMonth() !== mo - 1 || back.getUTCDate() !== d) return undefined;
-  const start = utc - BEIJING_OFFSET_MS;
-  return { date, start, end: start + DAY_MS };
+  const range = businessDayRangeOf(date);
+  return range && { date, start: range.from, end: range.to };
 }
 
 /** WeChat's bill_date form of the day: yyyyMMdd. */
