@@ -123,7 +123,7 @@ const CHAPTERS: Chapter[] = [
       primaries.forEach((c) => rig.outage(c, 1));
       await sale(box, 'R-008', 3000);
       await box.scanner.scan(code('wechat', { name: 'success' }));
-      await until(async () => (await rig.channelStates())[primaries[0]!] === 'open', 20 * SECOND);
+      await until(async () => (await rig.channelStates())[primaries[0]!] === 'open', 40 * SECOND);
       note(`${primaries[0]} breaker OPEN after its calls failed; the cashier cancels R-008 (undone once the channel is back)`);
       await box.ecr.cancel('R-008');
       await sale(box, 'R-009', 3000);
