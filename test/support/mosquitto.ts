@@ -1,9 +1,9 @@
+import { perTestFile } from './per-test-file.js';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { accessSync, chownSync, constants, copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { afterAll, beforeAll } from 'vitest';
 import { freeLoopbackPort } from './free-port.js';
 
 /**
@@ -264,15 +264,5 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
 
 /** A broker for the calling test file: started before its first test, stopped after its last. */
 export function useMosquitto(opts: MosquittoOptions = {}): () => MosquittoBroker {
-  let broker: MosquittoBroker | undefined;
-  beforeAll(async () => {
-    broker = await startMosquitto(opts);
-  }, 30_000);
-  afterAll(async () => {
-    await broker?.stop();
-  });
-  return () => {
-    if (!broker) throw new Error('useMosquitto: the broker is started in beforeAll; ask for it inside a test or hook');
-    return broker;
-  };
+  return perTestFile('useMosquitto', 'broker', () => startMosquitto(opts), 30_000);
 }

@@ -1,10 +1,10 @@
+import { freeLoopbackPort } from './free-port.js';
+import { perTestFile } from './per-test-file.js';
 import { execFileSync, spawn } from 'node:child_process';
 import { accessSync, chownSync, constants, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll } from 'vitest';
 
 /**
  * A throwaway PostgreSQL cluster for one test file: initdb into a fresh temp dir, a postmaster on a
@@ -75,17 +75,6 @@ export function findPostgresBinDir(env: NodeJS.ProcessEnv = process.env, root = 
   throw new Error(`the PostgreSQL tests need initdb, pg_ctl and postgres (PostgreSQL 13 or later), found neither in ${root}/*/bin nor on PATH — ${PACKAGE_HINT}`);
 }
 
-function loopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 /** How a server program is run: directly, or as `runAs` when this process is root (postgres refuses root). */
 function runner(runAs: string): { prefix: string[]; owner?: { uid: number; gid: number } } {
   if (process.getuid?.() !== 0) return { prefix: [] };
@@ -138,7 +127,7 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
 
   let port = 0;
   for (let attempt = 0; ; attempt++) {
-    port = await (opts.freePort ?? loopbackPort)();
+    port = await (opts.freePort ?? freeLoopbackPort)();
     const fast = opts.durable ? [] : ['-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off'];
     const server = [`-p ${port}`, `-k ${dir}`, '-c listen_addresses=127.0.0.1', ...fast, '-c max_connections=200'];
     const started = await pgCtl('-o', server.join(' '), '-l', log, '-w', '-t', '30', 'start');
@@ -211,15 +200,5 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
 
 /** A cluster for the calling test file: started before its first test, stopped after its last. */
 export function usePostgres(opts: PostgresOptions = {}): () => PostgresCluster {
-  let cluster: PostgresCluster | undefined;
-  beforeAll(async () => {
-    cluster = await startPostgres(opts);
-  }, 60_000);
-  afterAll(async () => {
-    await cluster?.stop();
-  });
-  return () => {
-    if (!cluster) throw new Error('usePostgres: the cluster is started in beforeAll; ask for it inside a test or hook');
-    return cluster;
-  };
+  return perTestFile('usePostgres', 'cluster', () => startPostgres(opts), 60_000);
 }
