@@ -37,12 +37,20 @@ export interface Explanation {
 }
 
 /**
- * Error-level lines a fault can cause. Empty on purpose: every condition a fault causes logs at warn
- * (a subscribe cut short by a dropped connection is a warning since device/link.ts tells it from a
- * broker's refusal). An entry needs the fault kinds that cause it and is waved through only inside
- * such a fault's window on that party.
+ * Error-level lines a fault can cause. Almost every condition a fault causes logs at warn (a
+ * subscribe cut short by a dropped connection is a warning since device/link.ts tells it from a
+ * broker's refusal); what stays here is an operator's signal that a fault is *meant* to raise. An
+ * entry needs the fault kinds that cause it and is waved through only inside such a fault's window
+ * on that party.
  */
-export const EXPLAINED_BY_FAULT: readonly Explanation[] = [];
+export const EXPLAINED_BY_FAULT: readonly Explanation[] = [
+  {
+    party: 'cloud',
+    msg: 'REFUND STUCK: still PENDING after refundFlagAfterMs; flagged for an operator (scanbox-cloud refunds --flagged), still retried',
+    faults: ['channel_outage', 'cloud_kill'],
+    why: "a refund stays on its sale's channel (no failover), so a provider refusing it, or a cloud down, for longer than refundFlagAfterMs (10 s in the chaos config) must flag it for an operator",
+  },
+];
 
 /** One injected fault as it happened: real (runner) time, and the box it hit, if any. */
 export interface InjectedFault {

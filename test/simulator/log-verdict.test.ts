@@ -37,8 +37,8 @@ function errorMessagesInSources(): string[] {
   return [...found].sort();
 }
 
-/** Entries this test knows were added on purpose (each with the fault that causes it). None today. */
-const DELIBERATE: readonly string[] = [];
+/** Entries this test knows were added on purpose (each with the fault that causes it). */
+const DELIBERATE: readonly string[] = ['REFUND STUCK: still PENDING after refundFlagAfterMs; flagged for an operator (scanbox-cloud refunds --flagged), still retried'];
 
 describe('chaos log verdict', () => {
   it('the explained list holds only deliberate entries', () => {
@@ -59,6 +59,16 @@ describe('chaos log verdict', () => {
       }
     }
     expect(wavedThrough).toEqual([]);
+  });
+
+  it('a refund flagged for an operator is explained by a channel outage or a cloud kill in force, and by nothing else', () => {
+    const msg = DELIBERATE[0]!;
+    const at = (kind: FaultKind) => judgeLine('cloud', { level: 50, time: T + 2_000, msg }, [{ kind, startMs: T - 20_000, endMs: T }]).kind;
+    expect(at('channel_outage')).toBe('explained');
+    expect(at('cloud_kill')).toBe('explained');
+    for (const kind of FAULT_KINDS.filter((k) => k !== 'channel_outage' && k !== 'cloud_kill')) expect(at(kind), kind).toBe('defect');
+    expect(judgeLine('cloud', { level: 50, time: T, msg }, []).kind).toBe('defect');
+    expect(judgeLine('box-1', { level: 50, time: T, msg }, EVERY_FAULT_NOW).kind).toBe('defect');
   });
 
   it('levels decide: a subscribe cut short (warn) is no defect, a broker refusal (error) is one, link faults or not', () => {
