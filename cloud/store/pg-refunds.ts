@@ -11,11 +11,14 @@ const INSERT = `INSERT INTO customer_refunds (${COLS.join(',')}) VALUES (${COLS.
 /** Every column but the key, then the key, the expected version and the lease ($n+1 … $n+5). */
 const UPDATABLE = COLS.filter((c) => c !== 'refund_id');
 const n = UPDATABLE.length;
-const UPDATE = `UPDATE customer_refunds SET ${UPDATABLE.map((c, i) => `${c}=$${i + 1}`).join(',')},
+/** The write; refused while another owner's lease runs past `now`, unless forced (Lease.force: `now` is then only typed). */
+const update = (forced: boolean) => `UPDATE customer_refunds SET ${UPDATABLE.map((c, i) => `${c}=$${i + 1}`).join(',')},
     lease_owner = CASE WHEN $${n + 3}::text IS NULL THEN lease_owner ELSE $${n + 3} END,
     lease_until = CASE WHEN $${n + 3}::text IS NULL THEN lease_until ELSE $${n + 5}::bigint END
   WHERE refund_id=$${n + 1} AND version=$${n + 2}
-    AND ($${n + 3}::text IS NULL OR lease_owner IS NULL OR lease_owner = $${n + 3} OR lease_until <= $${n + 4}::bigint)`;
+    AND ${forced ? `$${n + 4}::bigint IS NOT NULL` : `($${n + 3}::text IS NULL OR lease_owner IS NULL OR lease_owner = $${n + 3} OR lease_until <= $${n + 4}::bigint)`}`;
+const UPDATE = update(false);
+const UPDATE_FORCED = update(true);
 const SUMS = `SELECT COALESCE(SUM(amount) FILTER (WHERE state='REFUNDED'), 0)::bigint AS refunded, COALESCE(SUM(amount) FILTER (WHERE state='PENDING'), 0)::bigint AS pending
   FROM customer_refunds WHERE out_trade_no=$1`;
 /** An attempt recorded before schema 5 may name no merchant: its box's is the one it was paid to. */
@@ -83,9 +86,9 @@ export class PgRefunds {
   async write(r: Refund, expectedVersion: number, lease?: Lease): Promise<{ ok: true; version: number } | { ok: false; leasedTo?: string }> {
     const version = expectedVersion + 1;
     const values = UPDATABLE.map((c) => (c === 'version' ? version : r[REFUND_COLUMNS.find(([, col]) => col === c)![0]]));
-    const res = await this.db.query(UPDATE, [...values, r.refundId, expectedVersion, lease?.owner ?? null, lease?.now ?? null, lease?.until ?? null]);
+    const res = await this.db.query(lease?.force ? UPDATE_FORCED : UPDATE, [...values, r.refundId, expectedVersion, lease?.owner ?? null, lease?.now ?? null, lease?.until ?? null]);
     if (res.rowCount === 1) return { ok: true, version };
-    if (!lease) return { ok: false };
+    if (!lease || lease.force) return { ok: false };
     const [held] = await this.db.rows('SELECT lease_owner FROM customer_refunds WHERE refund_id=$1 AND version=$2 AND lease_owner <> $3 AND lease_until > $4', [r.refundId, expectedVersion, lease.owner, lease.now]);
     return held ? { ok: false, leasedTo: held.lease_owner as string } : { ok: false };
   }

@@ -17,6 +17,106 @@ export const NEEDS_WORK_SQL = `(state NOT IN ('SUCCESS','FAILED','CANCELLED','RE
 
 const T = 'text COLLATE "C"';
 
+/**
+ * The group commit's server-side function (store.ts writeAttempts), as migration 1 created it and
+ * as later migrations replace it: `leaseCheck` is the condition under which a write is refused as
+ * leased to another worker.
+ */
+function writeAttemptsFunction(verb: 'CREATE' | 'CREATE OR REPLACE', leaseCheck: string, forceField = ''): string {
+  return `
+  -- A group commit in one round trip: every write of the group in order, each succeeding or failing
+  -- on its own (store.ts writeAttempts), in the caller's one transaction. Per write: the version,
+  -- then the lease, then the sale claim, then the row, its event and its duplicate-payment refund;
+  -- a refused write leaves nothing behind. The rows the group updates are locked first, in key
+  -- order, so two workers' groups that share an attempt wait for each other instead of deadlocking.
+  -- writes: [{ a: {column: value…}, expected, event, from, note, claim, lease: {owner, now, until${forceField}} | null,
+  --            refund: {refund_no, state} | null }]
+  ${verb} FUNCTION scanbox_write_attempts(writes jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+  DECLARE
+    w jsonb;
+    a attempts%ROWTYPE;
+    cur attempts%ROWTYPE;
+    expected integer;
+    lease jsonb;
+    winner text;
+    row_id bigint;
+    results jsonb := '[]'::jsonb;
+  BEGIN
+    PERFORM 1 FROM attempts WHERE out_trade_no IN (SELECT x->'a'->>'out_trade_no' FROM jsonb_array_elements(writes) AS x)
+      ORDER BY out_trade_no FOR UPDATE;
+    FOR w IN SELECT x FROM jsonb_array_elements(writes) WITH ORDINALITY AS t(x, i) ORDER BY i LOOP
+      a := jsonb_populate_record(NULL::attempts, w->'a');
+      expected := (w->>'expected')::integer;
+      lease := NULLIF(w->'lease', 'null'::jsonb);
+      SELECT * INTO cur FROM attempts WHERE out_trade_no = a.out_trade_no;
+      IF (CASE WHEN FOUND THEN cur.version ELSE 0 END) <> expected THEN
+        results := results || jsonb_build_array(jsonb_build_object('ok', false, 'why', 'version'));
+        CONTINUE;
+      END IF;
+${leaseCheck}
+        results := results || jsonb_build_array(jsonb_build_object('ok', false, 'why', 'leased', 'owner', cur.lease_owner, 'until', cur.lease_until));
+        CONTINUE;
+      END IF;
+      row_id := NULL;
+      IF expected = 0 THEN
+        -- Created by another transaction since the read: this waits for it, then inserts nothing.
+        INSERT INTO attempts (out_trade_no, device_id, merchant_id, channel, sale_id, sale_ref, amount, currency, wallet, state, reason,
+          created_at, updated_at, pay_at, deadline_at, next_at, step, in_flight, call_seq, tries, cancel_reason, gateway_trade_no,
+          charged, wallet_paid_at, buyer_paid, discount, flag, acked_state, version, lease_owner, lease_until)
+        VALUES (a.out_trade_no, a.device_id, a.merchant_id, a.channel, a.sale_id, a.sale_ref, a.amount, a.currency, a.wallet, a.state, a.reason,
+          a.created_at, a.updated_at, a.pay_at, a.deadline_at, a.next_at, a.step, a.in_flight, a.call_seq, a.tries, a.cancel_reason, a.gateway_trade_no,
+          a.charged, a.wallet_paid_at, a.buyer_paid, a.discount, a.flag, a.acked_state, 1, lease->>'owner', (lease->>'until')::bigint)
+        ON CONFLICT (out_trade_no) DO NOTHING
+        RETURNING id INTO row_id;
+        IF row_id IS NULL THEN
+          results := results || jsonb_build_array(jsonb_build_object('ok', false, 'why', 'version'));
+          CONTINUE;
+        END IF;
+      END IF;
+      IF (w->>'claim')::boolean THEN
+        INSERT INTO sale_claims (device_id, sale_id, out_trade_no, claimed_at) VALUES (a.device_id, a.sale_id, a.out_trade_no, a.updated_at)
+          ON CONFLICT DO NOTHING;
+        SELECT c.out_trade_no INTO winner FROM sale_claims c WHERE c.device_id = a.device_id AND c.sale_id = a.sale_id;
+        IF winner <> a.out_trade_no THEN
+          IF expected = 0 THEN DELETE FROM attempts WHERE id = row_id; END IF;
+          results := results || jsonb_build_array(jsonb_build_object('ok', false, 'why', 'sale_taken', 'winner', winner));
+          CONTINUE;
+        END IF;
+      END IF;
+      IF expected > 0 THEN
+        UPDATE attempts SET device_id = a.device_id, merchant_id = a.merchant_id, channel = a.channel, sale_id = a.sale_id, sale_ref = a.sale_ref,
+          amount = a.amount, currency = a.currency, wallet = a.wallet, state = a.state, reason = a.reason, created_at = a.created_at,
+          updated_at = a.updated_at, pay_at = a.pay_at, deadline_at = a.deadline_at, next_at = a.next_at, step = a.step, in_flight = a.in_flight,
+          call_seq = a.call_seq, tries = a.tries, cancel_reason = a.cancel_reason, gateway_trade_no = a.gateway_trade_no, charged = a.charged,
+          wallet_paid_at = a.wallet_paid_at, buyer_paid = a.buyer_paid, discount = a.discount, flag = a.flag, acked_state = a.acked_state,
+          version = expected + 1,
+          lease_owner = CASE WHEN lease IS NULL THEN attempts.lease_owner ELSE lease->>'owner' END,
+          lease_until = CASE WHEN lease IS NULL THEN attempts.lease_until ELSE (lease->>'until')::bigint END
+        WHERE out_trade_no = a.out_trade_no
+        RETURNING id INTO row_id;
+      END IF;
+      INSERT INTO attempt_events (attempt_id, out_trade_no, at, event, from_state, to_state, note)
+        VALUES (row_id, a.out_trade_no, a.updated_at, w->>'event', w->>'from', a.state, w->>'note');
+      IF jsonb_typeof(w->'refund') = 'object' THEN
+        INSERT INTO refunds (refund_no, out_trade_no, amount, currency, reason, state, created_at, updated_at)
+          VALUES (w->'refund'->>'refund_no', a.out_trade_no, a.amount, a.currency, a.reason, w->'refund'->>'state', a.updated_at, a.updated_at)
+          ON CONFLICT (refund_no) DO UPDATE SET state = excluded.state, reason = excluded.reason, updated_at = excluded.updated_at;
+      END IF;
+      results := results || jsonb_build_array(jsonb_build_object('ok', true, 'version', expected + 1));
+    END LOOP;
+    RETURN results;
+  END
+  $$;
+`;
+}
+
+/** Migration 1's: refused while another owner's lease runs past `now`. */
+const LEASE_HELD = `      IF expected > 0 AND lease IS NOT NULL AND cur.lease_owner IS NOT NULL AND cur.lease_owner <> lease->>'owner'
+         AND cur.lease_until > (lease->>'now')::bigint THEN`;
+/** Migration 2's: the same, unless the write forces the lease (store.ts Lease.force: it puts a wallet call out). */
+const LEASE_HELD_UNFORCED = `      IF expected > 0 AND lease IS NOT NULL AND NOT COALESCE((lease->>'force')::boolean, false) AND cur.lease_owner IS NOT NULL
+         AND cur.lease_owner <> lease->>'owner' AND cur.lease_until > (lease->>'now')::bigint THEN`;
+
 export const PG_MIGRATIONS: readonly string[] = [
   // 1: everything the cloud keeps, as SQLite's migrations 1–12 left it, leases included.
   `
@@ -248,90 +348,7 @@ export const PG_MIGRATIONS: readonly string[] = [
   CREATE INDEX operator_actions_subject ON operator_actions(subject_kind, subject_id, id);
   CREATE TRIGGER operator_actions_append_only BEFORE UPDATE OR DELETE ON operator_actions
     FOR EACH ROW EXECUTE FUNCTION scanbox_append_only();
-
-  -- A group commit in one round trip: every write of the group in order, each succeeding or failing
-  -- on its own (store.ts writeAttempts), in the caller's one transaction. Per write: the version,
-  -- then the lease, then the sale claim, then the row, its event and its duplicate-payment refund;
-  -- a refused write leaves nothing behind. The rows the group updates are locked first, in key
-  -- order, so two workers' groups that share an attempt wait for each other instead of deadlocking.
-  -- writes: [{ a: {column: value…}, expected, event, from, note, claim, lease: {owner, now, until} | null,
-  --            refund: {refund_no, state} | null }]
-  CREATE FUNCTION scanbox_write_attempts(writes jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
-  DECLARE
-    w jsonb;
-    a attempts%ROWTYPE;
-    cur attempts%ROWTYPE;
-    expected integer;
-    lease jsonb;
-    winner text;
-    row_id bigint;
-    results jsonb := '[]'::jsonb;
-  BEGIN
-    PERFORM 1 FROM attempts WHERE out_trade_no IN (SELECT x->'a'->>'out_trade_no' FROM jsonb_array_elements(writes) AS x)
-      ORDER BY out_trade_no FOR UPDATE;
-    FOR w IN SELECT x FROM jsonb_array_elements(writes) WITH ORDINALITY AS t(x, i) ORDER BY i LOOP
-      a := jsonb_populate_record(NULL::attempts, w->'a');
-      expected := (w->>'expected')::integer;
-      lease := NULLIF(w->'lease', 'null'::jsonb);
-      SELECT * INTO cur FROM attempts WHERE out_trade_no = a.out_trade_no;
-      IF (CASE WHEN FOUND THEN cur.version ELSE 0 END) <> expected THEN
-        results := results || jsonb_build_array(jsonb_build_object('ok', false, 'why', 'version'));
-        CONTINUE;
-      END IF;
-      IF expected > 0 AND lease IS NOT NULL AND cur.lease_owner IS NOT NULL AND cur.lease_owner <> lease->>'owner'
-         AND cur.lease_until > (lease->>'now')::bigint THEN
-        results := results || jsonb_build_array(jsonb_build_object('ok', false, 'why', 'leased', 'owner', cur.lease_owner, 'until', cur.lease_until));
-        CONTINUE;
-      END IF;
-      row_id := NULL;
-      IF expected = 0 THEN
-        -- Created by another transaction since the read: this waits for it, then inserts nothing.
-        INSERT INTO attempts (out_trade_no, device_id, merchant_id, channel, sale_id, sale_ref, amount, currency, wallet, state, reason,
-          created_at, updated_at, pay_at, deadline_at, next_at, step, in_flight, call_seq, tries, cancel_reason, gateway_trade_no,
-          charged, wallet_paid_at, buyer_paid, discount, flag, acked_state, version, lease_owner, lease_until)
-        VALUES (a.out_trade_no, a.device_id, a.merchant_id, a.channel, a.sale_id, a.sale_ref, a.amount, a.currency, a.wallet, a.state, a.reason,
-          a.created_at, a.updated_at, a.pay_at, a.deadline_at, a.next_at, a.step, a.in_flight, a.call_seq, a.tries, a.cancel_reason, a.gateway_trade_no,
-          a.charged, a.wallet_paid_at, a.buyer_paid, a.discount, a.flag, a.acked_state, 1, lease->>'owner', (lease->>'until')::bigint)
-        ON CONFLICT (out_trade_no) DO NOTHING
-        RETURNING id INTO row_id;
-        IF row_id IS NULL THEN
-          results := results || jsonb_build_array(jsonb_build_object('ok', false, 'why', 'version'));
-          CONTINUE;
-        END IF;
-      END IF;
-      IF (w->>'claim')::boolean THEN
-        INSERT INTO sale_claims (device_id, sale_id, out_trade_no, claimed_at) VALUES (a.device_id, a.sale_id, a.out_trade_no, a.updated_at)
-          ON CONFLICT DO NOTHING;
-        SELECT c.out_trade_no INTO winner FROM sale_claims c WHERE c.device_id = a.device_id AND c.sale_id = a.sale_id;
-        IF winner <> a.out_trade_no THEN
-          IF expected = 0 THEN DELETE FROM attempts WHERE id = row_id; END IF;
-          results := results || jsonb_build_array(jsonb_build_object('ok', false, 'why', 'sale_taken', 'winner', winner));
-          CONTINUE;
-        END IF;
-      END IF;
-      IF expected > 0 THEN
-        UPDATE attempts SET device_id = a.device_id, merchant_id = a.merchant_id, channel = a.channel, sale_id = a.sale_id, sale_ref = a.sale_ref,
-          amount = a.amount, currency = a.currency, wallet = a.wallet, state = a.state, reason = a.reason, created_at = a.created_at,
-          updated_at = a.updated_at, pay_at = a.pay_at, deadline_at = a.deadline_at, next_at = a.next_at, step = a.step, in_flight = a.in_flight,
-          call_seq = a.call_seq, tries = a.tries, cancel_reason = a.cancel_reason, gateway_trade_no = a.gateway_trade_no, charged = a.charged,
-          wallet_paid_at = a.wallet_paid_at, buyer_paid = a.buyer_paid, discount = a.discount, flag = a.flag, acked_state = a.acked_state,
-          version = expected + 1,
-          lease_owner = CASE WHEN lease IS NULL THEN attempts.lease_owner ELSE lease->>'owner' END,
-          lease_until = CASE WHEN lease IS NULL THEN attempts.lease_until ELSE (lease->>'until')::bigint END
-        WHERE out_trade_no = a.out_trade_no
-        RETURNING id INTO row_id;
-      END IF;
-      INSERT INTO attempt_events (attempt_id, out_trade_no, at, event, from_state, to_state, note)
-        VALUES (row_id, a.out_trade_no, a.updated_at, w->>'event', w->>'from', a.state, w->>'note');
-      IF jsonb_typeof(w->'refund') = 'object' THEN
-        INSERT INTO refunds (refund_no, out_trade_no, amount, currency, reason, state, created_at, updated_at)
-          VALUES (w->'refund'->>'refund_no', a.out_trade_no, a.amount, a.currency, a.reason, w->'refund'->>'state', a.updated_at, a.updated_at)
-          ON CONFLICT (refund_no) DO UPDATE SET state = excluded.state, reason = excluded.reason, updated_at = excluded.updated_at;
-      END IF;
-      results := results || jsonb_build_array(jsonb_build_object('ok', true, 'version', expected + 1));
-    END LOOP;
-    RETURN results;
-  END
-  $$;
-  `,
+${writeAttemptsFunction('CREATE', LEASE_HELD)}  `,
+  // 2: a write that puts a wallet call out takes the attempt's lease whoever holds it (Lease.force).
+  writeAttemptsFunction('CREATE OR REPLACE', LEASE_HELD_UNFORCED, ', force?'),
 ];

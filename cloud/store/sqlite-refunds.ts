@@ -107,7 +107,7 @@ export class SqliteRefunds {
   write(r: Refund, expectedVersion: number, lease?: Lease): { ok: true; version: number } | { ok: false; leasedTo?: string } {
     const version = expectedVersion + 1;
     return this.db.transaction((): { ok: true; version: number } | { ok: false; leasedTo?: string } => {
-      if (lease) {
+      if (lease && !lease.force) {
         const held = this.db.prepare('SELECT lease_owner, lease_until FROM customer_refunds WHERE refund_id=? AND version=?').get(r.refundId, expectedVersion) as Row | undefined;
         if (held && held.lease_owner !== null && held.lease_owner !== lease.owner && (held.lease_until as number) > lease.now) return { ok: false, leasedTo: held.lease_owner as string };
       }

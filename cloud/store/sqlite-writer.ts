@@ -67,7 +67,7 @@ export class SqliteWriter {
     const a = w.attempt;
     const current = this.stmt.attemptVersion.get(a.outTradeNo) as number | undefined;
     if ((current ?? 0) !== w.expectedVersion) return { ok: false, why: 'version' };
-    if (w.lease && current !== undefined) {
+    if (w.lease && !w.lease.force && current !== undefined) {
       const held = this.stmt.attemptLease.get(a.outTradeNo) as { lease_owner: string | null; lease_until: number | null };
       if (held.lease_owner !== null && held.lease_owner !== w.lease.owner && (held.lease_until ?? 0) > w.lease.now) {
         return { ok: false, why: 'leased', owner: held.lease_owner, until: held.lease_until ?? 0 };

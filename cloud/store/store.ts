@@ -102,6 +102,12 @@ export interface Lease {
   owner: string;
   now: number;
   until: number;
+  /**
+   * Take it whoever holds it. For the write that puts a wallet call out: the version check already
+   * makes that write the only one of its step, and whoever has the call out must hold the attempt
+   * (or, if it dies, its lease must run out for the call to be resumed by another).
+   */
+  force?: boolean;
 }
 
 /** One attempt's transition to write. `expectedVersion` 0 means "must not exist yet". */

@@ -89,6 +89,22 @@ export function describeLeaseConformance(subject: () => StoreSubject): void {
       expect(ids(await s1.claimAttempts(lease('W1', 2_000), 10))).toEqual([id]);
     });
 
+    it("a forced write takes the lease from its live holder (the write that puts a call out); the version still decides", async () => {
+      const s1 = subject().store;
+      const s2 = await subject().another();
+      const [id] = await active(s1, 1);
+      expect(ids(await s1.claimAttempts(lease('W1', 1_000), 10))).toEqual([id]);
+      const a = (await s2.getAttempt(id!))!;
+      // Stale: refused on the version, forced or not.
+      expect(await s2.writeAttempts([{ ...write({ ...a, tries: 5 }, a.version + 1), lease: { ...lease('W2', 1_500), force: true } }])).toEqual([{ ok: false, why: 'version' }]);
+      expect(await s2.writeAttempts([{ ...write({ ...a, inFlight: 'query' }, a.version), lease: { ...lease('W2', 1_500), force: true } }])).toEqual([{ ok: true, version: a.version + 1 }]);
+      // W2 holds it now, until its own lease's end: W1's next write is refused, and nobody can claim it.
+      const b = (await s2.getAttempt(id!))!;
+      expect(await s1.writeAttempts([{ ...write({ ...b, tries: 1 }, b.version), lease: lease('W1', 1_600) }])).toEqual([{ ok: false, why: 'leased', owner: 'W2', until: 2_500 }]);
+      expect(await s1.claimAttempts(lease('W1', 2_499), 10)).toEqual([]);
+      expect(ids(await s1.claimAttempts(lease('W1', 2_500), 10))).toEqual([id]);
+    });
+
     it('of two handles writing one attempt at once with their leases, exactly one wins', async () => {
       const s1 = subject().store;
       const s2 = await subject().another();
@@ -142,7 +158,11 @@ export function describeLeaseConformance(subject: () => StoreSubject): void {
       expect(await other.getRefund('sbA-r0')).toEqual(r0);
       // Without a lease the version alone decides; at the lease's end the other worker takes both over.
       expect(await other.writeRefund({ ...r0, tries: 1 }, r0.version)).toEqual({ ok: true, version: r0.version + 1 });
-      expect((await other.claimRefunds(lease('W3', 2_000), 10)).map((r) => r.refundId)).toEqual(['sbA-r0', 'sbA-r1']);
+      // Forced, it takes the lease from its holder: the holder's next leased write is refused.
+      expect(await other.writeRefund({ ...r0, tries: 2 }, r0.version + 1, { ...lease(otherOwner, 1_500), force: true })).toEqual({ ok: true, version: r0.version + 2 });
+      const byHolder = holder === 'W1' ? s1 : s2;
+      expect(await byHolder.writeRefund({ ...r0, tries: 3 }, r0.version + 2, lease(holder, 1_600))).toEqual({ ok: false, leasedTo: otherOwner });
+      expect((await other.claimRefunds(lease('W3', 2_500), 10)).map((r) => r.refundId)).toEqual(['sbA-r0', 'sbA-r1']);
     });
   });
 }
