@@ -34,6 +34,12 @@ export const CloudConfig = z.strictObject({
    * `postgres://user@host:port/db`; the password from PGPASSWORD or ~/.pgpass, not the string.
    */
   store: z.string().regex(/^postgres(ql)?:\/\/\S+$/, 'a postgres:// connection string').optional(),
+  /**
+   * Several workers on one PostgreSQL store: how long a worker's hold on an attempt or refund lasts
+   * unrenewed (payments/lease-keeper.ts). A dead worker's work is taken over within about 4/3 of it;
+   * a worker stalled longer than it may see its call repeated by another (idempotent at the wallet).
+   */
+  workerLeaseMs: z.number().int().min(1_000).default(30_000),
   /** This worker's name among several on one PostgreSQL store (its leases); default: host name and process id. */
   workerId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ - (at most 64)').optional(),
   /** Addresses handed to boxes (QR code, pair response) when they differ from host:port (NAT, proxy). */

@@ -18,6 +18,7 @@ import { watchRevocations } from './fleet/revocation-watch.js';
 import { CommandWatch } from './fleet/command-watch.js';
 import { ServerKey } from './pairing/server-key.js';
 import { openStore, storeName, workerIdOf } from './store/open-store.js';
+import { LeaseKeeper, type WorkerLease } from './payments/lease-keeper.js';
 import type { CloudStore } from './store/store.js';
 import type { MachineConfig } from './payments/transaction.js';
 import { channelsFromConfig } from './gateway/channels.js';
@@ -107,7 +108,13 @@ export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud>
     const router = channelsFromConfig(config, { merchants: (id) => store.getMerchant(id), clock, random: opts.random ?? Math.random, logger, metrics }, opts.gateway);
     cleanup.unshift(() => router.close());
     cleanup.unshift(await watchChannels({ store, router, logger, clock, pollMs: config.channelPollMs }));
-    const counter = counterServices({ store, gateway: router, config, logger, metrics, clock, timers: opts.timers ?? systemClock, random: opts.random ?? Math.random, publish: (t, p, q) => link.publish(t, p, q), downVersionFor: (id) => fleet.downVersionFor(id) });
+    // Several workers on one PostgreSQL store share the work under leases; the only cloud (SQLite) takes none.
+    const worker: WorkerLease | undefined = config.store ? { owner: workerIdOf(config), ttlMs: config.workerLeaseMs } : undefined;
+    let keeper: LeaseKeeper | undefined;
+    // Runs after both services closed: the others take this worker's attempts over at once.
+    cleanup.unshift(() => keeper?.release());
+    const timers = opts.timers ?? systemClock;
+    const counter = counterServices({ store, gateway: router, config, logger, metrics, clock, timers, random: opts.random ?? Math.random, publish: (t, p, q) => link.publish(t, p, q), downVersionFor: (id) => fleet.downVersionFor(id), ...(worker ? { worker } : {}) });
     cleanup.unshift(() => counter.refunds.close());
     const attempts = new AttemptsService({
       store,
@@ -116,7 +123,7 @@ export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud>
       logger,
       metrics,
       clock,
-      timers: opts.timers ?? systemClock,
+      timers,
       random: opts.random ?? Math.random,
       machine: machineConfig(config),
       gatewayCallTimeoutMs: config.gatewayCallTimeoutMs,
@@ -125,11 +132,18 @@ export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud>
       resumeRatePerS: config.resumeRatePerS,
       publish: (topic, payload, qos) => link.publish(topic, payload, qos),
       onHeartbeat: (deviceId, msg) => fleet.heartbeat(deviceId, msg),
+      heard: (deviceId, v) => fleet.announce(deviceId, v),
       downVersionFor: (deviceId) => fleet.downVersionFor(deviceId),
       refunds: counter.refunds,
       totals: counter.totals,
+      ...(worker ? { worker } : {}),
     });
     cleanup.unshift(() => fleet.stop(), () => attempts.close());
+    if (worker) {
+      keeper = new LeaseKeeper({ store, clock, timers, logger, metrics, worker, attempts, refunds: counter.refunds });
+      const k = keeper;
+      cleanup.unshift(() => k.stop());
+    }
     link.onMessage((topic, payload, publisher) => void attempts.handleMessage(topic, payload, publisher));
     const commands = new CommandWatch({ store, logger, clock, pollMs: config.revocationPollMs, goneMs: config.unpairGoneMs, graceMs: config.unpairGraceMs, publish: (t, p, q) => link.publish(t, p, q), downVersionFor: (id) => fleet.downVersionFor(id) });
     cleanup.unshift(commands.start());
@@ -150,8 +164,11 @@ export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud>
       },
     });
     fleet.start();
-    await attempts.resumeAll();
-    await counter.refunds.resumeAll();
+    if (keeper) await keeper.start();
+    else {
+      await attempts.resumeAll();
+      await counter.refunds.resumeAll();
+    }
 
     const mqttUrl = config.publicMqttUrl ?? broker.url;
     let httpUrl = '';

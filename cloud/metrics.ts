@@ -37,6 +37,7 @@ export const COUNTERS = {
   refunds_total: { help: 'Cashier refunds reaching a final state: REFUNDED, FAILED (the wallet declined) or REFUSED (the cloud refused before any wallet call), by wallet.', labels: ['state', 'wallet'] },
   refunds_flagged_total: { help: 'Cashier refunds still PENDING after refundFlagAfterMs, flagged for an operator (scanbox-cloud refunds --flagged), by wallet.', labels: ['wallet'] },
   scrape_errors_total: { help: 'Scrapes where a gauge read from the store failed (its gauges keep their last values), by gauge group.', labels: ['kind'] },
+  leases_claimed_total: { help: 'Attempts and refunds this worker claimed because nobody held them (its own at start, a dead worker\'s once its leases ran out), by kind (attempt, refund).', labels: ['kind'] },
   broker_accounts_total: { help: 'Box accounts on an external broker (Mosquitto dynamic security), by what happened: created, removed, repaired, failed, and missing (an active box the broker has no account for, found at start: it cannot log in until paired again).', labels: ['kind'] },
 } as const satisfies Record<string, Spec>;
 

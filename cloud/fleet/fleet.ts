@@ -12,7 +12,8 @@ import type { CloudStore, FleetUpdate } from '../store/store.js';
  * Heartbeats are merged and written once a second, so 10,000 boxes cost one transaction per second,
  * not 333. A box silent for more than three heartbeat intervals is marked stale.
  *
- * It also remembers the protocol version each connected box announced (the `v` of its heartbeat),
+ * It also remembers the protocol version each connected box announced (the `v` of its heartbeat, or
+ * of any message: with several workers a box's heartbeats may go to another),
  * in memory and per connection: a box may come back with new firmware, and until its first
  * heartbeat it is sent v1 shapes, which every box reads.
  */
@@ -67,7 +68,8 @@ export class Fleet {
     return downShapeVersion(this.announced.get(deviceId) ?? MIN_PROTOCOL_VERSION, shapes);
   }
 
-  private announce(deviceId: string, v: number): void {
+  /** Any message of the box: the version it speaks is the one it reads. */
+  announce(deviceId: string, v: number): void {
     if (this.announced.get(deviceId) === v) return;
     this.announced.set(deviceId, v);
     this.deps.logger.debug({ deviceId, protocol: v, sent: this.downVersionFor(deviceId) }, 'device announced its protocol version');

@@ -31,7 +31,8 @@ import { GroupCommit } from '../store/group-commit.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { SerialLanes } from './serial-lanes.js';
-import type { CloudStore } from '../store/store.js';
+import type { WorkerLease } from './lease-keeper.js';
+import type { CloudStore, Lease } from '../store/store.js';
 import type { RefundsService } from '../refunds/refunds-service.js';
 import type { TotalsService } from '../refunds/totals.js';
 import { recordDoctorReport } from '../fleet/doctor-reports.js';
@@ -67,12 +68,20 @@ export interface AttemptsServiceDeps {
   /** Publish on a device's down/ topic. */
   publish: (topic: string, payload: string, qos: 0 | 1) => Promise<void>;
   onHeartbeat?: (deviceId: string, msg: UpMessage<'heartbeat'>) => Promise<void> | void;
+  /**
+   * Every message a box sends says the version it speaks (`v`). With several workers sharing the
+   * boxes' messages, a worker may answer a box whose heartbeats go to the others: any message of it tells.
+   */
+  heard?: (deviceId: string, v: number) => void;
   /** The protocol version a box reads (what it announced); a box that announced nothing reads v1. */
   downVersionFor?: (deviceId: string) => number;
   /** The cashier's refunds and the day's totals (cloud/refunds/): up/refund and up/totals go there; absent, they are dropped. */
   refunds?: Pick<RefundsService, 'handle'>;
   totals?: Pick<TotalsService, 'handle'>;
+  /** One of several workers on one store: every write carries this worker's lease (leaseFor). Absent: the only cloud, no lease. */
+  worker?: WorkerLease;
 }
+
 
 /** How one event is run (see `dispatch`). */
 interface DispatchOptions {
@@ -80,6 +89,13 @@ interface DispatchOptions {
   sender?: string;
   /** Hold the gateway calls the event starts this long first (a resumed attempt's share of the spread). */
   callDelayMs?: number;
+}
+
+/** What one step did: the attempt as it now stands, the effects to perform, or the worker that drives it instead. */
+interface Stepped {
+  attempt: Attempt | undefined;
+  list: Effect[];
+  leasedTo?: string;
 }
 
 /** The channel of a new attempt no channel may take: its pay is refused unsent by the router. */
@@ -121,7 +137,9 @@ export class AttemptsService {
       kind = t.kind;
       this.deps.metrics.inc('messages_total', kind);
       const merchantId = await this.checkPublisher(deviceId, publisher);
-      await this.route(deviceId, merchantId, kind, decodeUp(kind, payload));
+      const msg = decodeUp(kind, payload);
+      this.deps.heard?.(deviceId, msg.v);
+      await this.route(deviceId, merchantId, kind, msg);
     } catch (err) {
       await this.refuse(deviceId, kind, payload, err);
     }
@@ -226,19 +244,46 @@ export class AttemptsService {
       if (a.inFlight) return { ok: false, why: `a ${a.inFlight} call is out: its answer decides what comes next` };
       if (!needsWork(a)) return { ok: false, why: `${a.state}: nothing is left to do` };
       const after = await this.apply(outTradeNo, { type: 'resume' }, {});
-      return after ? { ok: true, attempt: after } : { ok: false, why: `no attempt ${outTradeNo}` };
+      if (after.leasedTo) return { ok: false, why: `worker ${after.leasedTo} drives it: ask there, or wait for its lease to run out` };
+      return after.attempt ? { ok: true, attempt: after.attempt } : { ok: false, why: `no attempt ${outTradeNo}` };
     });
   }
 
-  /** Inside the attempt's lane: step, then act on the effects and schedule the next tick. */
-  private async apply(outTradeNo: string, event: AttemptEvent, opts: DispatchOptions): Promise<Attempt | undefined> {
-    const effects = await this.step(outTradeNo, event, opts.sender);
-    for (const e of effects.list) this.perform(effects.attempt, e, opts.callDelayMs ?? 0);
-    if (effects.attempt) this.schedule(effects.attempt);
-    return effects.attempt;
+  /**
+   * Inside the attempt's lane: step, then act on the effects and schedule the next tick. An attempt
+   * another worker drives is left to it: this worker's timer for it is dropped.
+   */
+  private async apply(outTradeNo: string, event: AttemptEvent, opts: DispatchOptions): Promise<Stepped> {
+    const stepped = await this.step(outTradeNo, event, opts.sender);
+    if (stepped.leasedTo) {
+      this.unschedule(outTradeNo);
+      if (event.type === 'outcome') {
+        this.log(outTradeNo, stepped.attempt?.deviceId ?? '').warn({ call: event.call, seq: event.seq, worker: stepped.leasedTo }, 'answer of a call this worker put out came after another worker took the attempt over (its lease ran out): that worker drives it now');
+      }
+      return stepped;
+    }
+    for (const e of stepped.list) this.perform(stepped.attempt, e, opts.callDelayMs ?? 0);
+    if (stepped.attempt) this.schedule(stepped.attempt);
+    return stepped;
   }
 
-  private async step(outTradeNo: string, event: AttemptEvent, sender: string | undefined): Promise<{ attempt: Attempt | undefined; list: Effect[] }> {
+  /**
+   * The lease a write carries (several workers on one store). A box's message is written whoever
+   * drives the attempt: with no call out it takes the lease (forced), so this worker, which holds
+   * the attempt's next step in its timer, is the one the others wait for; with a call out it leaves
+   * the lease to the worker waiting for the answer. The worker's own events (ticks, answers,
+   * resumes) are written only while no other worker's lease runs.
+   */
+  private leaseFor(before: Attempt | undefined, sender: string | undefined): Lease | undefined {
+    const w = this.deps.worker;
+    if (!w) return undefined;
+    const now = this.deps.clock.now();
+    const lease = { owner: w.owner, now, until: now + w.ttlMs };
+    if (sender === undefined) return lease;
+    return before?.inFlight ? undefined : { ...lease, force: true };
+  }
+
+  private async step(outTradeNo: string, event: AttemptEvent, sender: string | undefined): Promise<Stepped> {
     let ev = event;
     for (let i = 0; i < MAX_WRITE_RETRIES; i++) {
       const before = await this.deps.store.getAttempt(outTradeNo);
@@ -253,6 +298,7 @@ export class AttemptsService {
         fromState: before?.state ?? null,
         note: t.note,
         claimSale: t.claimSale,
+        lease: this.leaseFor(before, sender),
       });
       if (res.ok) {
         const attempt = { ...t.attempt, version: res.version };
@@ -262,6 +308,7 @@ export class AttemptsService {
         if (isFinal(attempt.state) && before?.state !== attempt.state) this.deps.metrics.inc('attempts_final_total', { state: attempt.state, wallet: attempt.wallet ?? 'none', reason: attempt.reason ?? 'none' });
         return { attempt, list: t.effects };
       }
+      if (res.why === 'leased') return { attempt: before, list: [], leasedTo: res.owner };
       if (res.why === 'sale_taken' && ev.type === 'outcome' && (ev.call === 'pay' || ev.call === 'query')) ev = { ...ev, saleWinner: res.winner };
     }
     throw new ProtocolError(ErrorCode.INTERNAL, `attempt ${outTradeNo} kept changing under this write; will retry on the next event`);
@@ -320,11 +367,15 @@ export class AttemptsService {
     });
   }
 
-  private schedule(a: Attempt): void {
-    const key = a.outTradeNo;
+  private unschedule(key: string): void {
     const old = this.timers.get(key);
     if (old !== undefined) this.deps.timers.clearTimeout(old);
     this.timers.delete(key);
+  }
+
+  private schedule(a: Attempt): void {
+    const key = a.outTradeNo;
+    this.unschedule(key);
     if (a.nextAt === null || a.inFlight || this.closed) return;
     const handle = this.deps.timers.setTimeout(() => {
       this.timers.delete(key);
@@ -406,7 +457,12 @@ export class AttemptsService {
    * channel's window, so thousands of open attempts do not hit a rate-limited wallet in one burst.
    */
   async resumeAll(): Promise<number> {
-    const active = await this.deps.store.listActiveAttempts();
+    return this.resume(await this.deps.store.listActiveAttempts());
+  }
+
+  /** Resume these attempts (all of them after a restart, or those a worker claimed from one whose lease ran out). */
+  async resume(active: Attempt[]): Promise<number> {
+    if (this.closed) return 0;
     const windows = this.resumeWindows(active);
     await Promise.all(active.map((a) => this.dispatch(a.outTradeNo, { type: 'resume' }, { callDelayMs: this.deps.random() * windows.get(channelOf(a))! })));
     if (active.length) this.deps.logger.info({ count: active.length, spreadMs: Math.round(Math.max(...windows.values())) }, 'resumed attempts');

@@ -6,7 +6,8 @@ import type { Metrics } from '../metrics.js';
 import { ChannelLimits } from '../payments/channel-limits.js';
 import { callGateway } from '../payments/gateway-call.js';
 import { SerialLanes } from '../payments/serial-lanes.js';
-import type { CloudStore } from '../store/store.js';
+import type { CloudStore, Lease } from '../store/store.js';
+import type { WorkerLease } from '../payments/lease-keeper.js';
 import type { DownLink } from './down-link.js';
 import { refundTransition, refundWakeAt, type Refund, type RefundEffect, type RefundEvent, type RefundMachineConfig } from './refund-machine.js';
 
@@ -33,6 +34,8 @@ export interface RefundsServiceDeps {
   gatewayCallTimeoutMs: number;
   /** Refund calls in flight at once per channel; more wait their turn. */
   gatewayConcurrency: number;
+  /** One of several workers on one store: every write carries this worker's lease, and one another worker holds is left to it. */
+  worker?: WorkerLease;
 }
 
 /** How many times a write that lost an optimistic-concurrency race is re-run on fresh state. */
@@ -100,8 +103,8 @@ export class RefundsService {
       if (r.state !== 'PENDING') return { ok: false, why: `${r.state}: final, nothing to retry` };
       if (r.inFlight) return { ok: false, why: 'a wallet call is out: its answer decides what comes next' };
       const now = this.deps.clock.now();
-      const due = await this.deps.store.writeRefund({ ...r, nextAt: now, updatedAt: now }, r.version);
-      if (!due.ok) return { ok: false, why: 'it changed meanwhile: look again' };
+      const due = await this.deps.store.writeRefund({ ...r, nextAt: now, updatedAt: now }, r.version, this.lease());
+      if (!due.ok) return { ok: false, why: due.leasedTo ? `worker ${due.leasedTo} drives it: ask there, or wait for its lease to run out` : 'it changed meanwhile: look again' };
       await this.run(refundId, { type: 'tick' });
       const after = await this.deps.store.getRefund(refundId);
       return after ? { ok: true, refund: after } : { ok: false, why: `no refund ${refundId}` };
@@ -110,7 +113,12 @@ export class RefundsService {
 
   /** After a restart: every PENDING refund continues from the store, with the same refund number. */
   async resumeAll(): Promise<number> {
-    const pending = await this.deps.store.listRefunds({ state: 'PENDING' });
+    return this.resume(await this.deps.store.listRefunds({ state: 'PENDING' }));
+  }
+
+  /** Resume these PENDING refunds (all of them after a restart, or those a worker claimed from one whose lease ran out). */
+  async resume(pending: Refund[]): Promise<number> {
+    if (this.closed) return 0;
     await Promise.all(pending.map((r) => this.dispatch(r.refundId, { type: 'start' })));
     if (pending.length) this.deps.logger.info({ count: pending.length }, 'resumed refunds');
     return pending.length;
@@ -137,7 +145,8 @@ export class RefundsService {
       if (!before) return;
       const t = refundTransition(before, event, { now: this.deps.clock.now(), config: this.deps.machine, random: this.deps.random });
       if (!t.changed) return this.schedule(before);
-      const res = await this.deps.store.writeRefund(t.refund, before.version);
+      const res = await this.deps.store.writeRefund(t.refund, before.version, this.lease());
+      if (!res.ok && res.leasedTo) return this.unschedule(refundId); // another worker drives it
       if (!res.ok) continue;
       const r = { ...t.refund, version: res.version };
       this.recorded(r, before, t.note);
@@ -184,10 +193,22 @@ export class RefundsService {
     );
   }
 
-  private schedule(r: Refund): void {
-    const old = this.timers.get(r.refundId);
+  /** This worker's lease for a write (several workers on one store), or none (the only cloud). */
+  private lease(): Lease | undefined {
+    const w = this.deps.worker;
+    if (!w) return undefined;
+    const now = this.deps.clock.now();
+    return { owner: w.owner, now, until: now + w.ttlMs };
+  }
+
+  private unschedule(refundId: string): void {
+    const old = this.timers.get(refundId);
     if (old !== undefined) this.deps.timers.clearTimeout(old);
-    this.timers.delete(r.refundId);
+    this.timers.delete(refundId);
+  }
+
+  private schedule(r: Refund): void {
+    this.unschedule(r.refundId);
     const at = refundWakeAt(r, this.deps.machine);
     if (at === null || this.closed) return;
     const handle = this.deps.timers.setTimeout(() => {

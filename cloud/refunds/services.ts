@@ -4,6 +4,7 @@ import type { Gateway } from '../gateway/gateway.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { CloudStore } from '../store/store.js';
+import type { WorkerLease } from '../payments/lease-keeper.js';
 import { DownLink, type DownLinkDeps } from './down-link.js';
 import { RefundsService } from './refunds-service.js';
 import { TotalsService } from './totals.js';
@@ -19,6 +20,7 @@ export interface CounterServicesDeps {
   random: () => number;
   publish: DownLinkDeps['publish'];
   downVersionFor: DownLinkDeps['downVersionFor'];
+  worker?: WorkerLease;
 }
 
 /** The cloud's side of the cash register's refunds and totals, as startCloud wires them: one down link for both. */
@@ -36,6 +38,7 @@ export function counterServices(d: CounterServicesDeps): { refunds: RefundsServi
     machine: { retryMs: d.config.refundRetryMs, retryMaxMs: d.config.refundRetryMaxMs, flagAfterMs: d.config.refundFlagAfterMs },
     gatewayCallTimeoutMs: d.config.gatewayCallTimeoutMs,
     gatewayConcurrency: d.config.gatewayConcurrency,
+    ...(d.worker ? { worker: d.worker } : {}),
   });
   return { refunds, totals: new TotalsService({ store: d.store, link, clock: d.clock, logger: d.logger }) };
 }
