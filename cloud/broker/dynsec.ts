@@ -66,6 +66,10 @@ export interface DynsecResponse {
   data?: Record<string, unknown>;
 }
 
+const CLOSED = 'the broker connection closed';
+/** How many times a command cut short by a dropped connection is sent (the first time included). */
+const CLOSED_RETRIES = 3;
+
 const alreadyExists = (r: DynsecResponse) => r.error !== undefined && /already exists/i.test(r.error);
 const notFound = (r: DynsecResponse) => r.error !== undefined && /not found/i.test(r.error);
 
@@ -98,8 +102,25 @@ export class DynsecControl {
     for (const [id, p] of this.pending) this.settle(id, () => p.reject(new ProtocolError(ErrorCode.INTERNAL, 'dynamic-security control stopped')));
   }
 
-  /** The answers to `commands`, in order; an answer's `error` is for the caller to judge. */
-  run(commands: DynsecCommand[]): Promise<DynsecResponse[]> {
+  /**
+   * The answers to `commands`, in order; an answer's `error` is for the caller to judge. Sent again
+   * once reconnected when the connection drops first: another worker granting the shared broker
+   * user its role makes Mosquitto drop all of that user's connections, ours included. Every command
+   * the cloud sends is safe to repeat (its callers take "already exists" and "not found" as done).
+   */
+  async run(commands: DynsecCommand[]): Promise<DynsecResponse[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.runOnce(commands);
+      } catch (err) {
+        if (attempt >= CLOSED_RETRIES || !(err instanceof Error) || !err.message.includes(CLOSED)) throw err;
+        await connected(this.client, this.timeoutMs);
+      }
+    }
+  }
+
+  /** As `run`, but never sent again: for a command that itself drops the connection (granting our own user a role). */
+  runOnce(commands: DynsecCommand[]): Promise<DynsecResponse[]> {
     const id = `${this.tag}:${++this.seq}`;
     const body = JSON.stringify({ commands: commands.map((c, i) => ({ ...c, correlationData: `${id}:${i}` })) });
     return new Promise((resolve, reject) => {
@@ -137,7 +158,7 @@ export class DynsecControl {
   };
 
   private readonly onClose = (): void => {
-    for (const [id, p] of this.pending) this.settle(id, () => p.reject(new ProtocolError(ErrorCode.INTERNAL, 'the broker connection closed before the dynamic-security plugin answered')));
+    for (const [id, p] of this.pending) this.settle(id, () => p.reject(new ProtocolError(ErrorCode.INTERNAL, `${CLOSED} before the dynamic-security plugin answered`)));
   };
 }
 
@@ -286,7 +307,7 @@ export class DynsecAccounts implements BrokerAccounts {
     const [role] = await this.control.run([{ command: 'createRole', rolename, acls: serviceAcls(this.deps.group) }]);
     if (role?.error && !alreadyExists(role)) throw failed(role, `the cloud's role ${rolename}`);
     // The plugin drops our connection as it grants the role, often before it answers.
-    await this.control.run([{ command: 'addClientRole', username: this.deps.username, rolename }]).catch(() => undefined);
+    await this.control.runOnce([{ command: 'addClientRole', username: this.deps.username, rolename }]).catch(() => undefined);
     for (let tries = 0; tries < 5; tries++) {
       await connected(this.deps.client, this.deps.timeoutMs ?? 5_000);
       try {

@@ -135,3 +135,16 @@ describe('dynamic-security box accounts', () => {
     await second.close();
   });
 });
+
+describe('workers starting at once on a broker that has not seen them', () => {
+  it("the first grant of the shared user's role drops every worker's connection: each one's commands are sent again, and all start", async () => {
+    // A group no worker has used: its service role is granted now, by whichever worker gets there first.
+    const group = `race-${Date.now().toString(36)}`;
+    const started = await Promise.all([1, 2, 3, 4, 5].map(() => openAccounts(mosquitto(), { group })));
+    try {
+      for (const [i, a] of started.entries()) await a.add(`sbRACE${group.slice(-4)}${i}`, 'a-long-enough-secret-0001');
+    } finally {
+      for (const a of started) await a.close();
+    }
+  }, 60_000);
+});
