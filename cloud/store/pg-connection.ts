@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { createRequire } from 'node:module';
 import { ErrorCode, ProtocolError } from '../../protocol/index.js';
 
 /**
@@ -46,6 +47,24 @@ export function isPostgresUrl(s: string): boolean {
   return /^postgres(ql)?:\/\//.test(s);
 }
 
+/** The pgpass module (pg's own, CommonJS, untyped): `~/.pgpass` or PGPASSFILE, with libpq's rules (0600 or ignored). */
+const pgpass = createRequire(import.meta.url)('pgpass') as (conn: { host: string; port: number; database: string; user: string }, cb: (password: string | undefined) => void) => void;
+
+/**
+ * The password as libpq finds it — the URL's, PGPASSWORD, then the password file — looked up here
+ * rather than by pg, whose own lookup of the file is deprecated (a warning on every connection).
+ */
+function passwordOf(url: string): () => Promise<string> {
+  const u = new URL(url);
+  const conn = { host: u.hostname || 'localhost', port: Number(u.port || 5432), database: decodeURIComponent(u.pathname.slice(1)), user: decodeURIComponent(u.username) };
+  return () => {
+    if (u.password) return Promise.resolve(decodeURIComponent(u.password));
+    if (process.env.PGPASSWORD !== undefined) return Promise.resolve(process.env.PGPASSWORD);
+    // None found: the server's "password authentication failed for user …" says what is wrong.
+    return new Promise((resolve) => pgpass(conn, (password) => resolve(password ?? '')));
+  };
+}
+
 export class PgConnection implements Sql {
   private readonly pool: pg.Pool;
 
@@ -53,7 +72,7 @@ export class PgConnection implements Sql {
     readonly url: string,
     opts: { max?: number } = {},
   ) {
-    this.pool = new pg.Pool({ connectionString: url, types: TYPES, max: opts.max ?? 10 });
+    this.pool = new pg.Pool({ connectionString: url, password: passwordOf(url), types: TYPES, max: opts.max ?? 10 });
     // An idle connection lost (a server restart, a network cut) is dropped by the pool; the next
     // query opens another or fails with its own error. Without a listener it would end the process.
     this.pool.on('error', () => undefined);
