@@ -40,7 +40,7 @@ export const CloudConfig = z.strictObject({
    * a worker stalled longer than it may see its call repeated by another (idempotent at the wallet).
    */
   workerLeaseMs: z.number().int().min(1_000).default(30_000),
-  /** This worker's name among several on one PostgreSQL store (its leases); default: host name and process id. */
+  /** This worker's name among several on one PostgreSQL store (its leases); default: the host name (a second worker on one host needs its own). */
   workerId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ - (at most 64)').optional(),
   /** Addresses handed to boxes (QR code, pair response) when they differ from host:port (NAT, proxy). */
   publicHttpUrl: z.string().url().optional(),

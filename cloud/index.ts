@@ -95,7 +95,7 @@ export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud>
   const logger = opts.logger ?? createLogger(config.logLevel);
   const clock = opts.clock ?? systemClock;
   const metrics = new Metrics({ processMetrics: opts.processMetrics ?? false });
-  const store = await openStore(config, { commitThread: true });
+  const store = await openStore(config, { commitThread: true, ...(config.store ? { worker: workerIdOf(config) } : {}) });
   const cleanup: (() => Promise<void> | void)[] = [() => store.close()];
   try {
     const key = config.dbPath === ':memory:' && !config.secretKeyFile ? ServerKey.random() : ServerKey.load(secretKeyFileOf(config));

@@ -15,9 +15,10 @@ export type StoreChoice = Pick<CloudConfig, 'dbPath' | 'store'>;
 /**
  * `commitThread`: SQLite's writes on their own thread (sqlite-store.ts); the running cloud wants it,
  * tools that write a little do not. PostgreSQL's writes wait on the network, never on the event loop.
+ * `worker`: a running worker's name, held on PostgreSQL for its life (pg-store.ts holdWorkerName).
  */
-export async function openStore(c: StoreChoice, opts: { commitThread?: boolean } = {}): Promise<CloudStore> {
-  if (c.store !== undefined && isPostgresUrl(c.store)) return PgStore.open(c.store);
+export async function openStore(c: StoreChoice, opts: { commitThread?: boolean; worker?: string } = {}): Promise<CloudStore> {
+  if (c.store !== undefined && isPostgresUrl(c.store)) return PgStore.open(c.store, opts.worker === undefined ? {} : { worker: opts.worker });
   const store = new SqliteStore(c.dbPath, opts);
   try {
     await store.whenReady();
@@ -33,7 +34,11 @@ export function storeName(c: StoreChoice): string {
   return c.store !== undefined ? redactUrl(c.store) : c.dbPath;
 }
 
-/** This worker's name on a shared store (its leases): the configured one, else host and process. */
+/**
+ * This worker's name on a shared store (its leases): the configured one, else the host's. A worker
+ * restarted on its host is the same worker and resumes its own work at once; a second worker on one
+ * host needs its own --worker-id (the store refuses a name in use).
+ */
 export function workerIdOf(c: Pick<CloudConfig, 'workerId'>): string {
-  return c.workerId ?? `${hostname()}-${process.pid}`;
+  return c.workerId ?? hostname();
 }

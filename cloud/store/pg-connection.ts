@@ -67,6 +67,8 @@ function passwordOf(url: string): () => Promise<string> {
 
 export class PgConnection implements Sql {
   private readonly pool: pg.Pool;
+  /** Connections kept for their session locks (holdLock). */
+  private readonly held: pg.PoolClient[] = [];
 
   constructor(
     readonly url: string,
@@ -118,7 +120,32 @@ export class PgConnection implements Sql {
     }
   }
 
+  /**
+   * A session-level advisory lock on `name` in this schema (two deployments may share a database),
+   * held on a connection of its own until close(): false when another session holds it. PostgreSQL
+   * lets it go when that session ends, a killed process's included.
+   */
+  async holdLock(name: string): Promise<boolean> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw this.unavailable(err);
+    }
+    const r = await client.query<{ held: boolean }>("SELECT pg_try_advisory_lock(hashtextextended($1 || ':' || current_schema(), 0)) AS held", [name]).catch((err: unknown) => {
+      client.release();
+      throw this.unavailable(err);
+    });
+    if (!r.rows[0]?.held) {
+      client.release();
+      return false;
+    }
+    this.held.push(client);
+    return true;
+  }
+
   close(): Promise<void> {
+    for (const c of this.held.splice(0)) c.release();
     return this.pool.end();
   }
 

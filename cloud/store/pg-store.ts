@@ -174,6 +174,18 @@ function foldFleet(updates: FleetUpdate[]): FleetUpdate[] {
   return [...byDevice.values()].sort((x, y) => (x.deviceId < y.deviceId ? -1 : 1));
 }
 
+/**
+ * A worker's name is its leases' owner: two live processes under one name would each take the
+ * other's attempts for its own. The name is held for the worker's life (a session lock, let go by
+ * PostgreSQL when the process dies), so a second one is refused at start, and a worker restarted
+ * under its name — the default one included — resumes its own work at once instead of waiting for
+ * its old leases to run out.
+ */
+async function holdWorkerName(db: PgConnection, worker: string): Promise<void> {
+  if (await db.holdLock(`scanbox-worker:${worker}`)) return;
+  throw new ProtocolError(ErrorCode.CONFIG_INVALID, `another running worker on this database is named ${worker}: give each worker its own --worker-id`);
+}
+
 export class PgStore implements CloudStore {
   private readonly refunds: PgRefunds;
   private readonly operators: PgOperators;
@@ -187,10 +199,11 @@ export class PgStore implements CloudStore {
    * Connects and checks the schema: a database `scanbox-cloud migrate` has not brought to this
    * cloud's version is refused with that command (STORE_UNAVAILABLE), a newer one too (STORE_TOO_NEW).
    */
-  static async open(url: string, opts: { poolSize?: number } = {}): Promise<PgStore> {
+  static async open(url: string, opts: { poolSize?: number; worker?: string } = {}): Promise<PgStore> {
     const db = new PgConnection(url, { max: opts.poolSize });
     try {
       await checkSchema(db);
+      if (opts.worker !== undefined) await holdWorkerName(db, opts.worker);
     } catch (err) {
       await db.close();
       throw err;
