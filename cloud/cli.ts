@@ -10,12 +10,12 @@ import { startCloud } from './index.js';
 import { createLogger } from './log.js';
 import { createPairingCode } from './pairing/pairing.js';
 import { pairingCloudUrl, probeCloud } from './pairing/pairing-url.js';
-import { SqliteStore } from './store/sqlite-store.js';
 import { PgConnection } from './store/pg-connection.js';
 import { migratePostgres } from './store/pg-migrate.js';
 import { storeName } from './store/open-store.js';
 import type { Attempt } from './payments/transaction.js';
-import type { DeviceCommandName, DeviceCommandRow } from './store/store.js';
+import type { CloudStore, DeviceCommandName, DeviceCommandRow } from './store/store.js';
+import { CONFIG_HELP, DB_HELP, storeOptions, withCommandStore } from './command-store.js';
 import { formatDoctorReport, waitForDoctorReport } from './fleet/doctor-reports.js';
 import { registerReconcileCommand } from './reconcile/command.js';
 import { checkOperatorName, checkPasswordRules, hashPassword } from './dashboard/operator-password.js';
@@ -24,7 +24,8 @@ import { registerRefundCommands } from './refunds/command.js';
 
 /**
  * scanbox-cloud: start the cloud, and the support commands that work on its store (also while it
- * runs: SQLite in WAL mode lets another process read and write alongside).
+ * runs: SQLite in WAL mode lets another process read and write alongside; PostgreSQL is shared by
+ * every worker anyway). A support command opens the store `start` would (command-store.ts).
  */
 const program = new Command('scanbox-cloud')
   .description('the scanbox cloud: embedded MQTT broker, pairing API, transaction service, fleet registry')
@@ -39,16 +40,6 @@ const int = (v: string) => {
 
 function configFrom(o: { config?: string; db?: string }, extra: Record<string, unknown> = {}): CloudConfig {
   return loadConfig({ file: o.config, env: process.env, overrides: { dbPath: o.db, ...extra } });
-}
-
-async function withStore<T>(o: { config?: string; db?: string }, fn: (store: SqliteStore, config: CloudConfig) => Promise<T>): Promise<T> {
-  const config = configFrom(o);
-  const store = new SqliteStore(config.dbPath);
-  try {
-    return await fn(store, config);
-  } finally {
-    await store.close();
-  }
 }
 
 interface StartFlags {
@@ -101,7 +92,7 @@ program
   .option('--metrics-port <n>', 'port of GET /metrics on the metrics listener (default 9464 on 127.0.0.1; 0 = any free port)', int)
   .option('--broker <url>', 'mqtt(s)://user:password@host:port of an external MQTT 5 broker (Mosquitto with dynamic security, EMQX): no embedded broker then; the config file or SCANBOX_CLOUD_BROKER keeps the password off the command line')
   .option('--store <url>', 'postgres://user@host:port/db: PostgreSQL instead of the SQLite --db, for several workers on one database (scanbox-cloud migrate first; password from PGPASSWORD or ~/.pgpass)')
-  .option('--worker-id <id>', "this worker's name among several on one PostgreSQL store (default: host name and process id)")
+  .option('--worker-id <id>', "this worker's name among several on one PostgreSQL store (default: the host name; a second worker on one host needs its own)")
   .addOption(new Option('--gateway <kind>', '"instant": built-in always-success gateway, for benchmarks and smoke tests only').choices(['instant']))
   .action(async (o: StartFlags) => {
     const config = configFrom(o, { mqttPort: o.mqttPort, httpPort: o.httpPort, host: o.host, gatewayUrl: o.gatewayUrl, gateway: o.gateway, store: o.store, workerId: o.workerId, ...tlsFlags(o), ...metricsFlags(o), ...brokerFlags(o) });
@@ -146,8 +137,8 @@ const merchantFields = (c: Command) =>
     .option('--name <name>', 'display name')
     .option('--wechat-sub-mch-id <id>', 'WeChat Pay sub_mch_id (特约商户号); "" clears it')
     .option('--alipay-app-auth-token <token>', 'Alipay app_auth_token (the merchant\'s authorisation of the provider app); "" clears it')
-    .option('--db <path>', 'SQLite store')
-    .option('--config <file>', 'JSON config file')
+    .option('--db <path>', DB_HELP)
+    .option('--config <file>', CONFIG_HELP)
     .option('--json', 'print JSON');
 interface MerchantFlags {
   name?: string;
@@ -179,20 +170,20 @@ function printMerchant(m: Merchant, json: boolean | undefined): void {
 }
 merchantFields(merchant.command('add <merchantId>').description('add a merchant (refused if it exists)')).action(async (id: string, o: MerchantFlags) => {
   const patch = merchantPatch(o);
-  await withStore(o, async (store) => printMerchant(await store.addMerchant(checkMerchantId(id), patch, Date.now()), o.json));
+  await withCommandStore(o, async (store) => printMerchant(await store.addMerchant(checkMerchantId(id), patch, Date.now()), o.json));
 });
 merchantFields(merchant.command('set <merchantId>').description("change a merchant's name or wallet sub-ids (refused if it does not exist)")).action(async (id: string, o: MerchantFlags) => {
   const patch = merchantPatch(o);
-  await withStore(o, async (store) => printMerchant(await store.updateMerchant(checkMerchantId(id), patch, Date.now()), o.json));
+  await withCommandStore(o, async (store) => printMerchant(await store.updateMerchant(checkMerchantId(id), patch, Date.now()), o.json));
 });
 merchant
   .command('list')
   .description('every merchant with its wallet sub-ids (tokens shown as "set")')
-  .option('--db <path>', 'SQLite store')
-  .option('--config <file>', 'JSON config file')
+  .option('--db <path>', DB_HELP)
+  .option('--config <file>', CONFIG_HELP)
   .option('--json', 'print JSON')
   .action(async (o: { db?: string; config?: string; json?: boolean }) => {
-    await withStore(o, async (store) => {
+    await withCommandStore(o, async (store) => {
       const list = await store.listMerchants();
       if (o.json) return void console.log(JSON.stringify(list.map(showMerchant)));
       for (const m of list) printMerchant(m, false);
@@ -200,12 +191,12 @@ merchant
   });
 
 const channel = program.command('channel').description("the provider accounts payments go through: health, and the operator's pins and disables");
-const channelOpts = (c: Command) => c.option('--db <path>', 'SQLite store').option('--config <file>', 'JSON config file (the channels)');
+const channelOpts = (c: Command) => storeOptions(c, `${CONFIG_HELP}; its channels`);
 channelOpts(channel.command('list'))
   .description('every channel: wallets, cost, breaker state and window figures (as the running cloud last wrote them), pins and disables')
   .option('--json', 'print JSON')
   .action(async (o: { db?: string; config?: string; json?: boolean }) => {
-    await withStore(o, async (store, config) => {
+    await withCommandStore(o, async (store, config) => {
       const rows = await channelRows(store, config);
       if (o.json) return void console.log(JSON.stringify(rows));
       console.log(['CHANNEL', 'KIND', 'WALLETS', 'COST', 'OPERATOR', 'BREAKER', 'SINCE', 'CALLS', 'FAILED', 'P50 MS'].join('\t'));
@@ -220,7 +211,7 @@ const overrideCommand = (name: string, description: string, mode: 'pinned' | 'di
   channelOpts(channel.command(`${name} <channel>`))
     .description(description)
     .action(async (name: string, o: { db?: string; config?: string }) => {
-      await withStore(o, async (store, config) => {
+      await withCommandStore(o, async (store, config) => {
         const c = config.channels[name];
         if (!c) throw new ProtocolError(ErrorCode.CONFIG_INVALID, `no channel ${name} in the config (channels: ${Object.keys(config.channels).join(', ') || 'none'})`);
         await store.setChannelOverride(name, mode ? { mode, wallets: [...walletsOf(c)] } : null, Date.now());
@@ -231,7 +222,7 @@ overrideCommand('pin', "route every new payment of the channel's wallets to it, 
 overrideCommand('disable', 'route no new payment to the channel (its open attempts still finish on it)', 'disabled');
 overrideCommand('enable', "clear a pin or disable: routing by health and cost again", null);
 
-async function channelRows(store: SqliteStore, config: CloudConfig) {
+async function channelRows(store: CloudStore, config: CloudConfig) {
   const overrides = new Map((await store.channelOverrides()).map((o) => [o.channel, o.mode]));
   const states = new Map((await store.channelStates()).map((r) => [r.channel, r.summary]));
   return Object.entries(config.channels).map(([name, c]) => ({
@@ -252,12 +243,12 @@ pair
   .description('create a one-time pairing code for a merchant store')
   .requiredOption('--merchant <id>', 'merchant id')
   .requiredOption('--store <id>', 'store id')
-  .option('--db <path>', 'SQLite store')
-  .option('--config <file>', 'JSON config file')
+  .option('--db <path>', DB_HELP)
+  .option('--config <file>', CONFIG_HELP)
   .option('--cloud-url <url>', "the cloud address the box should call (default: the config's publicHttpUrl, else its HTTP(S) listener: pass the running cloud's --config)")
   .option('--json', 'print JSON')
   .action(async (o: { merchant: string; store: string; db?: string; config?: string; cloudUrl?: string; json?: boolean }) => {
-    await withStore(o, async (store, config) => {
+    await withCommandStore(o, async (store, config) => {
       // Before the code exists: an address no box can call is refused, and nothing is created.
       const source = o.config ? `--config ${o.config}` : 'the defaults and SCANBOX_CLOUD_* environment (no --config)';
       const target = pairingCloudUrl(config, { flag: o.cloudUrl, source });
@@ -281,11 +272,11 @@ const devices = program
   .alias('device')
   .enablePositionalOptions()
   .description('list every box: merchant, store, online/stale/offline, last seen, firmware, outbox depth, pending attempts')
-  .option('--db <path>', 'SQLite store')
-  .option('--config <file>', 'JSON config file')
+  .option('--db <path>', DB_HELP)
+  .option('--config <file>', CONFIG_HELP)
   .option('--json', 'print JSON')
   .action(async (o: { db?: string; config?: string; json?: boolean }) => {
-    await withStore(o, async (store) => {
+    await withCommandStore(o, async (store) => {
       const rows = await store.listDevices();
       if (o.json) return void console.log(JSON.stringify(rows));
       console.log(['DEVICE', 'MERCHANT', 'STORE', 'STATUS', 'CONN', 'LAST SEEN', 'FIRMWARE', 'OUTBOX', 'PENDING'].join('\t'));
@@ -298,11 +289,11 @@ const devices = program
 devices
   .command('revoke <deviceId>')
   .description('revoke a box: a running cloud disconnects it within a second and refuses it from then on')
-  .option('--db <path>', 'SQLite store')
-  .option('--config <file>', 'JSON config file')
+  .option('--db <path>', DB_HELP)
+  .option('--config <file>', CONFIG_HELP)
   .action(async (deviceId: string, own: { db?: string; config?: string }) => {
     const o = { ...devices.opts<{ db?: string; config?: string }>(), ...own };
-    await withStore(o, async (store) => {
+    await withCommandStore(o, async (store) => {
       const done = await store.revokeDevice(deviceId, Date.now());
       if (!done) {
         const d = await store.getDevice(deviceId);
@@ -320,7 +311,7 @@ function newCommandId(): string {
 type DeviceFlags = { db?: string; config?: string; json?: boolean };
 
 /** Queues the command (or finds the same one still open) and says so on `say`: JSON of the row, or a sentence. */
-async function queueCommand(store: SqliteStore, name: DeviceCommandName, deviceId: string, json: boolean | undefined, then: string, say: (line: string) => void): Promise<DeviceCommandRow> {
+async function queueCommand(store: CloudStore, name: DeviceCommandName, deviceId: string, json: boolean | undefined, then: string, say: (line: string) => void): Promise<DeviceCommandRow> {
   const { row, created } = await store.addDeviceCommand({ id: newCommandId(), deviceId, command: name }, Date.now());
   if (json) say(JSON.stringify({ ...row, created }));
   else if (!created) say(`${name} of ${deviceId} is already queued (command ${row.id}, ${row.sentAt === null ? 'not sent yet' : `sent ${new Date(row.sentAt).toISOString()}`})`);
@@ -332,12 +323,12 @@ const deviceCommand = (name: 'reboot' | 'unpair', description: string, then: str
   devices
     .command(`${name} <deviceId>`)
     .description(description)
-    .option('--db <path>', 'SQLite store')
-    .option('--config <file>', 'JSON config file')
+    .option('--db <path>', DB_HELP)
+    .option('--config <file>', CONFIG_HELP)
     .option('--json', 'print the queued command as JSON')
     .action(async (deviceId: string, own: DeviceFlags) => {
       const o = { ...devices.opts<DeviceFlags>(), ...own };
-      await withStore(o, (store) => queueCommand(store, name, deviceId, o.json, then, (line) => console.log(line)));
+      await withCommandStore(o, (store) => queueCommand(store, name, deviceId, o.json, then, (line) => console.log(line)));
     });
 deviceCommand(
   'reboot',
@@ -352,13 +343,13 @@ deviceCommand(
 devices
   .command('doctor <deviceId>')
   .description("ask a box for its doctor report (its checks, run inside its agent); with --wait, print the report when it comes: exit 1 if a check fails, 2 if no report came in time")
-  .option('--db <path>', 'SQLite store')
-  .option('--config <file>', 'JSON config file')
+  .option('--db <path>', DB_HELP)
+  .option('--config <file>', CONFIG_HELP)
   .option('--wait <seconds>', 'wait up to this long for the report and print it (one PASS/FAIL line per check, with its fix)', int)
   .option('--json', 'print the queued command as JSON; with --wait, the report')
   .action(async (deviceId: string, own: DeviceFlags & { wait?: number }) => {
     const o = { ...devices.opts<DeviceFlags>(), ...own };
-    await withStore(o, async (store) => {
+    await withCommandStore(o, async (store) => {
       const then = 'the box answers with its report (show it with --wait)';
       if (o.wait === undefined) return void (await queueCommand(store, 'doctor', deviceId, o.json, then, (line) => console.log(line)));
       // While waiting, stdout is kept for the report alone.
@@ -378,12 +369,12 @@ devices
 devices
   .command('commands [deviceId]')
   .description("commands queued for boxes (all, or one box's): sent or not, and how each ended")
-  .option('--db <path>', 'SQLite store')
-  .option('--config <file>', 'JSON config file')
+  .option('--db <path>', DB_HELP)
+  .option('--config <file>', CONFIG_HELP)
   .option('--json', 'print JSON')
   .action(async (deviceId: string | undefined, own: DeviceFlags) => {
     const o = { ...devices.opts<DeviceFlags>(), ...own };
-    await withStore(o, async (store) => {
+    await withCommandStore(o, async (store) => {
       const rows = await store.listDeviceCommands(deviceId);
       if (o.json) return void console.log(JSON.stringify(rows));
       const at = (t: number | null) => (t === null ? '-' : new Date(t).toISOString());
@@ -395,14 +386,14 @@ devices
 program
   .command('attempts')
   .description('payment attempts, for support: find one by outTradeNo and see its history')
-  .option('--db <path>', 'SQLite store')
-  .option('--config <file>', 'JSON config file')
+  .option('--db <path>', DB_HELP)
+  .option('--config <file>', CONFIG_HELP)
   .addOption(new Option('--state <state>', 'only attempts in this state').choices(ATTEMPT_STATES))
   .option('--id <outTradeNo>', 'one attempt, with its full event history')
   .option('--flagged', 'only attempts flagged for a person (amount mismatch)')
   .option('--json', 'print a JSON array of CloudAttemptRecord')
   .action(async (o: { db?: string; config?: string; state?: AttemptState; id?: string; flagged?: boolean; json?: boolean }) => {
-    await withStore(o, async (store) => {
+    await withCommandStore(o, async (store) => {
       const list = await store.listAttempts({ state: o.state, outTradeNo: o.id, ...(o.flagged ? { flag: 'AMOUNT_MISMATCH' as const } : {}) });
       if (o.json) return void console.log(JSON.stringify(list.map(toRecord)));
       if (o.id && list.length === 0) throw new ProtocolError(ErrorCode.ATTEMPT_UNKNOWN, `no attempt ${o.id}`);
@@ -426,49 +417,48 @@ function describe(a: Attempt): string {
 
 const operator = program.command('operator').description('operators of the web dashboard (/dashboard): accounts with a password, hashed with scrypt');
 type OperatorFlags = { db?: string; config?: string; passwordStdin?: boolean; json?: boolean };
-const operatorOpts = (c: Command) => c.option('--db <path>', 'SQLite store').option('--config <file>', 'JSON config file');
 /** Checked before the store is touched: a bad name or a short password changes nothing. */
 async function newPassword(o: OperatorFlags): Promise<string> {
   const password = await readPassword(o.passwordStdin === true);
   checkPasswordRules(password);
   return hashPassword(password);
 }
-operatorOpts(operator.command('add <name>'))
+storeOptions(operator.command('add <name>'))
   .description('add an operator; the password is typed at the prompt (twice) or piped in with --password-stdin, never an argument')
   .option('--password-stdin', 'read the password from standard input (one line)')
   .action(async (name: string, o: OperatorFlags) => {
     checkOperatorName(name);
     const hash = await newPassword(o);
-    await withStore(o, async (store) => {
+    await withCommandStore(o, async (store) => {
       await store.addOperator(name, hash, Date.now());
       console.log(`operator ${name} added: log in at /dashboard on the cloud's HTTP(S) address`);
     });
   });
-operatorOpts(operator.command('password <name>'))
+storeOptions(operator.command('password <name>'))
   .description("set an operator's password (prompt, or --password-stdin); every session of the operator ends")
   .option('--password-stdin', 'read the password from standard input (one line)')
   .action(async (name: string, o: OperatorFlags) => {
     checkOperatorName(name);
     const hash = await newPassword(o);
-    await withStore(o, async (store) => {
+    await withCommandStore(o, async (store) => {
       await store.setOperatorPassword(name, hash, Date.now());
       console.log(`password of ${name} changed; its sessions ended`);
     });
   });
-operatorOpts(operator.command('list'))
+storeOptions(operator.command('list'))
   .description('every operator (never the hashes)')
   .option('--json', 'print JSON')
   .action(async (o: OperatorFlags) => {
-    await withStore(o, async (store) => {
+    await withCommandStore(o, async (store) => {
       const rows = (await store.listOperators()).map((r) => ({ name: r.name, createdAt: r.createdAt, updatedAt: r.updatedAt }));
       if (o.json) return void console.log(JSON.stringify(rows));
       for (const r of rows) console.log(`${r.name}\tadded ${new Date(r.createdAt).toISOString()}\tpassword set ${new Date(r.updatedAt).toISOString()}`);
     });
   });
-operatorOpts(operator.command('remove <name>'))
+storeOptions(operator.command('remove <name>'))
   .description('remove an operator and end its sessions (what it did stays in the audit trail)')
   .action(async (name: string, o: OperatorFlags) => {
-    await withStore(o, async (store) => {
+    await withCommandStore(o, async (store) => {
       if (!(await store.removeOperator(name))) throw new ProtocolError(ErrorCode.OPERATOR_UNKNOWN, `no operator ${name}`);
       console.log(`operator ${name} removed; its sessions ended`);
     });

@@ -1,6 +1,5 @@
 import { mkdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import { z } from 'zod';
@@ -16,12 +15,16 @@ import type { ScenarioMixInput } from './gateway/scenario.js';
 import { VirtualEcr } from './devices/virtual-ecr.js';
 import { VirtualScanner } from './devices/virtual-scanner.js';
 import type { LedgerEntry } from './gateway/ledger.js';
+import { createRandom, hashSeed, type Random } from './random.js';
+import { checkWorkers, startCloudStack, type CloudStack, type CloudStackKind } from './stack/cloud-stack.js';
+import { freeLoopbackPort } from './stack/free-port.js';
 
 /**
  * Everything a shop and its cloud consist of, on one machine: the scripted gateway (in this
- * process, over HTTP), the cloud as its own process, a fault proxy between boxes and broker, and
- * boxes as their own processes on pseudo-terminal scanners and cash registers, each paired through
- * the real pairing API. The demo, the fleet generator and the chaos runner are all stories on it.
+ * process, over HTTP), the cloud as its own process (or several workers on Mosquitto and
+ * PostgreSQL: stack/cloud-stack.ts), a fault proxy between boxes and broker, and boxes as their own
+ * processes on pseudo-terminal scanners and cash registers, each paired through the real pairing
+ * API. The demo, the fleet generator and the chaos runner are all stories on it.
  */
 /**
  * Wallet timings shortened from about a minute to seconds (poll deadline 3 s, reverse after 1 s,
@@ -84,6 +87,10 @@ export interface RigOptions extends BoxHost {
   mix?: ScenarioMixInput;
   cloudConfig?: Record<string, unknown>;
   logger?: Logger;
+  /** What the cloud runs on (stack/cloud-stack.ts): `embedded-sqlite` (default) or `mosquitto-postgres`. */
+  stack?: CloudStackKind;
+  /** Cloud processes: 1 on embedded-sqlite (the only choice); default 3 on mosquitto-postgres. */
+  workers?: number;
 }
 
 export interface PairingCode {
@@ -101,12 +108,25 @@ export interface Snapshot {
   deviceRefunds: DeviceRefundRecord[][];
 }
 
+/** How long a cloud process may take from spawn to its ready line. */
+const READY_MS = 20_000;
+/**
+ * How long a support command may take (`attempts --json`, `pair create` …): a snapshot runs two
+ * plus two per box at once, beside the cloud and the boxes, and on a busy two-core machine one
+ * took over 30 s (runPart's default).
+ */
+const CLI_MS = 60_000;
+
 export class Rig {
   readonly boxes: Box[] = [];
-  cloud!: PartProcess;
+  /** The cloud's processes: one on the embedded stack, w1 … wN on mosquitto-postgres (`stack.workers` names them). */
+  readonly workers: PartProcess[] = [];
+  /** Worker 1's HTTP address: where boxes pair. */
   httpUrl = '';
-  private mqttPort = 0;
-  private httpPort = 0;
+  private httpUrls: string[] = [];
+  private stack!: CloudStack;
+  /** Picks the worker a `killCloud()` hits: seeded, so a chaos run replays its kills. */
+  private readonly killRandom: Random;
   private readonly log: Logger;
   private readonly merchants = new Map<string, Promise<void>>();
   /** CLI flags naming a merchant's wallet sub-accounts (the wallet simulators' test ids in real-formats mode). */
@@ -121,18 +141,46 @@ export class Rig {
   private constructor(readonly opts: RigOptions) {
     this.log = opts.logger ?? pino({ level: 'silent' });
     this.gateway = new ScriptedGateway({ seed: opts.seed, ...(opts.mix ? { mix: opts.mix } : {}), logger: this.log });
+    this.killRandom = createRandom(hashSeed('rig-cloud-kill', opts.seed));
   }
 
   static async start(opts: RigOptions): Promise<Rig> {
+    // Before anything starts: a bad worker count is the caller's mistake, said at once.
+    checkWorkers(opts.stack ?? 'embedded-sqlite', opts.workers);
     mkdirSync(opts.dir, { recursive: true });
     const rig = new Rig(opts);
-    rig.gatewayServer = await startGatewayServer({ gateway: rig.gateway });
-    await rig.startChannels();
-    [rig.mqttPort, rig.httpPort] = await Promise.all([freePort(), freePort()]);
-    rig.proxy = new FaultProxy({ targetPort: rig.mqttPort });
-    await rig.proxy.start();
-    await rig.startCloud();
+    try {
+      rig.gatewayServer = await startGatewayServer({ gateway: rig.gateway });
+      await rig.startChannels();
+      rig.stack = await startCloudStack(opts.stack ?? 'embedded-sqlite', { dir: opts.dir, workers: opts.workers, freePort });
+      rig.proxy = new FaultProxy({ targetPort: rig.stack.brokerPort });
+      await rig.proxy.start();
+      await rig.startCloud();
+    } catch (err) {
+      // A PostgreSQL and a Mosquitto must not outlive a rig that never ran.
+      await rig.stop().catch(() => undefined);
+      throw err;
+    }
     return rig;
+  }
+
+  /** The embedded cloud, or worker 1 (for what reads one cloud's log). */
+  get cloud(): PartProcess {
+    return this.workers[0]!;
+  }
+
+  /** The workers' names, in `workers` order: `cloud`, or w1 … wN. */
+  get workerNames(): readonly string[] {
+    return this.stack.workers;
+  }
+
+  /**
+   * Each worker's log directory (its `cloud.log`) when there are several; empty on the embedded
+   * stack, whose one cloud logs to `<dir>/cloud.log` beside the boxes' directories.
+   */
+  workerLogDirs(): Array<{ worker: string; dir: string }> {
+    if (this.stack.kind === 'embedded-sqlite') return [];
+    return this.stack.workers.map((worker, i) => ({ worker, dir: path.dirname(this.stack.logFile(i)) }));
   }
 
   private async startChannels(): Promise<void> {
@@ -154,7 +202,7 @@ export class Rig {
 
   /** Each channel's breaker as the running cloud last wrote it (`scanbox-cloud channel list --json`). */
   async channelStates(): Promise<Record<string, string>> {
-    const rows = await runPartJson<{ channel: string; health: { state: string } | null }[]>('cloud', ['channel', 'list', '--db', this.cloudDb, '--config', path.join(this.opts.dir, 'cloud.json'), '--json']);
+    const rows = await runPartJson<{ channel: string; health: { state: string } | null }[]>('cloud', ['channel', 'list', ...this.stack.storeArgs(this.configFile, true), '--json'], CLI_MS);
     return Object.fromEntries(rows.map((r) => [r.channel, r.health?.state ?? 'unknown']));
   }
 
@@ -164,47 +212,94 @@ export class Rig {
     return this.channelServers.has('primary') ? ['primary'] : [];
   }
 
+  /** The embedded stack's SQLite file. */
   get cloudDb(): string {
     return path.join(this.opts.dir, 'cloud.db');
+  }
+
+  private get configFile(): string {
+    return path.join(this.opts.dir, 'cloud.json');
+  }
+
+  /** How a support command reaches the store: `--db` (embedded) or `--config` (PostgreSQL). */
+  private get storeArgs(): string[] {
+    return this.stack.storeArgs(this.configFile, false);
   }
 
   get gatewayUrl(): string {
     return this.gatewayServer.url;
   }
 
-  /** (Re)start the cloud on the same ports and store: boxes reach it through the proxy. */
+  /** (Re)start every worker on the same ports and store: boxes reach the broker through the proxy. */
   async startCloud(): Promise<void> {
-    const configFile = path.join(this.opts.dir, 'cloud.json');
+    await this.writeCloudConfig();
+    // Worker 1 alone first: on Mosquitto it sets up the cloud's broker role once (Mosquitto then
+    // drops that user's connections), so the others do not start into that; then the rest together.
+    await this.spawnWorker(0);
+    const rest = this.stack.workers.slice(1).map((_, k) => k + 1);
+    await Promise.all(rest.map((i) => this.spawnWorker(i, READY_MS * rest.length)));
+  }
+
+  /** One config file for every worker and support command; 0600, since on Mosquitto it holds the broker admin's password. */
+  private async writeCloudConfig(): Promise<void> {
     const channels = Object.keys(this.channelsConfig()).length ? { channels: this.channelsConfig() } : {};
-    const config = { publicMqttUrl: `mqtt://127.0.0.1:${this.proxy.port}`, ...channels, ...this.opts.cloudConfig };
-    await writeJson(configFile, config);
-    this.cloud = PartProcess.start('cloud', [
-      'start',
-      '--config', configFile,
-      '--db', this.cloudDb,
-      '--mqtt-port', String(this.mqttPort),
-      '--http-port', String(this.httpPort),
-      '--gateway-url', this.gatewayUrl,
-      '--metrics-port', '0',
-    ], path.join(this.opts.dir, 'cloud.log'));
-    const ready = await this.cloud.waitForMsg('ready', 20_000);
-    this.httpUrl = String(ready.httpUrl);
+    const config = { publicMqttUrl: `mqtt://127.0.0.1:${this.proxy.port}`, ...channels, ...this.stack.config, ...this.opts.cloudConfig };
+    await writeJson(this.configFile, config, 0o600);
   }
 
-  /** Power cut of the cloud: SIGKILL, nothing flushed. */
-  async killCloud(): Promise<void> {
-    await this.cloud.kill();
+  /** `readyMs`: more when several start at once on a small machine. */
+  private async spawnWorker(i: number, readyMs = READY_MS): Promise<void> {
+    const proc = PartProcess.start('cloud', ['start', '--config', this.configFile, ...this.stack.startArgs(i), '--gateway-url', this.gatewayUrl, '--metrics-port', '0'], this.stack.logFile(i));
+    this.workers[i] = proc;
+    const ready = await proc.waitForMsg('ready', readyMs);
+    this.httpUrls[i] = String(ready.httpUrl);
+    if (i === 0) this.httpUrl = this.httpUrls[0]!;
   }
 
-  /** Start the cloud again after `killCloud()`, on the same ports and store. */
+  /**
+   * Power cut of the cloud: SIGKILL, nothing flushed. On several workers, one of the running ones
+   * (picked by the seed); the others carry on. Returns the name of the one killed.
+   */
+  async killCloud(): Promise<string> {
+    const running = this.workers.map((w, i) => ({ w, i })).filter(({ w }) => w.running);
+    if (running.length === 0) throw new Error('no cloud process is running');
+    const { i } = running.length === 1 ? running[0]! : this.killRandom.pick(running);
+    await this.killWorker(i);
+    return this.stack.workers[i]!;
+  }
+
+  /** Start every cloud process `killCloud()` or `killWorker()` took down, on the same ports and store. */
   async restartCloud(): Promise<void> {
-    if (this.cloud.running) throw new Error('the cloud is still running');
-    await this.startCloud();
+    const down = this.workers.map((w, i) => ({ w, i })).filter(({ w }) => !w.running);
+    if (down.length === 0) throw new Error('the cloud is still running');
+    await this.writeCloudConfig();
+    await Promise.all(down.map(({ i }) => this.spawnWorker(i, READY_MS * down.length)));
+  }
+
+  /** SIGKILL worker `i` (0-based, in `workerNames` order). */
+  async killWorker(i: number): Promise<void> {
+    await this.worker(i).kill();
+  }
+
+  /** Start worker `i` again after a kill, on the same ports and store. */
+  async restartWorker(i: number): Promise<void> {
+    if (this.worker(i).running) throw new Error(`${this.stack.workers[i]} is still running`);
+    await this.writeCloudConfig();
+    await this.spawnWorker(i);
+  }
+
+  private worker(i: number): PartProcess {
+    const w = this.workers[i];
+    if (!w) throw new Error(`no worker ${i}: the cloud runs ${this.workers.length} (0 … ${this.workers.length - 1})`);
+    return w;
   }
 
   async createPairingCode(merchant: string, store: string): Promise<PairingCode> {
     await this.addMerchant(merchant);
-    return runPartJson<PairingCode>('cloud', ['pair', 'create', '--merchant', merchant, '--store', store, '--db', this.cloudDb, '--cloud-url', this.httpUrl, '--json']);
+    // Any running worker pairs: the code and the box land in the one store.
+    const up = this.workers.findIndex((w) => w.running);
+    const cloudUrl = this.httpUrls[up === -1 ? 0 : up]!;
+    return runPartJson<PairingCode>('cloud', ['pair', 'create', '--merchant', merchant, '--store', store, ...this.storeArgs, '--cloud-url', cloudUrl, '--json'], CLI_MS);
   }
 
   /** The merchant, added once through the CLI as a field engineer would (boxes are added concurrently). */
@@ -212,7 +307,7 @@ export class Rig {
     let added = this.merchants.get(merchant);
     if (!added) {
       const ids = Object.entries(this.merchantWalletIds).flatMap(([flag, value]) => [flag, value]);
-      added = runPartJson<unknown>('cloud', ['merchant', 'add', merchant, ...ids, '--db', this.cloudDb, '--json']).then(() => undefined);
+      added = runPartJson<unknown>('cloud', ['merchant', 'add', merchant, ...ids, ...this.storeArgs, '--json'], CLI_MS).then(() => undefined);
       this.merchants.set(merchant, added);
     }
     return added;
@@ -226,11 +321,16 @@ export class Rig {
     return box;
   }
 
+  /** Every attempt as the cloud's store holds it (`scanbox-cloud attempts --json`). */
+  cloudAttempts(): Promise<CloudAttemptRecord[]> {
+    return runPartJson<CloudAttemptRecord[]>('cloud', ['attempts', ...this.storeArgs, '--json'], CLI_MS);
+  }
+
   async snapshot(): Promise<Snapshot> {
     const [cloud, devices, cloudRefunds, deviceRefunds] = await Promise.all([
-      runPartJson<CloudAttemptRecord[]>('cloud', ['attempts', '--db', this.cloudDb, '--json']),
+      this.cloudAttempts(),
       Promise.all(this.boxes.map((b) => b.attempts())),
-      runPartJson<unknown>('cloud', ['refunds', '--db', this.cloudDb, '--json']).then((rows) => z.array(CloudRefundRecord).parse(rows)),
+      runPartJson<unknown>('cloud', ['refunds', ...this.storeArgs, '--json'], CLI_MS).then((rows) => z.array(CloudRefundRecord).parse(rows)),
       Promise.all(this.boxes.map((b) => b.refunds())),
     ]);
     return { ledger: [...this.gateway.ledger.entries()], cloud, devices, cloudRefunds, deviceRefunds };
@@ -274,12 +374,13 @@ export class Rig {
 
   async stop(): Promise<void> {
     await Promise.all(this.boxes.map((b) => b.close()));
-    await this.cloud?.stop();
+    await Promise.all(this.workers.map((w) => w.stop()));
     await this.proxy?.stop();
     await this.gatewayServer?.close();
     await this.walletSims?.close();
     await Promise.all([...this.channelServers.values()].map((s) => s.close()));
     this.gateway.stop();
+    await this.stack?.stop();
   }
 }
 
@@ -312,7 +413,7 @@ export class Box {
       createSerialLine(host.serial ?? 'pty', { dir, name: 'ecr' }),
     ]);
     const box = new Box(host, name, dir, scannerPty, ecrPty);
-    const paired = await runPartJson<{ deviceId: string }>('device', ['pair', '--code', pairing.code, '--cloud', pairing.cloudUrl, '--data', box.dataDir, '--hardware-id', `sim-${name}`, '--json']);
+    const paired = await runPartJson<{ deviceId: string }>('device', ['pair', '--code', pairing.code, '--cloud', pairing.cloudUrl, '--data', box.dataDir, '--hardware-id', `sim-${name}`, '--json'], CLI_MS);
     box.deviceId = paired.deviceId;
     const scannerEnd = await scannerPty.openEnd();
     box.ends = [scannerEnd];
@@ -392,11 +493,11 @@ export class Box {
   }
 
   attempts(): Promise<DeviceAttemptRecord[]> {
-    return runPartJson<DeviceAttemptRecord[]>('device', ['attempts', '--data', this.dataDir, '--json']);
+    return runPartJson<DeviceAttemptRecord[]>('device', ['attempts', '--data', this.dataDir, '--json'], CLI_MS);
   }
 
   refunds(): Promise<DeviceRefundRecord[]> {
-    return runPartJson<DeviceRefundRecord[]>('device', ['refunds', '--data', this.dataDir, '--json']);
+    return runPartJson<DeviceRefundRecord[]>('device', ['refunds', '--data', this.dataDir, '--json'], CLI_MS);
   }
 
   async close(): Promise<void> {
@@ -406,18 +507,10 @@ export class Box {
   }
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+/** A loopback port free at the moment of asking (stack/free-port.ts). */
+export const freePort = freeLoopbackPort;
 
-async function writeJson(file: string, value: unknown): Promise<void> {
-  await writeFile(file, `${JSON.stringify(value, null, 2)}\n`);
+async function writeJson(file: string, value: unknown, mode?: number): Promise<void> {
+  await writeFile(file, `${JSON.stringify(value, null, 2)}\n`, mode === undefined ? {} : { mode });
 }
 

@@ -1,13 +1,13 @@
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import { isProtocolError } from '../../protocol/index.js';
 import { systemClock } from '../../protocol/clock.js';
-import { loadConfig, type CloudConfig } from '../config.js';
+import type { CloudConfig } from '../config.js';
+import { commandConfig, CONFIG_HELP, DB_HELP, openCommandStore } from '../command-store.js';
 import { alipayGatewayFromConfig } from '../gateway/alipay/adapter.js';
 import { channelsFromConfig, type ChannelRouter } from '../gateway/channels.js';
 import { wechatGatewayFromConfig } from '../gateway/wechat/adapter.js';
-import { SqliteStore } from '../store/sqlite-store.js';
+import type { CloudStore } from '../store/store.js';
 import { dayOf, reconcile, ReconcileUsageError, type ReconcileChannel } from './reconcile.js';
 import { formatReconcileReport } from './report.js';
 
@@ -37,8 +37,8 @@ export function registerReconcileCommand(program: Command): void {
     .option('--channel <name>', 'only this WeChat or Alipay channel (default: every one)')
     .option('--apply', 'refund charges nobody kept, query the rest, and record the findings (default: report only)')
     .option('--json', 'print the report as JSON')
-    .option('--db <path>', 'SQLite store')
-    .option('--config <file>', 'JSON config file (its channels)')
+    .option('--db <path>', DB_HELP)
+    .option('--config <file>', `${CONFIG_HELP}; its channels`)
     // 1 means "a person must look" here, so commander's own usage errors (a missing --date) exit 2; help stays 0.
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : USAGE_ERROR))
     .action(async (o: ReconcileFlags) => {
@@ -49,15 +49,14 @@ export function registerReconcileCommand(program: Command): void {
 async function runReconcile(o: ReconcileFlags): Promise<number> {
   // stderr, warnings only: stdout is the report (JSON for a script), and an adapter's per-call lines are noise here.
   const logger = pino({ level: 'warn', base: { svc: 'scanbox-cloud', cmd: 'reconcile' } }, pino.destination({ dest: 2, sync: true }));
-  let store: SqliteStore | undefined;
+  let store: CloudStore | undefined;
   let opened: OpenedChannels | undefined;
   try {
     dayOf(o.date);
-    const config = loadConfig({ file: o.config, env: process.env, overrides: { dbPath: o.db } });
+    const config = commandConfig(o);
     checkChannel(config, o.channel);
     // A mistyped --db must not create an empty store and report every charge of the day as nobody's.
-    if (!existsSync(config.dbPath)) throw new ReconcileUsageError(`there is no cloud store at ${config.dbPath}`);
-    const s = (store = new SqliteStore(config.dbPath));
+    const s = (store = await openCommandStore(config, { mustExist: true }));
     // `random` only spreads a routing choice, and reconcile routes nothing new.
     opened = openReconcileChannels(config, { merchants: (id) => s.getMerchant(id), clock: systemClock, random: Math.random, logger });
     const deps = { store: s, gateway: opened.gateway, channels: opened.channels, clock: systemClock, callTimeoutMs: config.gatewayCallTimeoutMs, billTimeoutMs: BILL_TIMEOUT_MS };

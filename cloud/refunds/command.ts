@@ -1,9 +1,8 @@
 import { Option, type Command } from 'commander';
-import { existsSync } from 'node:fs';
 import { businessDate, businessDayRange, describeIssues, ErrorCode, formatDecimal, ProtocolError, REFUND_STATES, type RefundState } from '../../protocol/index.js';
-import { loadConfig } from '../config.js';
+import { storeOptions, withCommandStore, type StoreFlags } from '../command-store.js';
 import { merchantId as merchantIdSchema } from '../merchants/merchant.js';
-import { SqliteStore } from '../store/sqlite-store.js';
+import type { CloudStore } from '../store/store.js';
 import { dayReport, dayReportCsv, formatDayReport } from './day-report.js';
 import type { Refund } from './refund-machine.js';
 
@@ -12,25 +11,13 @@ import type { Refund } from './refund-machine.js';
  *   scanbox-cloud report --merchant M --date yyyy-MM-dd [--csv | --json]
  *   scanbox-cloud refunds [--flagged] [--state S] [--merchant M] [--device D] [--id R] [--json]
  *   scanbox-cloud store limit --merchant M --store S [--refund-daily FEN | --refund-daily none]
- * They work on the store file, also while the cloud runs (WAL): a limit set here counts from the next refund asked.
+ * They work on the cloud's store (SQLite --db, or the config's PostgreSQL), also while the cloud runs:
+ * a limit set here counts from the next refund asked.
  */
-interface StoreFlags {
-  db?: string;
-  config?: string;
-}
-
-const storeOptions = (c: Command) => c.option('--db <path>', 'SQLite store').option('--config <file>', 'JSON config file');
 
 /** A read of a store that is not there would create an empty one and report an empty day: refused instead. */
-async function withExistingStore<T>(o: StoreFlags, fn: (store: SqliteStore) => Promise<T>): Promise<T> {
-  const config = loadConfig({ file: o.config, env: process.env, overrides: { dbPath: o.db } });
-  if (!existsSync(config.dbPath)) throw new ProtocolError(ErrorCode.CONFIG_INVALID, `there is no cloud store at ${config.dbPath}`);
-  const store = new SqliteStore(config.dbPath);
-  try {
-    return await fn(store);
-  } finally {
-    await store.close();
-  }
+function withExistingStore<T>(o: StoreFlags, fn: (store: CloudStore) => Promise<T>): Promise<T> {
+  return withCommandStore(o, fn, { mustExist: true });
 }
 
 function checked<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: Parameters<typeof describeIssues>[0] } }, value: unknown, what: string): T {
@@ -39,7 +26,7 @@ function checked<T>(schema: { safeParse(v: unknown): { success: true; data: T } 
   return r.data;
 }
 
-async function knownMerchant(store: SqliteStore, id: string): Promise<void> {
+async function knownMerchant(store: CloudStore, id: string): Promise<void> {
   if (!(await store.getMerchant(id))) throw new ProtocolError(ErrorCode.MERCHANT_UNKNOWN, `merchant ${id} does not exist`);
 }
 

@@ -11,6 +11,7 @@ import { reconcile, type ReconcileReport } from '../reconcile/reconcile.js';
 import { formatReconcileReport } from '../reconcile/reconcile-table.js';
 import { FAST_CLOUD_CONFIG, FAST_DEVICE_CONFIG, Rig, type Box, type Snapshot, type WalletMode } from '../rig.js';
 import { DEFAULT_MIX, type ScenarioInput, type ScenarioMixInput } from '../gateway/scenario.js';
+import { checkWorkers, type CloudStackKind } from '../stack/cloud-stack.js';
 
 /**
  * `scanbox-sim chaos --boxes N --minutes M --seed S`: a cloud, the scripted gateway and N boxes
@@ -29,6 +30,12 @@ export interface ChaosOptions {
   wallets?: WalletMode;
   /** 2: a primary and a backup channel per wallet, and channel outages in the schedule. */
   channelsPerWallet?: 1 | 2;
+  /**
+   * `mosquitto-postgres`: the cloud as `workers` processes (default 3) on a throwaway Mosquitto and
+   * PostgreSQL (stack/cloud-stack.ts); a `cloud_kill` then SIGKILLs one worker, picked by the seed.
+   */
+  stack?: CloudStackKind;
+  workers?: number;
   /** Keep the working directory (cloud.log, box-N/device.log, databases) afterwards. */
   keep?: boolean;
   /** Upper bound of the settle phase. */
@@ -287,7 +294,8 @@ class Runner {
       }
       case 'cloud_kill': {
         this.cloudDown = true;
-        await this.rig.killCloud();
+        const killed = await this.rig.killCloud();
+        if (this.rig.workers.length > 1) this.out(`[${this.elapsed()}]   worker ${killed} killed; the others carry on`);
         await sleep(f.durationMs);
         await this.retry('cloud restart', () => this.rig.restartCloud());
         this.cloudDown = false;
@@ -384,13 +392,16 @@ export function faketimeAvailable(): boolean {
 
 export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   const out = opts.out ?? ((l: string) => console.log(l));
+  const stack = opts.stack ?? 'embedded-sqlite';
+  const workers = checkWorkers(stack, opts.workers);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'scanbox-chaos-'));
   const runMs = Math.round(opts.minutes * 60_000);
   const withClock = faketimeAvailable();
   const two = opts.channelsPerWallet === 2;
   const exclude: FaultKind[] = [...(withClock ? [] : (['clock_jump'] as const)), ...(two ? [] : (['channel_outage'] as const))];
   const schedule = chaosSchedule({ seed: opts.seed, boxes: opts.boxes, minutes: opts.minutes, exclude });
-  out(`scanbox chaos — ${opts.boxes} box(es), ${opts.minutes} min, seed ${opts.seed} — working in ${dir}`);
+  const on = stack === 'embedded-sqlite' ? '' : `, ${stack} with ${workers} workers`;
+  out(`scanbox chaos — ${opts.boxes} box(es), ${opts.minutes} min, seed ${opts.seed}${on} — working in ${dir}`);
   if (!withClock) out(`clock jumps left out: ${FAKETIME_LIB} not found (apt-get install faketime)`);
   out(`schedule: ${schedule.length} faults (${formatCounts(countByKind(schedule))})`);
   const clockFile = (name: string) => path.join(dir, name, 'faketime');
@@ -400,6 +411,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     wallets: opts.wallets ?? 'scripted',
     channelsPerWallet: two ? 2 : 1,
     mix: CHAOS_MIX,
+    stack,
+    workers,
     cloudConfig: chaosCloudConfig(opts.boxes),
     deviceConfig: CHAOS_DEVICE_CONFIG,
     deviceEnv: withClock
@@ -462,9 +475,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     // For the diagnosis of a failed run: the gateway's ledger lives only in this process.
     writeFileSync(path.join(dir, 'ledger.json'), `${JSON.stringify(snapshot.ledger, null, 1)}\n`);
     writeFileSync(path.join(dir, 'reconcile.json'), `${JSON.stringify({ mismatches: report.mismatches, notes: report.notes, totals: report.totals }, null, 1)}\n`);
+    // The PostgreSQL database goes with the rig: its attempts are kept here instead.
+    if (stack !== 'embedded-sqlite') writeFileSync(path.join(dir, 'cloud-attempts.json'), `${JSON.stringify(snapshot.cloud, null, 1)}\n`);
     ecrProblems = [...(await checkEcr(runner.states, snapshot, 10 * SECOND)), ...refundLineProblems(runner.states.map((st) => st.box), snapshot)];
     printSummary(out, runner, schedule, snapshot, report, ecrProblems);
-    const logs = logFindings(dir, runner.states.map((st) => st.box.name), runner.faults);
+    const logs = judgeLogs(rig, dir, runner.states.map((st) => st.box.name), runner.faults);
     out('');
     out(`log findings: ${logs.lines.length ? '' : 'none'}`);
     for (const l of logs.lines) out(`  ${l}`);
@@ -477,9 +492,19 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   } finally {
     runner.stop();
     await rig.stop();
-    if (opts.keep || !ok) out(`logs and databases kept in ${dir} (cloud.log, box-N/device.log)`);
+    const cloudLogs = stack === 'embedded-sqlite' ? 'cloud.log' : 'wN/cloud.log, mosquitto.log, cloud-attempts.json';
+    if (opts.keep || !ok) out(`logs and databases kept in ${dir} (${cloudLogs}, box-N/device.log)`);
     else rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The boxes' logs and the cloud's: one cloud.log beside them, or one per worker (each named in its findings). */
+function judgeLogs(rig: Rig, dir: string, boxes: string[], faults: InjectedFault[]): { lines: string[]; bad: number } {
+  const all = [logFindings(dir, boxes, faults), ...rig.workerLogDirs().map((w) => ({ ...logFindings(w.dir, [], faults), worker: w.worker }))];
+  return {
+    lines: all.flatMap((f) => ('worker' in f ? f.lines.map((l) => `[${f.worker}] ${l}`) : f.lines)),
+    bad: all.reduce((n, f) => n + f.bad, 0),
+  };
 }
 
 /**

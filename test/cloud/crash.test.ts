@@ -6,14 +6,15 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { isFinal, type PairResponse } from '../../protocol/index.js';
 import { systemClock } from '../../protocol/clock.js';
 import { createPairingCode } from '../../cloud/pairing/pairing.js';
-import { SqliteStore } from '../../cloud/store/sqlite-store.js';
-import { ensureMerchant, envelope, FAST, payMsg, postPair, tempDir, TestBox } from './harness.js';
+import { ensureMerchant, envelope, FAST, payMsg, postPair, STACKS, TestBox, useStack, type TestStack } from './harness.js';
 import { EVERY_CODE_SUCCEEDS, ScriptedGateway, type PayScript } from '../../simulator/gateway/scripted-gateway.js';
 
 /**
  * SIGKILL the cloud process between "attempt recorded" and "gateway answered" (the scripted
  * gateway holds the pay open), restart it on the same store, and check the money: the attempt
- * ends final, the gateway saw one pay at most, and what is charged matches the final state.
+ * ends final, the gateway saw one pay at most, and what is charged matches the final state. On each
+ * stack: the same SQLite file, or the same PostgreSQL schema behind the same Mosquitto (which, unlike
+ * the embedded broker, stays up through the kill).
  */
 const CLI = join(import.meta.dirname, '../../cloud/cli.ts');
 const children: ChildProcess[] = [];
@@ -64,19 +65,20 @@ async function finalResult(box: TestBox, outTradeNo: string, saleId: string, tim
   }
 }
 
-async function crashDuringPay(script: PayScript) {
+async function crashDuringPay(stack: TestStack, script: PayScript) {
   const gw = new ScriptedGateway({ mix: EVERY_CODE_SUCCEEDS });
   gw.pays.push(script);
   const server = await gw.serve();
-  const tmp = tempDir();
-  cleanups.push(() => server.close(), tmp.remove);
-  const db = join(tmp.dir, 'cloud.db');
-  const config = join(tmp.dir, 'cloud.json');
-  writeFileSync(config, JSON.stringify({ ...FAST, gatewayCallTimeoutMs: 30_000, logLevel: 'info' }));
-  const args = ['--config', config, '--db', db, '--mqtt-port', '0', '--http-port', '0', '--gateway-url', server.url];
+  const place = await stack.place();
+  cleanups.push(() => server.close(), place.remove);
+  const config = join(place.dir, 'cloud.json');
+  // No --worker-id: a worker restarted on its host is the same worker (the host's name), and resumes its own work at once.
+  writeFileSync(config, JSON.stringify({ ...FAST, gatewayCallTimeoutMs: 30_000, logLevel: 'info', ...place.config }));
+  const args = ['--config', config, '--mqtt-port', '0', '--http-port', '0', '--gateway-url', server.url];
 
   const first = await startProcess(args);
-  const store = new SqliteStore(db);
+  const store = await place.openStore();
+  cleanups.push(() => store.close());
   await ensureMerchant(store, 'M1');
   const { code } = await createPairingCode({ store, clock: systemClock, codeTtlS: 600 }, 'M1', 'S1');
   const creds = (await postPair(first.httpUrl, { v: 1, code, hardwareId: 'hw-crash' })).body as PairResponse;
@@ -95,7 +97,6 @@ async function crashDuringPay(script: PayScript) {
   box = await TestBox.connect(second.mqttUrl, creds.deviceId, creds.secret);
   const result = await finalResult(box, pay.outTradeNo, pay.saleId);
   const recorded = await store.getAttempt(pay.outTradeNo);
-  await store.close();
   await box.close();
 
   second.child.kill('SIGTERM');
@@ -103,23 +104,27 @@ async function crashDuringPay(script: PayScript) {
   return { gw, result, recorded };
 }
 
-describe('crash between "attempt recorded" and "gateway answered"', () => {
-  it('the pay had charged the customer: after restart the query finds it → SUCCESS, charged once, never reversed', async () => {
-    const { gw, result, recorded } = await crashDuringPay('charge-and-hold');
-    expect(result.state).toBe('SUCCESS');
-    expect(recorded?.state).toBe('SUCCESS');
-    expect(gw.count('pay')).toBe(1);
-    expect(gw.ledger.entries().filter((e) => e.kind === 'charge')).toHaveLength(1);
-    expect(gw.net(result.outTradeNo)).toBe(1234);
-    expect(gw.count('reverse')).toBe(0);
-  }, 60_000);
+describe.each(STACKS)('on %s', (stackKind) => {
+  const stack = useStack(stackKind);
 
-  it('the pay never completed: after restart it is queried, then reversed → REVERSED, nothing charged', async () => {
-    const { gw, result } = await crashDuringPay('hold');
-    expect(result.state).toBe('REVERSED');
-    expect(gw.count('pay')).toBe(1);
-    expect(gw.ledger.entries().filter((e) => e.kind === 'charge')).toHaveLength(0);
-    expect(gw.net(result.outTradeNo)).toBe(0);
-    expect(gw.count('query')).toBeGreaterThan(0);
-  }, 60_000);
+  describe('crash between "attempt recorded" and "gateway answered"', () => {
+    it('the pay had charged the customer: after restart the query finds it → SUCCESS, charged once, never reversed', async () => {
+      const { gw, result, recorded } = await crashDuringPay(stack, 'charge-and-hold');
+      expect(result.state).toBe('SUCCESS');
+      expect(recorded?.state).toBe('SUCCESS');
+      expect(gw.count('pay')).toBe(1);
+      expect(gw.ledger.entries().filter((e) => e.kind === 'charge')).toHaveLength(1);
+      expect(gw.net(result.outTradeNo)).toBe(1234);
+      expect(gw.count('reverse')).toBe(0);
+    }, 60_000);
+
+    it('the pay never completed: after restart it is queried, then reversed → REVERSED, nothing charged', async () => {
+      const { gw, result } = await crashDuringPay(stack, 'hold');
+      expect(result.state).toBe('REVERSED');
+      expect(gw.count('pay')).toBe(1);
+      expect(gw.ledger.entries().filter((e) => e.kind === 'charge')).toHaveLength(0);
+      expect(gw.net(result.outTradeNo)).toBe(0);
+      expect(gw.count('query')).toBeGreaterThan(0);
+    }, 60_000);
+  });
 });

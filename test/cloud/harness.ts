@@ -1,12 +1,11 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import {
   decodeDown,
   deviceDownFilter,
+  MIN_PROTOCOL_VERSION,
+  OFFLINE_WILL_ID,
   parseTopic,
   upTopic,
   type DownKind,
@@ -21,6 +20,9 @@ import type { Gateway } from '../../cloud/gateway/gateway.js';
 import { startCloud, type RunningCloud } from '../../cloud/index.js';
 import { createLogger } from '../../cloud/log.js';
 import { createPairingCode } from '../../cloud/pairing/pairing.js';
+import { EMBEDDED_SQLITE, type CloudPlace, type TestStack } from './stacks.js';
+
+export { STACKS, tempDir, useStack, type CloudPlace, type StackKind, type TestStack } from './stacks.js';
 
 /** Timings that make a 45-second wallet conversation take well under a second. */
 export const FAST: CloudConfigInput = {
@@ -36,28 +38,37 @@ export const FAST: CloudConfigInput = {
   logLevel: 'silent',
 };
 
-export function tempDir(): { dir: string; remove: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), 'scanbox-cloud-'));
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
-}
+export type TestCloud = RunningCloud & { dir: string; place: CloudPlace };
 
-export async function startTestCloud(gateway: Gateway, config: CloudConfigInput = {}): Promise<RunningCloud & { dir: string }> {
-  const { dir, remove } = tempDir();
-  const cloud = await startCloud({
-    gateway,
-    dbPath: join(dir, 'cloud.db'),
-    mqttPort: 0,
-    httpPort: 0,
-    metricsPort: 0,
-    config: { ...FAST, ...config },
-    logger: createLogger(config.logLevel ?? 'silent'),
-  });
+/**
+ * A cloud in this process on `stack` (default the embedded broker and SQLite), on a fresh place of
+ * its own that goes with it on close; or on `place`, which outlives it (a restart is a second cloud
+ * on the first one's place). `config` comes last: a test may still name its own store or broker.
+ */
+export async function startTestCloud(gateway: Gateway, config: CloudConfigInput = {}, opts: { stack?: TestStack; place?: CloudPlace } = {}): Promise<TestCloud> {
+  const place = opts.place ?? (await (opts.stack ?? EMBEDDED_SQLITE).place());
+  const owned = opts.place === undefined;
+  let cloud: RunningCloud;
+  try {
+    cloud = await startCloud({
+      gateway,
+      mqttPort: 0,
+      httpPort: 0,
+      metricsPort: 0,
+      config: { ...FAST, ...place.config, ...config },
+      logger: createLogger(config.logLevel ?? 'silent'),
+    });
+  } catch (err) {
+    if (owned) place.remove();
+    throw err;
+  }
   return {
     ...cloud,
-    dir,
+    dir: place.dir,
+    place,
     close: async () => {
       await cloud.close();
-      remove();
+      if (owned) place.remove();
     },
   };
 }
@@ -149,6 +160,16 @@ export class TestBox {
   async close(): Promise<void> {
     await this.client.endAsync(true);
   }
+}
+
+/**
+ * A box's last will as device/link.ts registers it: a v1 heartbeat with the protocol's
+ * OFFLINE_WILL_ID, sent by the broker when the connection dies without a DISCONNECT (TestBox.close).
+ */
+export function boxWill(deviceId: string): NonNullable<IClientOptions['will']> {
+  const status = { firmware: '0.1.0', uptimeS: 0, outboxDepth: 0, pendingAttempts: 0, scanner: 'closed', ecr: 'closed' };
+  const msg = { v: MIN_PROTOCOL_VERSION, id: OFFLINE_WILL_ID, ts: Date.now(), status };
+  return { topic: upTopic(deviceId, 'heartbeat'), payload: Buffer.from(JSON.stringify(msg)), qos: 1, retain: false };
 }
 
 let msgSeq = 0;

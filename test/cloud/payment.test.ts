@@ -1,28 +1,47 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { envelope, pairBox, payMsg, startTestCloud, TestBox, until } from './harness.js';
+import { boxWill, envelope, pairBox, payMsg, startTestCloud, STACKS, TestBox, until, useStack, type TestCloud } from './harness.js';
 import { EVERY_CODE_SUCCEEDS, ScriptedGateway } from '../../simulator/gateway/scripted-gateway.js';
-import type { RunningCloud } from '../../cloud/index.js';
-import { OFFLINE_WILL_ID } from '../../protocol/index.js';
+import { OFFLINE_WILL_ID, type PairResponse } from '../../protocol/index.js';
 
-/** Over real TCP MQTT through the embedded broker, with the scripted gateway in process. */
-let gw: ScriptedGateway;
-let cloud: RunningCloud;
-let box: TestBox;
+/**
+ * Over real TCP MQTT through each broker the cloud runs on (its embedded one on SQLite, Mosquitto on
+ * PostgreSQL), with the scripted gateway in process.
+ */
+describe.each(STACKS)('payment over MQTT on %s', (stackKind) => {
+  const stack = useStack(stackKind);
+  let gw: ScriptedGateway;
+  let cloud: TestCloud;
+  let creds: PairResponse;
+  let box: TestBox;
+  /**
+   * The embedded broker tells the cloud when a box's connection ends; an external one does not, and
+   * the cloud learns it from the box's last will. There the box registers one, as every real box does;
+   * on the embedded broker it registers none, so the connection's end alone is what is tested.
+   */
+  const connectBox = () => TestBox.connect(creds.mqttUrl, creds.deviceId, creds.secret, stack.seesConnections ? {} : { will: boxWill(creds.deviceId) });
+  const status = { firmware: '1.2.3', uptimeS: 5, outboxDepth: 2, pendingAttempts: 1, scanner: 'open', ecr: 'open' } as const;
 
-beforeEach(async () => {
-  gw = new ScriptedGateway({ mix: EVERY_CODE_SUCCEEDS });
-  cloud = await startTestCloud(gw);
-  box = await TestBox.of(cloud, await pairBox(cloud));
-});
-afterEach(async () => {
-  await box?.close();
-  await cloud?.close();
-});
+  beforeEach(async () => {
+    gw = new ScriptedGateway({ mix: EVERY_CODE_SUCCEEDS });
+    cloud = await startTestCloud(gw, {}, { stack });
+    creds = await pairBox(cloud);
+    // Where the pairing answer says: the box never learns the address any other way.
+    box = await connectBox();
+  });
+  afterEach(async () => {
+    await box?.close();
+    await cloud?.close();
+  });
 
-const otn = (seq: number) => `${box.deviceId}-${seq}`;
+  const otn = (seq: number) => `${box.deviceId}-${seq}`;
 
-describe('payment over MQTT', () => {
-  it('pairing → connect with the issued secret → pay → SUCCESS result, recorded with its history', async () => {
+  it('pairing → connect with the issued secret at the issued address → pay → SUCCESS result, recorded with its history', async () => {
+    // The stack is the one named: PostgreSQL and Mosquitto, or neither.
+    const external = stackKind === 'mosquitto-postgres';
+    expect([cloud.config.store !== undefined, cloud.config.broker !== undefined]).toEqual([external, external]);
+    // On Mosquitto the address is the broker's own, without the cloud's admin credentials.
+    expect(creds.mqttUrl).toBe(cloud.mqttUrl);
+    expect(new URL(creds.mqttUrl)).toMatchObject({ username: '', password: '' });
     await box.send('pay', payMsg(box.deviceId, 1));
     const r = await box.next('result', (m) => m.outTradeNo === otn(1));
     expect(r).toMatchObject({ state: 'SUCCESS', reason: 'PAID', amount: 1234, saleId: `${box.deviceId}-s1`, wallet: 'wechat' });
@@ -124,9 +143,12 @@ describe('payment over MQTT', () => {
     await box.next('result', (m) => m.outTradeNo === otn(12));
     await box.send('ack', { ...envelope(), outTradeNo: otn(11), state: 'SUCCESS' });
     await until('ack recorded', async () => (await cloud.store.getAttempt(otn(11)))?.ackedState === 'SUCCESS');
-    const creds = { deviceId: box.deviceId, password: (box.client.options.password as string) ?? '' };
     await box.close();
-    box = await TestBox.connect(cloud.mqttUrl, creds.deviceId, creds.password);
+    // Gone before it is back: on Mosquitto the cloud knows a connection only by the box's will and its next message.
+    await until('offline', async () => (await cloud.store.getDevice(box.deviceId))?.connectivity === 'offline', 2_000);
+    box = await connectBox();
+    // What a box sends first once subscribed (device/link.ts).
+    await box.send('heartbeat', { ...envelope(), status });
     expect(await box.next('result', (m) => m.outTradeNo === otn(12))).toMatchObject({ state: 'SUCCESS' });
     // 11 would be in the same re-send pass as 12, before it (oldest first); a later answer on this
     // connection closes the window.
@@ -135,8 +157,8 @@ describe('payment over MQTT', () => {
     expect(box.received.filter((r) => r.kind === 'result' && (r.msg as { outTradeNo: string }).outTradeNo === otn(11))).toEqual([]);
   });
 
-  it('a heartbeat marks the box online with its status; a disconnect marks it offline at once', async () => {
-    await box.send('heartbeat', { ...envelope(), status: { firmware: '1.2.3', uptimeS: 5, outboxDepth: 2, pendingAttempts: 1, scanner: 'open', ecr: 'open' } });
+  it('a heartbeat marks the box online with its status; a dropped connection marks it offline at once', async () => {
+    await box.send('heartbeat', { ...envelope(), status });
     const d = await until('heartbeat stored', async () => {
       const row = await cloud.store.getDevice(box.deviceId);
       return row?.firmware === '1.2.3' ? row : undefined;
@@ -147,14 +169,15 @@ describe('payment over MQTT', () => {
   });
 
   it("the box's last will (a heartbeat with OFFLINE_WILL_ID) marks it offline, not online", async () => {
-    const status = { firmware: '1.2.3', uptimeS: 5, outboxDepth: 0, pendingAttempts: 0, scanner: 'open', ecr: 'open' } as const;
     await box.send('heartbeat', { ...envelope(), status });
     await until('online', async () => (await cloud.store.getDevice(box.deviceId))?.connectivity === 'online');
     await box.send('heartbeat', { ...envelope(), id: OFFLINE_WILL_ID, status: { ...status, scanner: 'closed', ecr: 'closed' } });
     await until('offline', async () => (await cloud.store.getDevice(box.deviceId))?.connectivity === 'offline', 2_000);
   });
 
-  it('a silent box is marked stale after three heartbeat intervals', async () => {
+  it('a box silent after its heartbeat is marked stale after three heartbeat intervals', async () => {
+    await box.send('heartbeat', { ...envelope(), status });
+    await until('online', async () => (await cloud.store.getDevice(box.deviceId))?.connectivity === 'online');
     await until('stale', async () => (await cloud.store.getDevice(box.deviceId))?.connectivity === 'stale', 3_000);
   });
 });

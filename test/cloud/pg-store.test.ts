@@ -91,6 +91,17 @@ describe('PgStore', () => {
     expect(err.message).not.toContain('hunter2-secret');
   });
 
+  it("a worker's name is held for its life: a second live worker under it is refused; once the first is gone, it starts", async () => {
+    const url = await migrated();
+    const first = await PgStore.open(url, { worker: 'w1' });
+    await expect(PgStore.open(url, { worker: 'w1' })).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('--worker-id') });
+    const other = await PgStore.open(url, { worker: 'w2' });
+    await other.close();
+    await first.close();
+    const again = await PgStore.open(url, { worker: 'w1' });
+    await again.close();
+  });
+
   it('the audit trail is append-only in the database itself', async () => {
     const url = await migrated();
     const store = await PgStore.open(url);
