@@ -5,6 +5,7 @@ import type { LedgerEntry } from '../simulator/gateway/ledger.js';
 import { reconcile } from '../simulator/reconcile/reconcile.js';
 import { median } from '../simulator/stats.js';
 import { seedDevicesAt } from './cloud-kit.js';
+import { EMBEDDED, scaleOutChoice, type ScaleOutChoice } from './scale-out-choice.js';
 import type { BenchResult } from './result.js';
 import { cpuShare, fmt, nextMessage, procSample, scratch, sleep, spawnHelper, stopHelper, summary, type ProcSample } from './harness.js';
 
@@ -24,7 +25,7 @@ import { cpuShare, fmt, nextMessage, procSample, scratch, sleep, spawnHelper, st
  * on the same port and store: the time until every box has reconnected (full-jitter backoff, as
  * the agent) and subscribed.
  */
-export interface FleetParams {
+export interface FleetParams extends ScaleOutChoice {
   boxes: number;
   loadProcesses: number;
   heartbeatS: number;
@@ -33,10 +34,24 @@ export interface FleetParams {
   concurrency: number;
   sampleBoxes: number;
   logLevel: string;
+  /** Scale-out only (fleet-scaleout.ts): broker restarts, timed resyncs, timed pairings. */
+  restarts: number;
+  resyncs: number;
+  pairings: number;
 }
 
-export const FLEET_DEFAULTS: FleetParams = { boxes: 10_000, loadProcesses: 2, heartbeatS: 30, steadyS: 40, payEveryMs: 100, concurrency: 200, sampleBoxes: 200, logLevel: 'info' };
-export const FLEET_SMOKE: FleetParams = { boxes: 20, loadProcesses: 2, heartbeatS: 1, steadyS: 2.5, payEveryMs: 200, concurrency: 10, sampleBoxes: 6, logLevel: 'info' };
+export const FLEET_DEFAULTS: FleetParams = { boxes: 10_000, loadProcesses: 2, heartbeatS: 30, steadyS: 40, payEveryMs: 100, concurrency: 200, sampleBoxes: 200, logLevel: 'info', restarts: 3, resyncs: 3, pairings: 5, ...EMBEDDED };
+export const FLEET_SMOKE: FleetParams = { boxes: 20, loadProcesses: 2, heartbeatS: 1, steadyS: 2.5, payEveryMs: 200, concurrency: 10, sampleBoxes: 6, logLevel: 'info', restarts: 1, resyncs: 1, pairings: 1, ...EMBEDDED };
+
+/** `--broker mosquitto --store postgres [--workers 3]`: the scale-out variant (fleet-scaleout.ts). */
+export async function fleet(p: FleetParams): Promise<BenchResult> {
+  const choice = scaleOutChoice(p, '3');
+  if (!choice.scaleOut) return fleetEmbedded(p);
+  if (choice.workers.length !== 1) throw new Error(`--workers ${p.workers}: the fleet benchmark runs one worker count`);
+  const { boxes, loadProcesses, heartbeatS, steadyS, concurrency, restarts, resyncs, pairings, logLevel } = p;
+  // Loaded only here: it brings the test servers (test/support) the single-process run does not need.
+  return (await import('./fleet-scaleout.js')).fleetScaleOut({ boxes, loadProcesses, heartbeatS, steadyS, concurrency, restarts, resyncs, pairings, logLevel, workers: choice.workers[0]! });
+}
 
 type Stats = {
   type: 'stats';
@@ -49,7 +64,7 @@ type Stats = {
   rssMiB: number;
 };
 
-export async function fleet(p: FleetParams): Promise<BenchResult> {
+async function fleetEmbedded(p: FleetParams): Promise<BenchResult> {
   const tmp = scratch('fleet');
   const dbPath = path.join(tmp.dir, 'cloud.db');
   const seedStart = performance.now();

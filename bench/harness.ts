@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
@@ -119,6 +119,8 @@ export interface ProcSample {
   fileMiB: number;
   /** user + system CPU time so far, ms. */
   cpuMs: number;
+  /** Of cpuMs, in the kernel (system calls: socket writes, fsync…). */
+  sysMs: number;
 }
 
 export function procSample(pid: number): ProcSample {
@@ -127,12 +129,99 @@ export function procSample(pid: number): ProcSample {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14, 15 of stat)
-  return { at: performance.now(), rssMiB: kb('VmRSS') / 1024, hwmMiB: kb('VmHWM') / 1024, anonMiB: kb('RssAnon') / 1024, fileMiB: kb('RssFile') / 1024, cpuMs: (ticks * 1000) / CLK_TCK };
+  return { at: performance.now(), rssMiB: kb('VmRSS') / 1024, hwmMiB: kb('VmHWM') / 1024, anonMiB: kb('RssAnon') / 1024, fileMiB: kb('RssFile') / 1024, cpuMs: (ticks * 1000) / CLK_TCK, sysMs: (Number(fields[12]) * 1000) / CLK_TCK };
 }
 
 /** CPU share of one core between two samples, in percent. */
 export function cpuShare(a: ProcSample, b: ProcSample): number {
   return (100 * (b.cpuMs - a.cpuMs)) / Math.max(1, b.at - a.at);
+}
+
+/** Command lines of every process (argv split on NUL), for finding a server started by someone else. */
+export function findPids(match: (argv: string[]) => boolean): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    } catch {
+      continue; // exited meanwhile
+    }
+    if (argv.length && match(argv)) found.push(Number(entry));
+  }
+  return found;
+}
+
+/** utime, stime, cutime, cstime and the parent of one process, in ms; undefined once it is gone. */
+function statTimes(pid: number): { ppid: number; ownMs: number; reapedMs: number } | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ms = (i: number) => (Number(f[i]) * 1000) / CLK_TCK;
+  return { ppid: Number(f[1]), ownMs: ms(11) + ms(12), reapedMs: ms(13) + ms(14) };
+}
+
+/**
+ * CPU time of a server made of several processes (PostgreSQL's postmaster and its backends): the
+ * process, every live descendant, and the children it has already reaped (cutime + cstime), so a
+ * backend that exits between two samples is still counted.
+ */
+export function treeCpuMs(root: number): number {
+  const parentOf = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const t = statTimes(Number(entry));
+    if (t) parentOf.set(Number(entry), t.ppid);
+  }
+  const inTree = (pid: number): boolean => {
+    for (let p: number | undefined = pid, hops = 0; p !== undefined && p > 1 && hops < 64; p = parentOf.get(p), hops++) if (p === root) return true;
+    return false;
+  };
+  let total = statTimes(root)?.reapedMs ?? 0;
+  for (const pid of parentOf.keys()) if (inTree(pid)) total += statTimes(pid)?.ownMs ?? 0;
+  return total;
+}
+
+/**
+ * The kernel's TCP counters (/proc/net/netstat, TcpExt): `ListenOverflows` counts connections a
+ * listener's full accept queue turned away (the client retransmits after 1 s, 3 s, …). Machine-wide:
+ * other work's listeners count too.
+ */
+export function tcpExt(): Record<string, number> {
+  const lines = readFileSync('/proc/net/netstat', 'utf8').split('\n').filter((l) => l.startsWith('TcpExt:'));
+  const names = lines[0]!.split(/\s+/).slice(1);
+  const values = lines[1]!.split(/\s+/).slice(1).map(Number);
+  return Object.fromEntries(names.map((n, i) => [n, values[i]!]));
+}
+
+export interface MachineCpu {
+  at: number;
+  /** ms of CPU time summed over every core, from /proc/stat's first line. */
+  busyMs: number;
+  totalMs: number;
+  /** Of busy: the kernel's network work (softirq), and time the hypervisor gave to other VMs (steal). */
+  softirqMs: number;
+  stealMs: number;
+}
+
+export function machineCpu(): MachineCpu {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map((x) => (Number(x) * 1000) / CLK_TCK) as number[];
+  const busy = user! + nice! + system! + irq! + softirq! + steal!;
+  return { at: performance.now(), busyMs: busy, totalMs: busy + idle! + iowait!, softirqMs: softirq!, stealMs: steal! };
+}
+
+/** Between two samples, as % of one core (a 2-core machine fully busy: 200). */
+export function machineShare(a: MachineCpu, b: MachineCpu): { busy: number; softirq: number; steal: number; cores: number } {
+  const wall = Math.max(1, b.at - a.at);
+  const cores = Math.round((b.totalMs - a.totalMs) / wall);
+  const pct = (x: number) => (100 * x) / wall;
+  return { busy: pct(b.busyMs - a.busyMs), softirq: pct(b.softirqMs - a.softirqMs), steal: pct(b.stealMs - a.stealMs), cores };
 }
 
 // ── figures ─────────────────────────────────────────────────────────────────────────────────────

@@ -15,8 +15,16 @@ export class PayingBox {
   private seq = 0;
   private readonly random: Random;
   private readonly waiting = new Map<string, { resolve: (r: ResultMessage) => void; saleRef: string; createdAt: number }>();
-  /** Results for attempts this client is not waiting for (must stay empty). */
+  /** Results for attempts this client is not waiting for (must stay empty, unless they are `duplicates`). */
   unexpected = 0;
+  /**
+   * Of `unexpected`: a final result again for an attempt already seen final, in the same state. The
+   * cloud sends unacknowledged results again when it thinks a box (re)connected — on an external
+   * broker, a worker that has just started takes each box's first message for that
+   * (cloud/broker/heartbeat-presence.ts). Acknowledged again, as the agent does.
+   */
+  duplicates = 0;
+  private readonly finalStates = new Map<string, string>();
   heartbeats = 0;
 
   constructor(
@@ -63,12 +71,21 @@ export class PayingBox {
     const w = this.waiting.get(r.outTradeNo);
     if (!w) {
       this.unexpected++;
+      if (this.finalStates.get(r.outTradeNo) === r.state) {
+        this.duplicates++;
+        this.ack(r);
+      }
       return;
     }
     if (!['SUCCESS', 'FAILED', 'CANCELLED', 'REVERSED', 'REFUNDED'].includes(r.state)) return;
     this.waiting.delete(r.outTradeNo);
+    this.finalStates.set(r.outTradeNo, r.state);
     this.seen.push(seenRecord(r, w.saleRef, w.createdAt));
-    void this.client.publish(upTopic(this.deviceId, 'ack'), JSON.stringify({ v: 1, id: `a${r.outTradeNo.slice(-12)}`, ts: Date.now(), outTradeNo: r.outTradeNo, state: r.state }), 1);
+    this.ack(r);
     w.resolve(r);
+  }
+
+  private ack(r: ResultMessage): void {
+    void this.client.publish(upTopic(this.deviceId, 'ack'), JSON.stringify({ v: 1, id: `a${r.outTradeNo.slice(-12)}`, ts: Date.now(), outTradeNo: r.outTradeNo, state: r.state }), 1);
   }
 }

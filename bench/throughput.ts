@@ -6,6 +6,7 @@ import { PayingBox } from './pay-client.js';
 import type { BenchResult } from './result.js';
 import { cpuShare, fmt, nextMessage, procSample, scratch, sleep, spawnHelper, stopHelper, summary } from './harness.js';
 import { closedLoop, reconcileRun } from './pay-phase.js';
+import { EMBEDDED, scaleOutChoice, type ScaleOutChoice } from './scale-out-choice.js';
 
 /**
  * 2. throughput — K boxes (LiteClient + the protocol, in this process) each paying as fast as
@@ -15,7 +16,7 @@ import { closedLoop, reconcileRun } from './pay-phase.js';
  * Phases alternate cloud / raw, `rounds` times, `phaseS` seconds each; the medians are compared.
  * Two processes because the machine has two cores: the cloud gets one, the load generator the other.
  */
-export interface ThroughputParams {
+export interface ThroughputParams extends ScaleOutChoice {
   boxes: number;
   phaseS: number;
   rounds: number;
@@ -24,10 +25,18 @@ export interface ThroughputParams {
   logLevel: string;
 }
 
-export const THROUGHPUT_DEFAULTS: ThroughputParams = { boxes: 100, phaseS: 5, rounds: 3, warmupS: 2, logLevel: 'info' };
-export const THROUGHPUT_SMOKE: ThroughputParams = { boxes: 4, phaseS: 0.5, rounds: 1, warmupS: 0.2, logLevel: 'info' };
+export const THROUGHPUT_DEFAULTS: ThroughputParams = { boxes: 100, phaseS: 5, rounds: 3, warmupS: 2, logLevel: 'info', ...EMBEDDED };
+export const THROUGHPUT_SMOKE: ThroughputParams = { boxes: 4, phaseS: 0.5, rounds: 1, warmupS: 0.2, logLevel: 'info', ...EMBEDDED };
 
+/** `--broker mosquitto --store postgres [--workers 1,2,3]`: the scale-out variant (throughput-scaleout.ts). */
 export async function throughput(p: ThroughputParams): Promise<BenchResult> {
+  const choice = scaleOutChoice(p, '1,2,3');
+  // Loaded only here: it brings the test servers (test/support) the single-process run does not need.
+  if (choice.scaleOut) return (await import('./throughput-scaleout.js')).throughputScaleOut({ boxes: p.boxes, phaseS: p.phaseS, rounds: p.rounds, warmupS: p.warmupS, logLevel: p.logLevel, workers: choice.workers });
+  return throughputEmbedded(p);
+}
+
+async function throughputEmbedded(p: ThroughputParams): Promise<BenchResult> {
   const tmp = scratch('throughput');
   const dbPath = path.join(tmp.dir, 'cloud.db');
   const seeded = await seedDevicesAt(dbPath, p.boxes);

@@ -15,9 +15,16 @@ import { tell, type IpcMessage } from '../harness.js';
  * (pino, stdout) go wherever the parent points stdout (the benchmarks: a file in the scratch dir).
  * IPC: `ready` once listening; `pair` {merchant?, store?} → `pairingCode` {code, expiresAt,
  * cloudUrl, qrText} (what `scanbox-cloud pair create --json` prints, so a real box can pair through
- * POST /v1/pair); `snapshot` → ledger and attempt records; `commits` → group-commit figures;
+ * POST /v1/pair); `snapshot` → ledger and attempt records; `commits` → group-commit figures and
+ * the calls so far per store method (with `countStoreCalls`);
  * `liveStats` → what the dashboards' live pushes cost its event loop so far (pushes, ms, bytes);
- * `stop` → close (queued writes commit) and exit.
+ * `stop` → close (queued writes commit) and exit; `drain` → the same, answering `drained` {ledger}
+ * first: a worker leaving a multi-worker run, whose gateway's ledger is the oracle of what it charged.
+ *
+ * As one worker of several (the scale-out benchmarks): `config` names the PostgreSQL `store`, the
+ * external `broker`, the `workerId` and the shared `secretKeyFile`, exactly what `scanbox-cloud start
+ * --store … --broker … --worker-id …` passes to `startCloud`; `gatewaySeed` tells the workers' scripted
+ * gateways apart.
  *
  * Opt-in, `wallets` {channels, merchant?} (the wallets benchmark; nothing changes without it): the
  * WeChat Pay / Alipay simulators (`startWalletSimulators`: HTTPS, signed wire formats, keys made
@@ -32,8 +39,8 @@ import { tell, type IpcMessage } from '../harness.js';
  *   node --import tsx bench/children/cloud-proc.ts '{"dbPath":"…","wallets":{"channels":["wechat"]}}'
  */
 type WalletChannel = 'wechat' | 'alipay';
-const args = JSON.parse(process.argv[2] ?? '{}') as { dbPath: string; mqttPort?: number; config?: Record<string, unknown>; wallets?: { channels: WalletChannel[]; merchant?: string } };
-const gateway = instantScriptedGateway();
+const args = JSON.parse(process.argv[2] ?? '{}') as { dbPath: string; mqttPort?: number; gatewaySeed?: string; countStoreCalls?: boolean; config?: Record<string, unknown>; wallets?: { channels: WalletChannel[]; merchant?: string } };
+const gateway = instantScriptedGateway(args.gatewaySeed);
 const logger = createLogger(String(args.config?.logLevel ?? 'warn'));
 let sims: WalletSimulators | undefined;
 let walletConfig: Record<string, unknown> = {};
@@ -69,8 +76,24 @@ store.writeAttempts = (w) => {
   return writeAttempts(w).finally(() => (commits.ms += performance.now() - t0));
 };
 
+// Opt-in (`countStoreCalls`): calls per store method, counted on the instance the services hold — what
+// a payment asks of the store (on PostgreSQL each call outside writeAttempts is its own round trip).
+const storeCalls: Record<string, number> = {};
+const counted = cloud.store as unknown as Record<string, unknown>;
+for (let proto = args.countStoreCalls ? (Object.getPrototypeOf(counted) as object | null) : null; proto && proto !== Object.prototype; proto = Object.getPrototypeOf(proto) as object | null) {
+  for (const name of Object.getOwnPropertyNames(proto)) {
+    const fn = counted[name];
+    if (name === 'constructor' || typeof fn !== 'function' || Object.hasOwn(storeCalls, name)) continue;
+    storeCalls[name] = 0;
+    counted[name] = (...a: unknown[]) => {
+      storeCalls[name]!++;
+      return (fn as (...x: unknown[]) => unknown).apply(counted, a);
+    };
+  }
+}
+
 process.on('message', (m: IpcMessage) => {
-  if (m.type === 'commits') tell({ type: 'commits', ...commits });
+  if (m.type === 'commits') tell({ type: 'commits', ...commits, storeCalls });
   else if (m.type === 'liveStats') tell({ type: 'liveStats', ...(cloud.dashboard?.live.stats ?? { pushes: 0, ms: 0, bytesWritten: 0 }) });
   else if (m.type === 'pair') {
     const merchant = typeof m.merchant === 'string' ? m.merchant : 'M-BENCH';
@@ -88,6 +111,9 @@ process.on('message', (m: IpcMessage) => {
     tell({ type: 'walletStats', connections: { wechat: sims?.sims.get('wechat')?.connections() ?? 0, alipay: sims?.sims.get('alipay')?.connections() ?? 0 } });
   } else if (m.type === 'stop') {
     void closeAll().then(() => process.exit(0));
+  } else if (m.type === 'drain') {
+    // Exit once the message is out: exiting at once could cut a large ledger short.
+    void closeAll().then(() => process.send?.({ type: 'drained', ledger: gateway.ledger.entries() }, () => process.exit(0)));
   }
 });
 process.on('disconnect', () => void closeAll().then(() => process.exit(0)));

@@ -12,9 +12,12 @@ import { tell, type IpcMessage } from '../harness.js';
  *    `pendingAttempts` so the registry row shows which heartbeat it has; sampled boxes report
  *    `hb` {id, n, sentAt}; one payment from a random box every `payEveryMs`.
  *  stats → `stats` {payMs, seen, heartbeats, disconnects, unexpected}
- *  expectRestart → the cloud is about to be restarted: every box, once its connection drops,
- *    reconnects as the agent does (full-jitter backoff, DEFAULT_BACKOFF) and subscribes; when every
- *    box has dropped and is back → `allUp` {at (epoch ms), reconnectTries}
+ *  expectRestart {counterFloor?} → the cloud (or the broker) is about to be restarted: every box,
+ *    once its connection drops, reconnects as the agent does (full-jitter backoff, DEFAULT_BACKOFF),
+ *    subscribes and heartbeats; when every box has dropped and is back → `allUp` {at (epoch ms),
+ *    reconnectTries, backAt (when each box was back, epoch ms)}. With `counterFloor`, a box's heartbeat counter continues above it once it is
+ *    back, so a registry row showing more than the floor was written from a heartbeat sent after
+ *    the drop.
  *  stop → clean DISCONNECT of every box, exit.
  * Four boxes share a source address in 127.0.0.0/8 (`firstIndex` numbers this process's boxes), as
  * boxes of one shop share its address: the cloud caps unauthenticated connections per address.
@@ -96,6 +99,9 @@ async function start(s: Start): Promise<void> {
 let awaitingReturn: Set<PayingBox> | null = null;
 const reconnecting = new Set<PayingBox>();
 let reconnectTries = 0;
+let counterFloor = 0;
+/** When each box was back (epoch ms), this restart. */
+let backAt: number[] = [];
 
 function onDrop(b: PayingBox): void {
   if (stopping) return;
@@ -116,11 +122,13 @@ async function reconnect(b: PayingBox): Promise<void> {
     }
   }
   reconnecting.delete(b);
+  backAt.push(Date.now());
+  counters.set(b, Math.max(counters.get(b) ?? 0, counterFloor));
   heartbeat(b);
   awaitingReturn?.delete(b);
   if (awaitingReturn?.size === 0) {
     awaitingReturn = null;
-    tell({ type: 'allUp', at: Date.now(), reconnectTries });
+    tell({ type: 'allUp', at: Date.now(), reconnectTries, backAt });
   }
 }
 
@@ -144,6 +152,8 @@ process.on('message', (m: IpcMessage) => {
   else if (m.type === 'expectRestart') {
     awaitingReturn = new Set(boxes);
     reconnectTries = 0;
+    backAt = [];
+    counterFloor = typeof m.counterFloor === 'number' ? m.counterFloor : 0;
     tell({ type: 'expectingRestart' });
   }
   else if (m.type === 'stats') {
