@@ -241,6 +241,9 @@ describe.each(Object.keys(STORES))('two workers racing for the same attempts (%s
       const other = new Promise<void>((r) => setImmediate(r)).then(() => second.service.dispatch(`${DEVICE}-${i}`, e, { sender: DEVICE }));
       return Promise.all([one, other]);
     };
+    // The pays: a third reach both workers at once as they create the attempt; the others reach one
+    // worker (alternately, so both drive some), then both at once (a duplicate delivery).
+    await Promise.all(ids.filter((i) => i % 3).map((i) => (i % 2 ? a : b).service.dispatch(`${DEVICE}-${i}`, pay(i), { sender: DEVICE })));
     await Promise.all(ids.map((i) => both(i, pay(i))));
     await Promise.all(ids.filter((i) => i % 2 === 0).map((i) => both(i, query(i))));
     await Promise.all(ids.filter((i) => i % 4 === 0).map((i) => both(i, cancel(i))));
