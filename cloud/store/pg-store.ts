@@ -7,6 +7,7 @@ import { PgConnection, type Row, type Sql } from './pg-connection.js';
 import { checkSchema } from './pg-migrate.js';
 import { NEEDS_WORK_SQL } from './pg-schema.js';
 import { PgRefunds } from './pg-refunds.js';
+import { toAttempt, toDevice, toDeviceCommand, toDoctorReport, toFinding, toMerchant } from './rows.js';
 import { PgOperators } from './pg-operators.js';
 import type {
   AttemptEventRow,
@@ -42,6 +43,9 @@ import type {
   WriteResult,
 } from './store.js';
 
+/** A doctor report's row; its checks are JSONB, decoded by the driver. */
+const doctorReportOf = (r: Row): DoctorReportRow => toDoctorReport(r, r.checks as DoctorReportRow['checks']);
+
 /**
  * The CloudStore on PostgreSQL, for several cloud workers on one database (issue 16). What it
  * keeps and answers is what the SQLite store does (the conformance suite holds both to it); how:
@@ -63,80 +67,6 @@ const FINAL = [...FINAL_STATES];
 
 /** A key for pg_advisory_xact_lock from a name: 64 bits of PostgreSQL's own hash of it. */
 const ADVISORY = 'SELECT pg_advisory_xact_lock(hashtextextended($1, 0))';
-
-function toAttempt(row: Row): Attempt {
-  const a: Record<string, unknown> = {};
-  for (const [field, col] of ATTEMPT_COLUMNS) a[field] = row[col] ?? null;
-  return a as unknown as Attempt;
-}
-
-function toMerchant(r: Row): Merchant {
-  return {
-    merchantId: r.merchant_id as string,
-    name: (r.name as string | null) ?? null,
-    wechatSubMchId: (r.wechat_sub_mch_id as string | null) ?? null,
-    alipayAppAuthToken: (r.alipay_app_auth_token as string | null) ?? null,
-    createdAt: r.created_at as number,
-    updatedAt: r.updated_at as number,
-  };
-}
-
-function toDevice(r: Row): DeviceRow {
-  return {
-    deviceId: r.device_id as string,
-    hardwareId: r.hardware_id as string,
-    merchantId: r.merchant_id as string,
-    storeId: r.store_id as string,
-    status: r.status as DeviceRow['status'],
-    connectivity: r.connectivity as DeviceRow['connectivity'],
-    lastSeenAt: r.last_seen_at as number | null,
-    firmware: r.firmware as string | null,
-    outboxDepth: r.outbox_depth as number | null,
-    pendingAttempts: r.pending_attempts as number | null,
-    pairedAt: r.paired_at as number,
-    revokedAt: r.revoked_at as number | null,
-  };
-}
-
-function toFinding(r: Row): ReconcileFindingRow {
-  return {
-    billDate: r.bill_date as string,
-    channel: r.channel as string,
-    outTradeNo: r.out_trade_no as string,
-    kind: r.kind as string,
-    status: r.status as ReconcileFindingRow['status'],
-    merchantId: r.merchant_id as string | null,
-    amount: r.amount as number,
-    detail: r.detail as string,
-    action: r.action as string | null,
-    foundAt: r.found_at as number,
-    updatedAt: r.updated_at as number,
-  };
-}
-
-function toDeviceCommand(r: Row): DeviceCommandRow {
-  return {
-    id: r.id as string,
-    deviceId: r.device_id as string,
-    command: r.command as DeviceCommandName,
-    createdAt: r.created_at as number,
-    sentAt: r.sent_at as number | null,
-    doneAt: r.done_at as number | null,
-    outcome: r.outcome as DeviceCommandRow['outcome'],
-  };
-}
-
-function toDoctorReport(r: Row): DoctorReportRow {
-  return {
-    deviceId: r.device_id as string,
-    commandId: r.command_id as string,
-    messageId: r.message_id as string,
-    firmware: r.firmware as string,
-    checks: r.checks as DoctorReportRow['checks'],
-    sentAt: r.sent_at as number,
-    receivedAt: r.received_at as number,
-  };
-}
 
 function refusalOf(row: Row | undefined, now: number): RedeemRefusal | undefined {
   if (!row) return 'unknown';
@@ -575,11 +505,11 @@ export class PgStore implements CloudStore {
 
   async latestDoctorReport(deviceId: string): Promise<DoctorReportRow | undefined> {
     const [r] = await this.db.rows('SELECT * FROM doctor_reports WHERE device_id=$1', [deviceId]);
-    return r ? toDoctorReport(r) : undefined;
+    return r ? doctorReportOf(r) : undefined;
   }
 
   async listDoctorReports(): Promise<DoctorReportRow[]> {
-    return (await this.db.rows('SELECT * FROM doctor_reports ORDER BY device_id')).map(toDoctorReport);
+    return (await this.db.rows('SELECT * FROM doctor_reports ORDER BY device_id')).map(doctorReportOf);
   }
 
   // ── the cashier's refunds (pg-refunds.ts) ─────────────────────────────────────────────────────

@@ -29,10 +29,14 @@ import type { Attempt } from '../payments/transaction.js';
 import type { Merchant, MerchantPatch } from '../merchants/merchant.js';
 import type { Refund } from '../refunds/refund-machine.js';
 import { SqliteRefunds } from './sqlite-refunds.js';
+import { toAttempt, toDevice, toDeviceCommand, toDoctorReport, toFinding, toMerchant } from './rows.js';
 import { SqliteOperators } from './sqlite-operators.js';
 import type { DayFigures, FiguresScope, RefundAsk, RefundAskResult, RefundBalance, RefundFilter } from './store.js';
 import type { OperatorActionFilter, OperatorActionRow, OperatorRow, OperatorSessionRow } from './store.js';
 import type { DoctorReportRow, Lease } from './store.js';
+
+/** A doctor report's row; its checks are JSON text. */
+const doctorReportOf = (r: Row): DoctorReportRow => toDoctorReport(r, JSON.parse(r.checks as string) as DoctorReportRow['checks']);
 
 type Db = Database.Database;
 type Row = Record<string, unknown>;
@@ -46,80 +50,6 @@ const NEEDS_WORK_SQL = `state NOT IN ${FINAL_SQL} OR next_at IS NOT NULL OR in_f
 
 /** Merchant field ↔ column, for the fields `merchant set` may change. */
 const MERCHANT_COLUMNS = { name: 'name', wechatSubMchId: 'wechat_sub_mch_id', alipayAppAuthToken: 'alipay_app_auth_token' } as const satisfies Record<keyof MerchantPatch, string>;
-
-function toMerchant(r: Row): Merchant {
-  return {
-    merchantId: r.merchant_id as string,
-    name: (r.name as string | null) ?? null,
-    wechatSubMchId: (r.wechat_sub_mch_id as string | null) ?? null,
-    alipayAppAuthToken: (r.alipay_app_auth_token as string | null) ?? null,
-    createdAt: r.created_at as number,
-    updatedAt: (r.updated_at as number | null) ?? (r.created_at as number),
-  };
-}
-
-function toAttempt(row: Row): Attempt {
-  const a: Record<string, unknown> = {};
-  for (const [field, col] of ATTEMPT_COLUMNS) a[field] = row[col] ?? null;
-  return a as unknown as Attempt;
-}
-
-function toFinding(r: Row): ReconcileFindingRow {
-  return {
-    billDate: r.bill_date as string,
-    channel: r.channel as string,
-    outTradeNo: r.out_trade_no as string,
-    kind: r.kind as string,
-    status: r.status as ReconcileFindingRow['status'],
-    merchantId: (r.merchant_id as string | null) ?? null,
-    amount: r.amount as number,
-    detail: r.detail as string,
-    action: (r.action as string | null) ?? null,
-    foundAt: r.found_at as number,
-    updatedAt: r.updated_at as number,
-  };
-}
-
-function toDeviceCommand(r: Row): DeviceCommandRow {
-  return {
-    id: r.id as string,
-    deviceId: r.device_id as string,
-    command: r.command as DeviceCommandRow['command'],
-    createdAt: r.created_at as number,
-    sentAt: (r.sent_at as number | null) ?? null,
-    doneAt: (r.done_at as number | null) ?? null,
-    outcome: (r.outcome as DeviceCommandRow['outcome']) ?? null,
-  };
-}
-
-function toDoctorReport(r: Row): DoctorReportRow {
-  return {
-    deviceId: r.device_id as string,
-    commandId: r.command_id as string,
-    messageId: r.message_id as string,
-    firmware: r.firmware as string,
-    checks: JSON.parse(r.checks as string) as DoctorReportRow['checks'],
-    sentAt: r.sent_at as number,
-    receivedAt: r.received_at as number,
-  };
-}
-
-function toDevice(r: Row): DeviceRow {
-  return {
-    deviceId: r.device_id as string,
-    hardwareId: r.hardware_id as string,
-    merchantId: r.merchant_id as string,
-    storeId: r.store_id as string,
-    status: r.status as DeviceRow['status'],
-    connectivity: r.connectivity as DeviceRow['connectivity'],
-    lastSeenAt: (r.last_seen_at as number | null) ?? null,
-    firmware: (r.firmware as string | null) ?? null,
-    outboxDepth: (r.outbox_depth as number | null) ?? null,
-    pendingAttempts: (r.pending_attempts as number | null) ?? null,
-    pairedAt: r.paired_at as number,
-    revokedAt: (r.revoked_at as number | null) ?? null,
-  };
-}
 
 /**
  * Open (creating if needed, 0600) and check the database: integrity first, then migrations.
@@ -540,11 +470,11 @@ export class SqliteStore implements CloudStore {
 
   async latestDoctorReport(deviceId: string): Promise<DoctorReportRow | undefined> {
     const r = this.db.prepare('SELECT * FROM doctor_reports WHERE device_id=?').get(deviceId) as Row | undefined;
-    return r ? toDoctorReport(r) : undefined;
+    return r ? doctorReportOf(r) : undefined;
   }
 
   async listDoctorReports(): Promise<DoctorReportRow[]> {
-    return (this.db.prepare('SELECT * FROM doctor_reports ORDER BY device_id').all() as Row[]).map(toDoctorReport);
+    return (this.db.prepare('SELECT * FROM doctor_reports ORDER BY device_id').all() as Row[]).map(doctorReportOf);
   }
 
   async requestRefund(ask: RefundAsk): Promise<RefundAskResult> {
