@@ -1,28 +1,7 @@
 import { ErrorCode, ProtocolError } from '../../protocol/index.js';
-import type { PgConnection, Row } from './pg-connection.js';
+import type { PgConnection } from './pg-connection.js';
+import { toAction, toOperator, toSession } from './rows.js';
 import type { OperatorActionFilter, OperatorActionRow, OperatorRow, OperatorSessionRow } from './store.js';
-
-function toOperator(r: Row): OperatorRow {
-  return { name: r.name as string, passwordHash: r.password_hash as string, createdAt: r.created_at as number, updatedAt: r.updated_at as number };
-}
-
-function toSession(r: Row): OperatorSessionRow {
-  return { idHash: r.id_hash as string, operator: r.operator as string, csrfToken: r.csrf_token as string, createdAt: r.created_at as number, lastSeenAt: r.last_seen_at as number };
-}
-
-function toAction(r: Row): OperatorActionRow {
-  return {
-    id: r.id as number,
-    at: r.at as number,
-    operator: r.operator as string,
-    action: r.action as OperatorActionRow['action'],
-    subjectKind: r.subject_kind as OperatorActionRow['subjectKind'],
-    subjectId: r.subject_id as string,
-    subjectState: r.subject_state as string | null,
-    note: r.note as string,
-    outcome: r.outcome as string,
-  };
-}
 
 const unknown = (name: string) => new ProtocolError(ErrorCode.OPERATOR_UNKNOWN, `no operator ${name}`);
 

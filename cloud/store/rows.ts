@@ -1,7 +1,7 @@
 import type { Merchant } from '../merchants/merchant.js';
 import type { Attempt } from '../payments/transaction.js';
 import { ATTEMPT_COLUMNS } from './sqlite-schema.js';
-import type { DeviceCommandRow, DeviceRow, DoctorReportRow, ReconcileFindingRow } from './store.js';
+import type { DeviceCommandRow, DeviceRow, DoctorReportRow, OperatorActionRow, OperatorRow, OperatorSessionRow, ReconcileFindingRow } from './store.js';
 
 /**
  * A row of either store (the same column names on SQLite and PostgreSQL) as the store interface
@@ -81,5 +81,27 @@ export function toDevice(r: Row): DeviceRow {
     pendingAttempts: (r.pending_attempts as number | null) ?? null,
     pairedAt: r.paired_at as number,
     revokedAt: (r.revoked_at as number | null) ?? null,
+  };
+}
+
+export function toOperator(r: Row): OperatorRow {
+  return { name: r.name as string, passwordHash: r.password_hash as string, createdAt: r.created_at as number, updatedAt: r.updated_at as number };
+}
+
+export function toSession(r: Row): OperatorSessionRow {
+  return { idHash: r.id_hash as string, operator: r.operator as string, csrfToken: r.csrf_token as string, createdAt: r.created_at as number, lastSeenAt: r.last_seen_at as number };
+}
+
+export function toAction(r: Row): OperatorActionRow {
+  return {
+    id: r.id as number,
+    at: r.at as number,
+    operator: r.operator as string,
+    action: r.action as OperatorActionRow['action'],
+    subjectKind: r.subject_kind as OperatorActionRow['subjectKind'],
+    subjectId: r.subject_id as string,
+    subjectState: (r.subject_state as string | null) ?? null,
+    note: r.note as string,
+    outcome: r.outcome as string,
   };
 }
