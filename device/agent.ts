@@ -135,7 +135,9 @@ class AgentShell implements Agent {
       ...serial,
       path: config.ecrPath,
       baudRate: config.ecrBaudRate,
+      peerVersion: journal.registerVersion(),
       handlers: {
+        onPeerVersion: (v) => journal.setRegisterVersion(v),
         onMessage: (m) => this.fromEcr(m),
         onBadLine: (err, ref) => this.dispatch({ type: 'ecrBadLine', code: err.code, message: err.message, ...(ref === undefined ? {} : { ref }) }),
         onState: (s) => this.portState('ecr', s),

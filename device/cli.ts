@@ -101,6 +101,21 @@ program
   });
 
 program
+  .command('register')
+  .description('the cash-register line version this box writes (v2 once a register showed it reads v2, kept across restarts)')
+  .requiredOption('--data <dir>', 'data directory holding journal.db')
+  .option('--forget', 'write v1 lines again from the agent\'s next start: for a register integrated before v2 that replaced a v2 one')
+  .action((o: { data: string; forget?: boolean }) => {
+    const journal = Journal.open(o.data, { readonly: !o.forget });
+    try {
+      if (o.forget) journal.setRegisterVersion(1);
+      console.log(`cash register: v${journal.registerVersion()} lines${o.forget ? ' from the agent\'s next start (restart it: systemctl restart scanbox-device)' : ''}`);
+    } finally {
+      journal.close();
+    }
+  });
+
+program
   .command('attempts')
   .description('payment attempts in the journal (works while the agent runs)')
   .requiredOption('--data <dir>', 'data directory holding journal.db')

@@ -55,10 +55,14 @@ export interface EcrHandlers {
   /** A line that could not be read; the handler answers it (the answer is numbered like every line). */
   onBadLine(err: ProtocolError, ref: string | undefined): void;
   onState(state: PortState): void;
+  /** The register showed it reads a higher version: the shell keeps it across restarts. */
+  onPeerVersion?(version: number): void;
 }
 
 export interface EcrOptions extends Omit<ReopeningPortOptions, 'name'> {
   handlers: EcrHandlers;
+  /** The version the register last showed it reads (kept in the journal); 1 when it never did. */
+  peerVersion?: number;
 }
 
 /** The cash-register link: JSON lines both ways over the second serial port. */
@@ -67,6 +71,7 @@ export class EcrLink {
   private readonly splitter = new LineSplitter(MAX_ECR_LINE_BYTES, 'utf8');
 
   constructor(private readonly opts: EcrOptions) {
+    this.peerVersion = Math.max(1, Math.min(opts.peerVersion ?? 1, ECR_VERSION));
     this.port = new ReopeningPort({ ...opts, name: 'ecr' });
     this.port.on('data', (chunk: Buffer) => this.onData(chunk));
     this.port.on('state', (s: PortState) => opts.handlers.onState(s));
@@ -83,9 +88,11 @@ export class EcrLink {
   /**
    * The ECR version the register speaks: 1 until it shows it reads v2 (a `hello`, `lookup`, `refund`
    * or `totals`, or any line with `v` ≥ 2). Registers integrated before v2 may refuse unknown fields, so they are never
-   * sent `v`, `seq` or `lookup`: the box adds them only once the register has asked for v2.
+   * sent `v`, `seq` or `lookup`: the box adds them only once the register has asked for v2. It is
+   * remembered across the box's restarts: a box restart is invisible to the register, whose result
+   * lines after a power cut must still carry their `seq`.
    */
-  private peerVersion = 1;
+  private peerVersion: number;
 
   /** Writes exactly a v2 line (strict: a line that is not one throws), in v1's shape to a v1 register. Returns false when the port is down. */
   send(line: EcrOutboundV2): boolean {
@@ -115,9 +122,16 @@ export class EcrLink {
       if (!isProtocolError(err)) throw err;
       return this.reject(err, salvageRef(text));
     }
-    if (msg.type !== 'sale' && msg.type !== 'cancel') this.peerVersion = ECR_VERSION; // every other line type is v2's
-    if ((msg.v ?? 1) >= ECR_VERSION) this.peerVersion = ECR_VERSION;
+    // Every line type but sale and cancel is v2's.
+    if (msg.type !== 'sale' && msg.type !== 'cancel') this.peerReads(ECR_VERSION);
+    if ((msg.v ?? 1) >= ECR_VERSION) this.peerReads(ECR_VERSION);
     this.opts.handlers.onMessage(msg);
+  }
+
+  private peerReads(version: number): void {
+    if (version <= this.peerVersion) return;
+    this.peerVersion = version;
+    this.opts.handlers.onPeerVersion?.(version);
   }
 
   private reject(err: ProtocolError, ref?: string): void {

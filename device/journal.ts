@@ -20,6 +20,8 @@ import type { Attempt, Book, Effect, PaymentRules, Sale, SaleEndReason, SaleStat
 import { FINAL_BOX_REFUND_STATES, type BoxRefundState, type Refund } from './refund.js';
 import { switchToIncrementalVacuum } from './retention.js';
 
+const REGISTER_VERSION_KEY = 'ecr_register_version';
+
 /**
  * The box's durable memory: one SQLite file (WAL, synchronous=FULL) holding sales, payment attempts,
  * every state transition, the outbox and the pairing credentials. It is opened with a clear error
@@ -295,6 +297,17 @@ export class Journal {
 
   setSetting(key: string, value: string, mode: SyncMode = 'full'): void {
     this.transaction(() => this.sql('INSERT OR REPLACE INTO config (key, value) VALUES (?, ?)').run(key, value), mode);
+  }
+
+  /** The ECR version the cash register last showed it reads; 1 when it never did (or was forgotten). */
+  registerVersion(): number {
+    const v = Number(this.getSetting(REGISTER_VERSION_KEY) ?? 1);
+    return Number.isInteger(v) && v >= 1 ? v : 1;
+  }
+
+  /** Kept across restarts; `scanbox-device register --forget` sets it back to 1 for a register that replaced a v2 one. */
+  setRegisterVersion(version: number): void {
+    this.setSetting(REGISTER_VERSION_KEY, String(version));
   }
 
   /** A stable id for this box's hardware, made once; the cloud revokes old credentials on re-pairing it. */

@@ -15,6 +15,8 @@ export interface BoxStatus {
   outboxDepth: number;
   lastContact: number | null;
   schemaVersion: number;
+  /** The ECR version the box writes to its cash register: 2 once a register showed it reads v2 (kept across restarts). */
+  registerVersion: number;
   /** Connected to the cloud right now: the running agent's link is up and it heard from the cloud lately. */
   online: boolean;
   /** Since when it has been online, or offline (ms since the epoch); null when the journal has no record yet. */
@@ -102,6 +104,7 @@ export function readStatus(dataDir: string, deps: StatusDeps = UNSEEN): BoxStatu
       outboxDepth: new Outbox(journal).depth(),
       lastContact,
       schemaVersion: journal.schemaVersion(),
+      registerVersion: journal.registerVersion(),
       ...linkNow(readLink(journal), lastContact, agentRunning, deps.now()),
       agentRunning,
     };
@@ -124,5 +127,5 @@ function linkNow(record: LinkRecord | null, lastContact: number | null, agentRun
 }
 
 function unpaired(): BoxStatus {
-  return { paired: false, deviceId: null, merchantId: null, storeId: null, mqttUrl: null, pendingAttempts: 0, outboxDepth: 0, lastContact: null, schemaVersion: 0, online: false, since: null, agentRunning: null };
+  return { paired: false, deviceId: null, merchantId: null, storeId: null, mqttUrl: null, pendingAttempts: 0, outboxDepth: 0, lastContact: null, schemaVersion: 0, registerVersion: 1, online: false, since: null, agentRunning: null };
 }

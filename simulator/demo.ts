@@ -120,10 +120,11 @@ const CHAPTERS: Chapter[] = [
     title: "The primary WeChat channel goes down: its breaker opens, the next sale goes through the backup, and payments come back once it heals",
     async run({ rig, box, code, note }) {
       const primaries = rig.primaryChannels();
+      const marks = rig.logMarks();
       primaries.forEach((c) => rig.outage(c, 1));
       await sale(box, 'R-008', 3000);
       await box.scanner.scan(code('wechat', { name: 'success' }));
-      await until(async () => (await rig.channelStates())[primaries[0]!] === 'open', 40 * SECOND);
+      await rig.waitChannelTransition(primaries[0]!, 'open', marks, 20 * SECOND);
       note(`${primaries[0]} breaker OPEN after its calls failed; the cashier cancels R-008 (undone once the channel is back)`);
       await box.ecr.cancel('R-008');
       await sale(box, 'R-009', 3000);

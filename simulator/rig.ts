@@ -8,7 +8,7 @@ import { FaultProxy } from './chaos/fault-proxy.js';
 import { ScriptedGateway } from './gateway/scripted-gateway.js';
 import { startGatewayServer, type GatewayServer } from './gateway/gateway-server.js';
 import { ONE_ACCOUNT_EACH, startWalletSimulators, TWO_ACCOUNTS_EACH, type WalletSimulators } from './gateway/wallet-simulators.js';
-import { PartProcess, runPartJson } from './processes.js';
+import { PartProcess, runPartJson, type LogLine } from './processes.js';
 import { createSerialLine, type SerialLine, type SerialMode } from './devices/serial-line.js';
 import type { SerialEnd } from './devices/serial-end.js';
 import type { ScenarioMixInput } from './gateway/scenario.js';
@@ -198,6 +198,23 @@ export class Rig {
     if (this.walletSims) return this.walletSims.channels;
     const cost = { primary: { bps: 20 }, backup: { bps: 38 } } as Record<string, { bps: number }>;
     return Object.fromEntries([...this.channelServers].map(([name, server]) => [name, { kind: 'http', url: server.url, wallets: ['wechat', 'alipay', 'unionpay'], cost: cost[name] }]));
+  }
+
+  /** Where each worker's log is now: pass to waitChannelTransition so it sees only later lines. */
+  logMarks(): number[] {
+    return this.workers.map((w) => w.mark());
+  }
+
+  /**
+   * Until some worker logs `channel`'s breaker moving to `to` after `marks`. An event, not a poll:
+   * an open breaker turns half-open by itself after its cool-down, so polling `channel list` from a
+   * slow CLI can miss the whole open spell.
+   */
+  async waitChannelTransition(channel: string, to: string, marks: readonly number[], timeoutMs: number): Promise<void> {
+    const isIt = (l: LogLine) => l.channel === channel && l.to === to;
+    await Promise.any(this.workers.map((w, i) => w.waitForLog(isIt, timeoutMs, marks[i] ?? 0))).catch(() => {
+      throw new Error(`no worker logged ${channel}'s breaker turning ${to} within ${timeoutMs} ms`);
+    });
   }
 
   /** Each channel's breaker as the running cloud last wrote it (`scanbox-cloud channel list --json`). */

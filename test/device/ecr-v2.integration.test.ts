@@ -5,6 +5,7 @@ import { Journal } from '../../device/journal.js';
 import type { Attempt, Sale } from '../../device/payment.js';
 import { FIRMWARE_VERSION } from '../../device/version.js';
 import { AgentHarness, writeCredentials } from './agent-harness.js';
+import { runCli } from './child-box.js';
 import { TestBroker } from './broker.js';
 import { FakeCloud, type PayScript } from './fake-cloud.js';
 import { useTempDirs } from './temp-dir.js';
@@ -132,6 +133,33 @@ describe('ECR v2 against a running agent', () => {
     expect(hi.seq).toBeGreaterThan(maxBefore);
     // And the used ref is still answered from the journal, with the seq its result line had.
     expect(await lookup('R2')).toEqual({ ...closed, lookup: true });
+  });
+
+  it('a box restart is invisible to the register: once it showed it reads v2, lines stay numbered after the restart until forgotten', async () => {
+    const first = await startBox();
+    const v1 = async (ref: string) => {
+      const mark = box.ecrOut.mark();
+      box.ecr({ type: 'sale', ref, amount: 100, currency: 'CNY' });
+      return box.ecrOut.find((l) => l.type === 'progress' && l.ref === ref && l.stage === 'WAITING_CODE', `WAITING_CODE for ${ref}`, 10_000, mark);
+    };
+    await hello();
+    expect(await v1('R3')).toMatchObject({ v: ECR_VERSION, seq: expect.any(Number) });
+    await first.stop();
+
+    // Power cut: the register did not restart, so it sends no hello; a v1-shaped sale line still gets v2 lines.
+    const second = await startBox(first.dataDir, false);
+    box.ecr({ type: 'cancel', ref: 'R3' });
+    expect(await box.ecrOut.find((l) => l.type === 'result' && l.ref === 'R3', 'R3 closed')).toMatchObject({ v: ECR_VERSION, seq: expect.any(Number), outcome: 'NOT_PAID' });
+    expect(await v1('R4')).toMatchObject({ v: ECR_VERSION, seq: expect.any(Number) });
+    box.ecr({ type: 'cancel', ref: 'R4' });
+    await box.ecrOut.find((l) => l.type === 'result' && l.ref === 'R4', 'R4 closed');
+    await second.stop();
+
+    // A register integrated before v2 replaced it: the field engineer forgets the old one.
+    const forget = await runCli(['register', '--data', first.dataDir, '--forget']);
+    expect(forget.stdout, forget.stderr).toMatch(/cash register: v1 lines from the agent's next start/);
+    await startBox(first.dataDir, false);
+    expect(await v1('R5')).toEqual({ type: 'progress', ref: 'R5', stage: 'WAITING_CODE', message: expect.any(String) });
   });
 
   it('a ref known only to the journal (a sale from before v2, long out of memory) is looked up and never reopened', async () => {
