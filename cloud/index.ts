@@ -1,4 +1,5 @@
 import { AttemptsService } from './payments/attempts-service.js';
+import { ChannelLimits } from './payments/channel-limits.js';
 import { openBroker } from './broker/cloud-broker.js';
 import { parseBrokerUrl } from './broker/external-connection.js';
 import { EmqxAuth } from './http/emqx-auth.js';
@@ -114,7 +115,9 @@ export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud>
     // Runs after both services closed: the others take this worker's attempts over at once.
     cleanup.unshift(() => keeper?.release());
     const timers = opts.timers ?? systemClock;
-    const counter = counterServices({ store, gateway: router, config, logger, metrics, clock, timers, random: opts.random ?? Math.random, publish: (t, p, q) => link.publish(t, p, q), downVersionFor: (id) => fleet.downVersionFor(id), ...(worker ? { worker } : {}) });
+    // One width per channel for every call through it, payments' and refunds' alike.
+    const channelLimits = new ChannelLimits(config.gatewayConcurrency);
+    const counter = counterServices({ store, gateway: router, config, channelLimits, logger, metrics, clock, timers, random: opts.random ?? Math.random, publish: (t, p, q) => link.publish(t, p, q), downVersionFor: (id) => fleet.downVersionFor(id), ...(worker ? { worker } : {}) });
     cleanup.unshift(() => counter.refunds.close());
     const attempts = new AttemptsService({
       store,
@@ -127,7 +130,7 @@ export async function startCloud(opts: StartCloudOptions): Promise<RunningCloud>
       random: opts.random ?? Math.random,
       machine: machineConfig(config),
       gatewayCallTimeoutMs: config.gatewayCallTimeoutMs,
-      gatewayConcurrency: config.gatewayConcurrency,
+      channelLimits,
       resumeSpreadMs: config.resumeSpreadMs,
       resumeRatePerS: config.resumeRatePerS,
       publish: (topic, payload, qos) => link.publish(topic, payload, qos),

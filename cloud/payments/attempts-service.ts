@@ -26,7 +26,7 @@ import {
 import type { Clock } from '../../protocol/clock.js';
 import type { Gateway } from '../gateway/gateway.js';
 import { callGateway } from './gateway-call.js';
-import { ChannelLimits, channelOf, resumeWindowMs } from './channel-limits.js';
+import { channelOf, resumeWindowMs, type ChannelLimits } from './channel-limits.js';
 import { GroupCommit } from '../store/group-commit.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -59,8 +59,8 @@ export interface AttemptsServiceDeps {
   random: () => number;
   machine: MachineConfig;
   gatewayCallTimeoutMs: number;
-  /** Gateway calls in flight at once per channel (channel-limits.ts); more wait their turn. */
-  gatewayConcurrency: number;
+  /** Gateway calls in flight at once per channel, shared with the refunds' calls (channel-limits.ts); more wait their turn. */
+  channelLimits: ChannelLimits;
   /** After a restart the first calls of the resumed attempts are spread over at most this long… */
   resumeSpreadMs: number;
   /** …and over no longer than it takes to start them at this rate per channel (a few start at once). */
@@ -108,7 +108,6 @@ export class AttemptsService {
   private readonly lanes = new SerialLanes();
   private readonly commits: GroupCommit;
   private readonly timers = new Map<string, unknown>();
-  private readonly channels: ChannelLimits;
   /** Resumed calls sleeping until their moment, with what wakes each; close() wakes them all. */
   private readonly sleeps = new Map<unknown, () => void>();
   private readonly idPrefix = `c${randomBytes(3).toString('hex')}`;
@@ -117,7 +116,6 @@ export class AttemptsService {
 
   constructor(private readonly deps: AttemptsServiceDeps) {
     this.commits = new GroupCommit(deps.store);
-    this.channels = new ChannelLimits(deps.gatewayConcurrency);
   }
 
   // ── inbound ─────────────────────────────────────────────────────────────────────────────────
@@ -341,7 +339,7 @@ export class AttemptsService {
   private async runGateway(a: Attempt, e: GatewayEffect, delayMs: number): Promise<void> {
     const log = this.log(a.outTradeNo, a.deviceId);
     if (delayMs > 0) await this.sleep(delayMs);
-    const outcome = await this.channels.run(channelOf(a), async () => {
+    const outcome = await this.deps.channelLimits.run(channelOf(a), async () => {
       if (this.closed) return undefined; // never started: the next start resumes the attempt from the store
       this.deps.metrics.inc('gateway_calls_total', e.call);
       // The transition just logged says which call goes out; its answer is logged at info.

@@ -12,8 +12,9 @@ export function channelOf(a: Pick<Attempt, 'wallet' | 'channel'>): string {
 /**
  * At most `width` gateway calls in flight per channel; the others wait in arrival order (so the
  * calls of one attempt, which never overlap anyway, cannot overtake each other). One channel
- * crowding its wallet does not hold back the calls of another. Channels are few (one per provider
- * account), so the map is never pruned.
+ * crowding its wallet does not hold back the calls of another. One instance serves the payments'
+ * and the refunds' services: a provider's limit counts every call made with its credentials.
+ * Channels are few (one per provider account), so the map is never pruned.
  */
 export class ChannelLimits {
   private readonly limits = new Map<string, ConcurrencyLimit>();

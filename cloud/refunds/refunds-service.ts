@@ -3,7 +3,7 @@ import type { Clock } from '../../protocol/clock.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { ChannelLimits } from '../payments/channel-limits.js';
+import type { ChannelLimits } from '../payments/channel-limits.js';
 import { callGateway } from '../payments/gateway-call.js';
 import { SerialLanes } from '../payments/serial-lanes.js';
 import type { CloudStore, Lease } from '../store/store.js';
@@ -32,8 +32,8 @@ export interface RefundsServiceDeps {
   random: () => number;
   machine: RefundMachineConfig;
   gatewayCallTimeoutMs: number;
-  /** Refund calls in flight at once per channel; more wait their turn. */
-  gatewayConcurrency: number;
+  /** Calls in flight at once per channel, shared with the payments' calls: a channel's width counts every call made through it. */
+  channelLimits: ChannelLimits;
   /** One of several workers on one store: every write carries this worker's lease, and one another worker holds is left to it. */
   worker?: WorkerLease;
 }
@@ -58,11 +58,9 @@ const FIGURES_WITHHELD: readonly (RefundReason | null)[] = ['SALE_UNKNOWN', 'SAL
 export class RefundsService {
   private readonly lanes = new SerialLanes();
   private readonly timers = new Map<string, unknown>();
-  private readonly channels: ChannelLimits;
   private closed = false;
 
   constructor(private readonly deps: RefundsServiceDeps) {
-    this.channels = new ChannelLimits(deps.gatewayConcurrency);
   }
 
   /** An up/refund from `deviceId` (authenticated, active, of `merchantId`). Throws a ProtocolError for the caller's error reply. */
@@ -181,7 +179,7 @@ export class RefundsService {
   /** Not awaited by the lane: the box's messages about this refund are answered while the wallet thinks. */
   private async callWallet(r: Refund, e: Extract<RefundEffect, { type: 'gateway' }>): Promise<void> {
     const log = this.log(r.refundId, r.outTradeNo, r.deviceId);
-    const outcome = await this.channels.run(e.req.channel, async () => {
+    const outcome = await this.deps.channelLimits.run(e.req.channel, async () => {
       if (this.closed) return undefined; // never started: resumed from the store on the next start
       this.deps.metrics.inc('gateway_calls_total', 'refund');
       return callGateway(this.deps.gateway, { type: 'gateway', call: 'refund', seq: e.seq, req: e.req }, { timeoutMs: this.deps.gatewayCallTimeoutMs, metrics: this.deps.metrics, clock: this.deps.clock });

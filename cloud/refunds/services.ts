@@ -4,6 +4,7 @@ import type { Gateway } from '../gateway/gateway.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { CloudStore } from '../store/store.js';
+import type { ChannelLimits } from '../payments/channel-limits.js';
 import type { WorkerLease } from '../payments/lease-keeper.js';
 import { DownLink, type DownLinkDeps } from './down-link.js';
 import { RefundsService } from './refunds-service.js';
@@ -12,7 +13,8 @@ import { TotalsService } from './totals.js';
 export interface CounterServicesDeps {
   store: CloudStore;
   gateway: Gateway;
-  config: Pick<CloudConfig, 'refundRetryMs' | 'refundRetryMaxMs' | 'refundFlagAfterMs' | 'gatewayCallTimeoutMs' | 'gatewayConcurrency'>;
+  config: Pick<CloudConfig, 'refundRetryMs' | 'refundRetryMaxMs' | 'refundFlagAfterMs' | 'gatewayCallTimeoutMs'>;
+  channelLimits: ChannelLimits;
   logger: Logger;
   metrics: Metrics;
   clock: Clock;
@@ -37,7 +39,7 @@ export function counterServices(d: CounterServicesDeps): { refunds: RefundsServi
     random: d.random,
     machine: { retryMs: d.config.refundRetryMs, retryMaxMs: d.config.refundRetryMaxMs, flagAfterMs: d.config.refundFlagAfterMs },
     gatewayCallTimeoutMs: d.config.gatewayCallTimeoutMs,
-    gatewayConcurrency: d.config.gatewayConcurrency,
+    channelLimits: d.channelLimits,
     ...(d.worker ? { worker: d.worker } : {}),
   });
   return { refunds, totals: new TotalsService({ store: d.store, link, clock: d.clock, logger: d.logger }) };

@@ -12,6 +12,7 @@ import { SqliteStore } from '../../cloud/store/sqlite-store.js';
 import { createPairingCode } from '../../cloud/pairing/pairing.js';
 import { ensureMerchant, payMsg, tempDir } from './harness.js';
 import { EVERY_CODE_SUCCEEDS, ScriptedGateway } from '../../simulator/gateway/scripted-gateway.js';
+import { ChannelLimits } from '../../cloud/payments/channel-limits.js';
 
 async function settle(): Promise<void> {
   for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
@@ -37,7 +38,7 @@ function makeService(): AttemptsService {
     random: () => 0.5,
     machine: machineConfig(parseConfig({})),
     gatewayCallTimeoutMs: 10_000,
-    gatewayConcurrency: 64,
+    channelLimits: new ChannelLimits(64),
     // Resumed calls start at once here; their spread has its own suite (resume.test.ts).
     resumeSpreadMs: 0,
     resumeRatePerS: 500,

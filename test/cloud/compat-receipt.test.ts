@@ -8,6 +8,7 @@ import { Metrics } from '../../cloud/metrics.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { DOWN_SHAPES, PROTOCOL_VERSION, V1_RESULT_REASONS, encodeDown, isFinal, parseTopic, type DownKind } from '../../protocol/index.js';
 import { envelope, pairBox, payMsg, startTestCloud, TestBox, until } from './harness.js';
+import { ChannelLimits } from '../../cloud/payments/channel-limits.js';
 
 /**
  * Protocol v2 from the real cloud (embedded broker, store, transaction service, scripted gateway):
@@ -132,7 +133,7 @@ describe('from the real cloud', () => {
 describe('resultMessage: the result built for the version the box reads', () => {
   const clock = new FakeClock(1_764_086_400_000);
   // Building a result touches neither the store nor the gateway.
-  const service = new AttemptsService({ store: {} as CloudStore, logger: createLogger('silent'), metrics: new Metrics(), clock, timers: clock, gatewayConcurrency: 1 } as unknown as AttemptsServiceDeps);
+  const service = new AttemptsService({ store: {} as CloudStore, logger: createLogger('silent'), metrics: new Metrics(), clock, timers: clock, channelLimits: new ChannelLimits(1) } as unknown as AttemptsServiceDeps);
   const attempt = (patch: Partial<Attempt>): Attempt =>
     ({
       outTradeNo: 'sb1-7',

@@ -18,6 +18,7 @@ import { createPairingCode } from '../../cloud/pairing/pairing.js';
 import { EVERY_CODE_SUCCEEDS, ScriptedGateway } from '../../simulator/gateway/scripted-gateway.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { ensureMerchant, tempDir } from './harness.js';
+import { ChannelLimits } from '../../cloud/payments/channel-limits.js';
 
 /**
  * The cloud's side of the box's doctor: up/doctor routed to the store (cloud/fleet/doctor-reports.ts)
@@ -60,7 +61,7 @@ beforeEach(async () => {
     random: () => 0.5,
     machine: machineConfig(parseConfig({})),
     gatewayCallTimeoutMs: 10_000,
-    gatewayConcurrency: 64,
+    channelLimits: new ChannelLimits(64),
     resumeSpreadMs: 0,
     resumeRatePerS: 500,
     publish: async (topic, payload) => {

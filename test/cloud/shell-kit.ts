@@ -7,6 +7,7 @@ import { AttemptsService } from '../../cloud/payments/attempts-service.js';
 import type { CloudStore } from '../../cloud/store/store.js';
 import type { Wallet } from '../../protocol/index.js';
 import type { FakeClock } from '../support/fake-clock.js';
+import { ChannelLimits } from '../../cloud/payments/channel-limits.js';
 
 /**
  * What the shell's own suites (resume.test.ts, ownership.test.ts) need around an AttemptsService:
@@ -132,7 +133,7 @@ export function shellFor(o: ShellOptions): AttemptsService {
     random: o.random ?? (() => 0.5),
     machine: machineConfig(config),
     gatewayCallTimeoutMs: o.gatewayCallTimeoutMs ?? config.gatewayCallTimeoutMs,
-    gatewayConcurrency: o.gatewayConcurrency ?? config.gatewayConcurrency,
+    channelLimits: new ChannelLimits(o.gatewayConcurrency ?? config.gatewayConcurrency),
     resumeSpreadMs: o.resumeSpreadMs ?? config.resumeSpreadMs,
     resumeRatePerS: o.resumeRatePerS ?? config.resumeRatePerS,
     publish: async (topic, payload) => {

@@ -16,6 +16,7 @@ import type { CloudStore } from '../../cloud/store/store.js';
 import { systemClock } from '../../protocol/clock.js';
 import { usePostgres } from '../support/postgres.js';
 import { tempDir } from './harness.js';
+import { ChannelLimits } from '../../cloud/payments/channel-limits.js';
 
 /**
  * Several workers on one store (issue #16): two AttemptsServices, each on its own store handle as two
@@ -188,7 +189,7 @@ async function workerOn(data: Data, wallet: SharedWallet, name: string): Promise
     random: Math.random,
     machine: machineConfig(FAST),
     gatewayCallTimeoutMs: FAST.gatewayCallTimeoutMs,
-    gatewayConcurrency: 50,
+    channelLimits: new ChannelLimits(50),
     resumeSpreadMs: 0,
     resumeRatePerS: 1_000,
     publish: async () => undefined,
