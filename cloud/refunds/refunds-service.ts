@@ -101,7 +101,8 @@ export class RefundsService {
       if (r.state !== 'PENDING') return { ok: false, why: `${r.state}: final, nothing to retry` };
       if (r.inFlight) return { ok: false, why: 'a wallet call is out: its answer decides what comes next' };
       const now = this.deps.clock.now();
-      const due = await this.deps.store.writeRefund({ ...r, nextAt: now, updatedAt: now }, r.version, this.lease());
+      // In the refund's history too, or the early call that follows has no cause there (the operator's name is in operator_actions).
+      const due = await this.deps.store.writeRefund({ ...r, nextAt: now, updatedAt: now }, r.version, this.lease(), { event: 'operator', note: 'retry now: made due at once by an operator' });
       if (!due.ok) return { ok: false, why: due.leasedTo ? `worker ${due.leasedTo} drives it: ask there, or wait for its lease to run out` : 'it changed meanwhile: look again' };
       await this.run(refundId, { type: 'tick' });
       const after = await this.deps.store.getRefund(refundId);
@@ -143,7 +144,7 @@ export class RefundsService {
       if (!before) return;
       const t = refundTransition(before, event, { now: this.deps.clock.now(), config: this.deps.machine, random: this.deps.random });
       if (!t.changed) return this.schedule(before);
-      const res = await this.deps.store.writeRefund(t.refund, before.version, this.lease());
+      const res = await this.deps.store.writeRefund(t.refund, before.version, this.lease(), { event: event.type, note: t.note });
       if (!res.ok && res.leasedTo) return this.unschedule(refundId); // another worker drives it
       if (!res.ok) continue;
       const r = { ...t.refund, version: res.version };

@@ -1,22 +1,36 @@
 import { ErrorCode, ProtocolError, REFUND_STATES } from '../../protocol/index.js';
 import type { Refund } from '../refunds/refund-machine.js';
 import { REFUND_COLUMNS } from './sqlite-refunds.js';
-import { answerKnown, decideRefund, limitDayOf, type AskedPayment } from './refund-ask.js';
+import { answerKnown, creationEvent, decideRefund, limitDayOf, type AskedPayment } from './refund-ask.js';
+import { toRefundEvent } from './rows.js';
 import { mergeDayFigures, type FigureRow } from './day-figures.js';
 import type { PgConnection, Row, Sql } from './pg-connection.js';
-import type { DayFigures, FiguresScope, Lease, RefundAsk, RefundAskResult, RefundBalance, RefundFilter } from './store.js';
+import type { DayFigures, FiguresScope, Lease, RefundAsk, RefundAskResult, RefundBalance, RefundEventRow, RefundFilter, RefundWriteEvent } from './store.js';
 
 const COLS = REFUND_COLUMNS.map(([, c]) => c);
 const INSERT = `INSERT INTO customer_refunds (${COLS.join(',')}) VALUES (${COLS.map((_, i) => `$${i + 1}`).join(',')}) ON CONFLICT (refund_id) DO NOTHING`;
-/** Every column but the key, then the key, the expected version and the lease ($n+1 … $n+5). */
+const EVENT_COLS = '(refund_id, out_trade_no, at, event, from_state, to_state, note)';
+/** Every column but the key, then the key, the expected version, the lease ($n+1 … $n+5), and the event and its note ($n+6, $n+7). */
 const UPDATABLE = COLS.filter((c) => c !== 'refund_id');
 const n = UPDATABLE.length;
-/** The write; refused while another owner's lease runs past `now`, unless forced (Lease.force: `now` is then only typed). */
-const update = (forced: boolean) => `UPDATE customer_refunds SET ${UPDATABLE.map((c, i) => `${c}=$${i + 1}`).join(',')},
+/**
+ * The write and its refund_events row in one statement (one round trip): refused while another
+ * owner's lease runs past `now`, unless forced (Lease.force: `now` is then only typed); the event is
+ * appended only for a row the UPDATE wrote, and only when one is given. `prior` reads the statement's
+ * snapshot, which the UPDATE's changes are not part of: the state the write replaces (a row at the
+ * expected version was committed before the caller read it, and only a write bumping the version
+ * changes its state).
+ */
+const update = (forced: boolean) => `WITH prior AS (SELECT state FROM customer_refunds WHERE refund_id=$${n + 1} AND version=$${n + 2}),
+  written AS (UPDATE customer_refunds SET ${UPDATABLE.map((c, i) => `${c}=$${i + 1}`).join(',')},
     lease_owner = CASE WHEN $${n + 3}::text IS NULL THEN lease_owner ELSE $${n + 3} END,
     lease_until = CASE WHEN $${n + 3}::text IS NULL THEN lease_until ELSE $${n + 5}::bigint END
   WHERE refund_id=$${n + 1} AND version=$${n + 2}
-    AND ${forced ? `$${n + 4}::bigint IS NOT NULL` : `($${n + 3}::text IS NULL OR lease_owner IS NULL OR lease_owner = $${n + 3} OR lease_until <= $${n + 4}::bigint)`}`;
+    AND ${forced ? `$${n + 4}::bigint IS NOT NULL` : `($${n + 3}::text IS NULL OR lease_owner IS NULL OR lease_owner = $${n + 3} OR lease_until <= $${n + 4}::bigint)`}
+  RETURNING refund_id, out_trade_no, updated_at, state),
+  logged AS (INSERT INTO refund_events ${EVENT_COLS}
+    SELECT w.refund_id, w.out_trade_no, w.updated_at, $${n + 6}::text, b.state, w.state, $${n + 7}::text FROM written w LEFT JOIN prior b ON true WHERE $${n + 6}::text IS NOT NULL)
+SELECT COUNT(*)::int AS n FROM written`;
 const UPDATE = update(false);
 const UPDATE_FORCED = update(true);
 const SUMS = `SELECT COALESCE(SUM(amount) FILTER (WHERE state='REFUNDED'), 0)::bigint AS refunded, COALESCE(SUM(amount) FILTER (WHERE state='PENDING'), 0)::bigint AS pending
@@ -70,6 +84,8 @@ export class PgRefunds {
       const inserted = await sql.query(INSERT, REFUND_COLUMNS.map(([field]) => recorded[field]));
       // The same refund id taken meanwhile by another worker: this insert waited for it, and it is the answer.
       if (inserted.rowCount === 0) return answerKnown((await this.getOn(sql, ask.refundId))!, ask);
+      const e = creationEvent(recorded);
+      await sql.query(`INSERT INTO refund_events ${EVENT_COLS} VALUES ($1, $2, $3, $4, NULL, $5, $6)`, [recorded.refundId, recorded.outTradeNo, recorded.updatedAt, e.event, recorded.state, e.note]);
       return { kind: 'created', refund: recorded };
     });
   }
@@ -83,14 +99,20 @@ export class PgRefunds {
     return this.getOn(this.db, refundId);
   }
 
-  async write(r: Refund, expectedVersion: number, lease?: Lease): Promise<{ ok: true; version: number } | { ok: false; leasedTo?: string }> {
+  async write(r: Refund, expectedVersion: number, lease?: Lease, event?: RefundWriteEvent): Promise<{ ok: true; version: number } | { ok: false; leasedTo?: string }> {
     const version = expectedVersion + 1;
     const values = UPDATABLE.map((c) => (c === 'version' ? version : r[REFUND_COLUMNS.find(([, col]) => col === c)![0]]));
-    const res = await this.db.query(lease?.force ? UPDATE_FORCED : UPDATE, [...values, r.refundId, expectedVersion, lease?.owner ?? null, lease?.now ?? null, lease?.until ?? null]);
-    if (res.rowCount === 1) return { ok: true, version };
+    const [res] = await this.db.rows(lease?.force ? UPDATE_FORCED : UPDATE, [
+      ...values, r.refundId, expectedVersion, lease?.owner ?? null, lease?.now ?? null, lease?.until ?? null, event?.event ?? null, event?.note ?? null,
+    ]);
+    if (res!.n === 1) return { ok: true, version };
     if (!lease || lease.force) return { ok: false };
     const [held] = await this.db.rows('SELECT lease_owner FROM customer_refunds WHERE refund_id=$1 AND version=$2 AND lease_owner <> $3 AND lease_until > $4', [r.refundId, expectedVersion, lease.owner, lease.now]);
     return held ? { ok: false, leasedTo: held.lease_owner as string } : { ok: false };
+  }
+
+  async events(outTradeNo: string): Promise<RefundEventRow[]> {
+    return (await this.db.rows('SELECT * FROM refund_events WHERE out_trade_no=$1 ORDER BY seq', [outTradeNo])).map(toRefundEvent);
   }
 
   async claim(lease: Lease, limit: number): Promise<Refund[]> {

@@ -351,4 +351,21 @@ export const PG_MIGRATIONS: readonly string[] = [
 ${writeAttemptsFunction('CREATE', LEASE_HELD)}  `,
   // 2: a write that puts a wallet call out takes the attempt's lease whoever holds it (Lease.force).
   writeAttemptsFunction('CREATE OR REPLACE', LEASE_HELD_UNFORCED, ', force?'),
+  // 3: each register refund's history (SQLite's migration 13 says why), append-only like attempt_events.
+  `
+  CREATE TABLE refund_events (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    refund_id ${T} NOT NULL,
+    out_trade_no ${T} NOT NULL,
+    at bigint NOT NULL,
+    event text NOT NULL,
+    from_state text CHECK (from_state IN ('PENDING', 'REFUNDED', 'FAILED', 'REFUSED')),
+    to_state text NOT NULL CHECK (to_state IN ('PENDING', 'REFUNDED', 'FAILED', 'REFUSED')),
+    note text NOT NULL
+  );
+  CREATE INDEX refund_events_refund ON refund_events(refund_id, seq);
+  CREATE INDEX refund_events_payment ON refund_events(out_trade_no, seq);
+  CREATE TRIGGER refund_events_append_only BEFORE UPDATE OR DELETE ON refund_events
+    FOR EACH ROW EXECUTE FUNCTION scanbox_append_only();
+  `,
 ];

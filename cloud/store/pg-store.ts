@@ -39,7 +39,9 @@ import type {
   RefundAsk,
   RefundAskResult,
   RefundBalance,
+  RefundEventRow,
   RefundFilter,
+  RefundWriteEvent,
   WriteResult,
 } from './store.js';
 
@@ -522,8 +524,12 @@ export class PgStore implements CloudStore {
     return this.refunds.get(refundId);
   }
 
-  writeRefund(refund: Refund, expectedVersion: number, lease?: Lease): Promise<{ ok: true; version: number } | { ok: false; leasedTo?: string }> {
-    return this.refunds.write(refund, expectedVersion, lease);
+  writeRefund(refund: Refund, expectedVersion: number, lease?: Lease, event?: RefundWriteEvent): Promise<{ ok: true; version: number } | { ok: false; leasedTo?: string }> {
+    return this.refunds.write(refund, expectedVersion, lease, event);
+  }
+
+  refundEvents(outTradeNo: string): Promise<RefundEventRow[]> {
+    return this.refunds.events(outTradeNo);
   }
 
   listRefunds(filter: RefundFilter): Promise<Refund[]> {

@@ -1,6 +1,6 @@
 import { businessDateOf, businessDayRange, type RefundReason } from '../../protocol/index.js';
 import type { Refund } from '../refunds/refund-machine.js';
-import type { RefundAsk, RefundAskResult } from './store.js';
+import type { RefundAsk, RefundAskResult, RefundWriteEvent } from './store.js';
 
 /**
  * What `requestRefund` decides, the same on every store: a store reads the rows inside its
@@ -73,6 +73,11 @@ export function decideRefund(ask: RefundAsk, sender: { merchantId: string; store
   // A register's refundRef is used once per box, even after the box pruned its record of it.
   const reason = figures.refUsed ? 'REFUND_CONFLICT' : payment === undefined ? 'SALE_UNKNOWN' : refusal(refund, payment, ours, figures);
   return reason ? { ...refund, state: 'REFUSED', reason, finalAt: ask.at } : refund;
+}
+
+/** The refund_events row a created refund starts its history with (from no state): taken, or refused and why. */
+export function creationEvent(r: Refund): RefundWriteEvent {
+  return { event: 'request', note: r.state === 'REFUSED' ? `refused ${r.reason} (ref ${r.refundRef})` : `taken (ref ${r.refundRef})` };
 }
 
 function refusal(r: Refund, payment: AskedPayment, ours: boolean, f: AskFigures): RefundReason | null {

@@ -1,7 +1,7 @@
 import type { Merchant } from '../merchants/merchant.js';
 import type { Attempt } from '../payments/transaction.js';
 import { ATTEMPT_COLUMNS } from './sqlite-schema.js';
-import type { DeviceCommandRow, DeviceRow, DoctorReportRow, OperatorActionRow, OperatorRow, OperatorSessionRow, ReconcileFindingRow } from './store.js';
+import type { DeviceCommandRow, DeviceRow, DoctorReportRow, OperatorActionRow, OperatorRow, OperatorSessionRow, ReconcileFindingRow, RefundEventRow } from './store.js';
 
 /**
  * A row of either store (the same column names on SQLite and PostgreSQL) as the store interface
@@ -25,6 +25,19 @@ export function toAttempt(row: Row): Attempt {
   const a: Record<string, unknown> = {};
   for (const [field, col] of ATTEMPT_COLUMNS) a[field] = row[col] ?? null;
   return a as unknown as Attempt;
+}
+
+export function toRefundEvent(r: Row): RefundEventRow {
+  return {
+    seq: r.seq as number,
+    refundId: r.refund_id as string,
+    outTradeNo: r.out_trade_no as string,
+    at: r.at as number,
+    event: r.event as string,
+    fromState: (r.from_state as RefundEventRow['fromState']) ?? null,
+    toState: r.to_state as RefundEventRow['toState'],
+    note: r.note as string,
+  };
 }
 
 export function toFinding(r: Row): ReconcileFindingRow {

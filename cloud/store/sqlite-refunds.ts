@@ -1,8 +1,9 @@
 import type Database from 'better-sqlite3';
 import { ErrorCode, ProtocolError, REFUND_STATES } from '../../protocol/index.js';
 import type { Refund } from '../refunds/refund-machine.js';
-import type { DayFigures, FiguresScope, Lease, RefundAsk, RefundAskResult, RefundBalance, RefundFilter } from './store.js';
-import { answerKnown, decideRefund, limitDayOf, type AskedPayment } from './refund-ask.js';
+import type { DayFigures, FiguresScope, Lease, RefundAsk, RefundAskResult, RefundBalance, RefundEventRow, RefundFilter, RefundWriteEvent } from './store.js';
+import { answerKnown, creationEvent, decideRefund, limitDayOf, type AskedPayment } from './refund-ask.js';
+import { toRefundEvent } from './rows.js';
 import { mergeDayFigures, type FigureRow } from './day-figures.js';
 
 type Db = Database.Database;
@@ -45,6 +46,11 @@ function toRefund(row: Row): Refund {
   return r as unknown as Refund;
 }
 
+/** A refund_events row of `r` as just written: at its updatedAt, to its state. */
+function eventParams(r: Refund, e: RefundWriteEvent, from: string | null): Row {
+  return { refund_id: r.refundId, out_trade_no: r.outTradeNo, at: r.updatedAt, event: e.event, from, to: r.state, note: e.note };
+}
+
 function toParams(r: Refund): Row {
   const p: Row = {};
   for (const [field, col] of REFUND_COLUMNS) p[col] = BOOLEAN_FIELDS.has(field) ? (r[field] ? 1 : 0) : r[field];
@@ -67,6 +73,10 @@ export class SqliteRefunds {
       get: db.prepare('SELECT * FROM customer_refunds WHERE refund_id=?'),
       insert: db.prepare(`INSERT INTO customer_refunds (${cols.join(',')}) VALUES (${cols.map((c) => `@${c}`).join(',')})`),
       update: db.prepare(`UPDATE customer_refunds SET ${cols.filter((c) => c !== 'refund_id').map((c) => `${c}=@${c}`).join(',')} WHERE refund_id=@refund_id AND version=@expected`),
+      atVersion: db.prepare('SELECT state, lease_owner, lease_until FROM customer_refunds WHERE refund_id=? AND version=?'),
+      takeLease: db.prepare('UPDATE customer_refunds SET lease_owner=?, lease_until=? WHERE refund_id=?'),
+      insertEvent: db.prepare('INSERT INTO refund_events (refund_id, out_trade_no, at, event, from_state, to_state, note) VALUES (@refund_id, @out_trade_no, @at, @event, @from, @to, @note)'),
+      events: db.prepare('SELECT * FROM refund_events WHERE out_trade_no=? ORDER BY seq'),
       device: db.prepare('SELECT merchant_id, store_id FROM devices WHERE device_id=?'),
       // An attempt recorded before schema 5 may name no merchant: its box's is the one it was paid to.
       attempt: db.prepare(
@@ -95,6 +105,7 @@ export class SqliteRefunds {
       const refUsed = this.stmt.sameRef.get(ask.deviceId, ask.refundRef) !== undefined;
       const recorded = decideRefund(ask, sender, payment, { refUsed, refunded, pending, limit, storeDay });
       this.stmt.insert.run(toParams(recorded));
+      this.stmt.insertEvent.run(eventParams(recorded, creationEvent(recorded), null));
       return { kind: 'created', refund: recorded };
     }).immediate();
   }
@@ -104,17 +115,24 @@ export class SqliteRefunds {
     return row ? toRefund(row) : undefined;
   }
 
-  write(r: Refund, expectedVersion: number, lease?: Lease): { ok: true; version: number } | { ok: false; leasedTo?: string } {
+  /** The version, then the lease, then the row, its lease and its event: a refused write leaves no event. */
+  write(r: Refund, expectedVersion: number, lease?: Lease, event?: RefundWriteEvent): { ok: true; version: number } | { ok: false; leasedTo?: string } {
     const version = expectedVersion + 1;
     return this.db.transaction((): { ok: true; version: number } | { ok: false; leasedTo?: string } => {
-      if (lease && !lease.force) {
-        const held = this.db.prepare('SELECT lease_owner, lease_until FROM customer_refunds WHERE refund_id=? AND version=?').get(r.refundId, expectedVersion) as Row | undefined;
-        if (held && held.lease_owner !== null && held.lease_owner !== lease.owner && (held.lease_until as number) > lease.now) return { ok: false, leasedTo: held.lease_owner as string };
+      const before = this.stmt.atVersion.get(r.refundId, expectedVersion) as Row | undefined;
+      if (!before) return { ok: false };
+      if (lease && !lease.force && before.lease_owner !== null && before.lease_owner !== lease.owner && (before.lease_until as number) > lease.now) {
+        return { ok: false, leasedTo: before.lease_owner as string };
       }
       if (this.stmt.update.run({ ...toParams(r), version, expected: expectedVersion }).changes !== 1) return { ok: false };
-      if (lease) this.db.prepare('UPDATE customer_refunds SET lease_owner=?, lease_until=? WHERE refund_id=?').run(lease.owner, lease.until, r.refundId);
+      if (lease) this.stmt.takeLease.run(lease.owner, lease.until, r.refundId);
+      if (event) this.stmt.insertEvent.run(eventParams(r, event, before.state as string));
       return { ok: true, version };
     }).immediate();
+  }
+
+  events(outTradeNo: string): RefundEventRow[] {
+    return (this.stmt.events.all(outTradeNo) as Row[]).map(toRefundEvent);
   }
 
   /** PENDING refunds nobody holds at `lease.now`, oldest first, leased to the owner: store.ts claimRefunds. */
@@ -123,8 +141,7 @@ export class SqliteRefunds {
       const rows = this.db
         .prepare(`SELECT * FROM customer_refunds WHERE state='PENDING' AND (lease_owner IS NULL OR lease_until <= ?) ORDER BY created_at, refund_id LIMIT ?`)
         .all(lease.now, limit) as Row[];
-      const take = this.db.prepare('UPDATE customer_refunds SET lease_owner=?, lease_until=? WHERE refund_id=?');
-      for (const r of rows) take.run(lease.owner, lease.until, r.refund_id);
+      for (const r of rows) this.stmt.takeLease.run(lease.owner, lease.until, r.refund_id);
       return rows.map(toRefund);
     }).immediate();
   }

@@ -325,6 +325,31 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE customer_refunds ADD COLUMN lease_owner TEXT;
   ALTER TABLE customer_refunds ADD COLUMN lease_until INTEGER;
   `,
+  // 13: each register refund's history, as attempt_events is an attempt's: its creation by the
+  // request (from no state to PENDING, or to REFUSED and why) and every write that carried an event
+  // (store.ts RefundWriteEvent) — each wallet answer, each retry, the flag, an operator's "now" —
+  // written in the transaction of the write it records, so a refused write leaves none. Without it
+  // the row says only where a refund stands, not what the wallet said on each try. Refunds recorded
+  // before it have no history here (the payment timeline shows their row as it stands). Indexed by
+  // the refund (its history) and by the payment (its timeline: every refund of it).
+  `
+  CREATE TABLE refund_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    refund_id TEXT NOT NULL,
+    out_trade_no TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    from_state TEXT CHECK (from_state IN ('PENDING', 'REFUNDED', 'FAILED', 'REFUSED')),
+    to_state TEXT NOT NULL CHECK (to_state IN ('PENDING', 'REFUNDED', 'FAILED', 'REFUSED')),
+    note TEXT NOT NULL
+  );
+  CREATE INDEX refund_events_refund ON refund_events(refund_id, seq);
+  CREATE INDEX refund_events_payment ON refund_events(out_trade_no, seq);
+  CREATE TRIGGER refund_events_append_only_u BEFORE UPDATE ON refund_events
+    BEGIN SELECT RAISE(ABORT, 'refund_events is append-only'); END;
+  CREATE TRIGGER refund_events_append_only_d BEFORE DELETE ON refund_events
+    BEGIN SELECT RAISE(ABORT, 'refund_events is append-only'); END;
+  `,
 ];
 
 /** SHA-256 hex of purpose + code: the key of pairing_codes since schema 4. */

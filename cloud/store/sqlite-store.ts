@@ -31,7 +31,7 @@ import type { Refund } from '../refunds/refund-machine.js';
 import { SqliteRefunds } from './sqlite-refunds.js';
 import { toAttempt, toDevice, toDeviceCommand, toDoctorReport, toFinding, toMerchant } from './rows.js';
 import { SqliteOperators } from './sqlite-operators.js';
-import type { DayFigures, FiguresScope, RefundAsk, RefundAskResult, RefundBalance, RefundFilter } from './store.js';
+import type { DayFigures, FiguresScope, RefundAsk, RefundAskResult, RefundBalance, RefundEventRow, RefundFilter, RefundWriteEvent } from './store.js';
 import type { OperatorActionFilter, OperatorActionRow, OperatorRow, OperatorSessionRow } from './store.js';
 import type { DoctorReportRow, Lease } from './store.js';
 
@@ -485,8 +485,12 @@ export class SqliteStore implements CloudStore {
     return this.refunds.get(refundId);
   }
 
-  async writeRefund(refund: Refund, expectedVersion: number, lease?: Lease): Promise<{ ok: true; version: number } | { ok: false; leasedTo?: string }> {
-    return this.refunds.write(refund, expectedVersion, lease);
+  async writeRefund(refund: Refund, expectedVersion: number, lease?: Lease, event?: RefundWriteEvent): Promise<{ ok: true; version: number } | { ok: false; leasedTo?: string }> {
+    return this.refunds.write(refund, expectedVersion, lease, event);
+  }
+
+  async refundEvents(outTradeNo: string): Promise<RefundEventRow[]> {
+    return this.refunds.events(outTradeNo);
   }
 
   async listRefunds(filter: RefundFilter): Promise<Refund[]> {

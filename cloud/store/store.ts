@@ -94,6 +94,34 @@ export interface AttemptEventRow {
 }
 
 /**
+ * One change of a register refund (the append-only refund_events): its creation by `requestRefund`
+ * (`request`, from null), and every `writeRefund` that carried a RefundWriteEvent. `note` is the
+ * refund machine's (the wallet's answer, the retry's delay) or, for a creation, what was asked or why
+ * it was refused.
+ */
+export interface RefundEventRow {
+  seq: number;
+  refundId: string;
+  outTradeNo: string;
+  at: number;
+  event: string;
+  fromState: RefundState | null;
+  toState: RefundState;
+  note: string;
+}
+
+/**
+ * What a refund write records in refund_events with the row, in the same transaction and only when
+ * the write succeeds: the event that drove it (refund-machine.ts RefundEvent's type, or `operator`)
+ * and the machine's note. The store fills in the rest — from the row it replaces, to the refund
+ * written, at its `updatedAt` — so the history cannot disagree with the row.
+ */
+export interface RefundWriteEvent {
+  event: string;
+  note: string;
+}
+
+/**
  * A worker's hold on an attempt or a refund (several cloud workers on one store): until `until`
  * (epoch ms) only `owner` may drive it; after, any worker may take it over. `now` is the moment the
  * lease is taken or checked at, by the caller's clock (the store never reads one).
@@ -471,9 +499,12 @@ export interface CloudStore {
   /**
    * Replace a recorded refund if it is still at `expectedVersion`; false when another write got there
    * first. With a lease, as an attempt write: taken or renewed with the write, refused (`leasedTo`)
-   * while another owner's runs.
+   * while another owner's runs. With `event`, one refund_events row is appended in the same
+   * transaction — only if the write succeeds (a version conflict or a lease refusal appends none).
    */
-  writeRefund(refund: Refund, expectedVersion: number, lease?: Lease): Promise<{ ok: true; version: number } | { ok: false; leasedTo?: string }>;
+  writeRefund(refund: Refund, expectedVersion: number, lease?: Lease, event?: RefundWriteEvent): Promise<{ ok: true; version: number } | { ok: false; leasedTo?: string }>;
+  /** Every refund of one payment's history (refund_events), oldest first; `requestRefund` records each creation. */
+  refundEvents(outTradeNo: string): Promise<RefundEventRow[]>;
   listRefunds(filter: RefundFilter): Promise<Refund[]>;
   /** The payment's figures for a refund answer; undefined when there is no such attempt. */
   refundBalance(outTradeNo: string): Promise<RefundBalance | undefined>;

@@ -112,6 +112,14 @@ describe('PgStore', () => {
     expect(await store.attemptEvents('sbA-1')).toHaveLength(1);
   });
 
+  it('the register refunds’ history (refund_events) is append-only in the database itself', async () => {
+    const url = await migrated();
+    await sql(url, `INSERT INTO refund_events (refund_id, out_trade_no, at, event, from_state, to_state, note) VALUES ('sbA-r1', 'sbA-1', 1, 'request', NULL, 'PENDING', 'taken')`);
+    await expect(sql(url, `UPDATE refund_events SET note='edited'`)).rejects.toThrow(/append-only/);
+    await expect(sql(url, 'DELETE FROM refund_events')).rejects.toThrow(/append-only/);
+    expect((await sql(url, 'SELECT note FROM refund_events')).rows).toEqual([{ note: 'taken' }]);
+  });
+
   it("orders lists byte by byte as SQLite does, even in a database whose collation is English (ICU): 'M-Z' before 'm-b'", async () => {
     await sql(postgres().url('postgres'), `CREATE DATABASE english TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'`);
     const url = postgres().url('english');

@@ -52,6 +52,17 @@ describe('SqliteStore', () => {
     expect(statSync(path).size).toBe(8192);
   });
 
+  it('the register refunds’ history (refund_events) is append-only in the file itself', async () => {
+    const path = join(dir, 'h.db');
+    await new SqliteStore(path).close();
+    const db = new Database(path);
+    db.prepare("INSERT INTO refund_events (refund_id, out_trade_no, at, event, from_state, to_state, note) VALUES ('sbA-r1', 'sbA-1', 1, 'request', NULL, 'PENDING', 'taken')").run();
+    expect(() => db.prepare("UPDATE refund_events SET note = 'rewritten'").run()).toThrow(/append-only/);
+    expect(() => db.prepare('DELETE FROM refund_events').run()).toThrow(/append-only/);
+    expect(db.prepare('SELECT note FROM refund_events').pluck().all()).toEqual(['taken']);
+    db.close();
+  });
+
   it('refuses a store from a newer cloud (STORE_TOO_NEW)', async () => {
     const path = join(dir, 'new.db');
     await new SqliteStore(path).close();

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { businessDayRange } from '../../protocol/index.js';
 import type { Attempt } from '../../cloud/payments/transaction.js';
 import type { Refund } from '../../cloud/refunds/refund-machine.js';
-import type { CloudStore, RefundAsk } from '../../cloud/store/store.js';
+import type { CloudStore, Lease, RefundAsk, RefundEventRow } from '../../cloud/store/store.js';
 
 /**
  * The CloudStore contract for the cashier's refunds (cloud/refunds/): the atomic request, the
@@ -186,6 +186,105 @@ export function describeRefundConformance(store: () => CloudStore): void {
       const flagged = { ...calling, inFlight: false, tries: 1, nextAt: NOON + 50, flagged: true, message: 'unknown (TIMEOUT)' };
       expect(await store().writeRefund(flagged, 2)).toEqual({ ok: true, version: 3 });
       expect(await store().getRefund(r.refundId)).toEqual({ ...flagged, version: 3 });
+    });
+
+    describe('history (refund_events)', () => {
+      /** What refundEvents answers, but the store's own sequence numbers. */
+      const history = async (outTradeNo: string) => (await store().refundEvents(outTradeNo)).map(({ seq: _, ...e }) => e);
+      const lease = (owner: string, now: number): Lease => ({ owner, now, until: now + 1_000 });
+
+      it('a created refund starts its history: from no state to PENDING, at the ask', async () => {
+        await box('sbA');
+        await paid('sbA-1');
+        const a = ask('sbA-1', 400);
+        await store().requestRefund(a);
+        expect(await history('sbA-1')).toEqual<Omit<RefundEventRow, 'seq'>[]>([
+          { refundId: a.refundId, outTradeNo: 'sbA-1', at: NOON, event: 'request', fromState: null, toState: 'PENDING', note: expect.stringContaining(a.refundRef) as string },
+        ]);
+        expect(await store().refundEvents('sbA-2')).toEqual([]);
+      });
+
+      it('a refused ask is recorded with its reason; asking again (same or conflicting) adds nothing', async () => {
+        await box('sbA');
+        await paid('sbA-1');
+        const a = ask('sbA-1', 1_001);
+        expect((await store().requestRefund(a)).refund.state).toBe('REFUSED');
+        expect(await store().requestRefund(a)).toMatchObject({ kind: 'existing' });
+        expect(await store().requestRefund({ ...a, amount: 5 })).toMatchObject({ kind: 'conflict' });
+        expect(await history('sbA-1')).toEqual([
+          { refundId: a.refundId, outTradeNo: 'sbA-1', at: NOON, event: 'request', fromState: null, toState: 'REFUSED', note: expect.stringContaining('EXCEEDS_REMAINING') },
+        ]);
+      });
+
+      it('a write with an event appends exactly one row, from the state it replaced to the one written, at its updatedAt; one without appends none', async () => {
+        await box('sbA');
+        await paid('sbA-1');
+        const r = (await store().requestRefund(ask('sbA-1', 100))).refund;
+        const calling = { ...r, inFlight: true, callSeq: 1, updatedAt: NOON + 1 };
+        expect(await store().writeRefund(calling, 1, undefined, { event: 'start', note: 'taken: refund' })).toEqual({ ok: true, version: 2 });
+        const waiting = { ...calling, inFlight: false, tries: 1, nextAt: NOON + 60, updatedAt: NOON + 2 };
+        expect(await store().writeRefund(waiting, 2)).toEqual({ ok: true, version: 3 });
+        const done = { ...waiting, state: 'REFUNDED' as const, nextAt: null, finalAt: NOON + 3, updatedAt: NOON + 3 };
+        expect(await store().writeRefund(done, 3, undefined, { event: 'outcome', note: 'refunded' })).toEqual({ ok: true, version: 4 });
+        expect((await history('sbA-1')).slice(1)).toEqual([
+          { refundId: r.refundId, outTradeNo: 'sbA-1', at: NOON + 1, event: 'start', fromState: 'PENDING', toState: 'PENDING', note: 'taken: refund' },
+          { refundId: r.refundId, outTradeNo: 'sbA-1', at: NOON + 3, event: 'outcome', fromState: 'PENDING', toState: 'REFUNDED', note: 'refunded' },
+        ]);
+      });
+
+      it('a write refused on its version or on another worker’s lease appends nothing', async () => {
+        await box('sbA');
+        await paid('sbA-1');
+        const r = (await store().requestRefund(ask('sbA-1', 100))).refund;
+        expect(await store().writeRefund({ ...r, tries: 1, updatedAt: NOON + 1 }, 1, lease('W1', NOON), { event: 'start', note: 'W1 drives it' })).toEqual({ ok: true, version: 2 });
+        const before = await store().refundEvents('sbA-1');
+        expect(before).toHaveLength(2);
+        // Stale: written against version 1, which is gone.
+        expect(await store().writeRefund({ ...r, state: 'FAILED', finalAt: NOON + 2, updatedAt: NOON + 2 }, 1, undefined, { event: 'outcome', note: 'stale' })).toEqual({ ok: false });
+        // Current, but W1's lease runs until NOON + 1000.
+        expect(await store().writeRefund({ ...r, state: 'FAILED', finalAt: NOON + 2, updatedAt: NOON + 2 }, 2, lease('W2', NOON + 2), { event: 'outcome', note: 'leased' })).toEqual({ ok: false, leasedTo: 'W1' });
+        // No such refund at all.
+        expect(await store().writeRefund({ ...r, refundId: 'sbA-r999' }, 1, undefined, { event: 'tick', note: 'nothing' })).toEqual({ ok: false });
+        expect(await store().refundEvents('sbA-1')).toEqual(before);
+        expect(await store().getRefund(r.refundId)).toMatchObject({ state: 'PENDING', version: 2 });
+      });
+
+      it('of writes racing at one version, only the winner’s event is kept', async () => {
+        await box('sbA');
+        await paid('sbA-1');
+        const r = (await store().requestRefund(ask('sbA-1', 100))).refund;
+        const results = await Promise.all(
+          Array.from({ length: 5 }, (_, i) => store().writeRefund({ ...r, tries: i + 1, updatedAt: NOON + i + 1 }, 1, undefined, { event: 'tick', note: `writer ${i}` })),
+        );
+        const won = results.findIndex((x) => x.ok);
+        expect(results.filter((x) => x.ok)).toEqual([{ ok: true, version: 2 }]);
+        expect((await history('sbA-1')).slice(1)).toEqual([
+          { refundId: r.refundId, outTradeNo: 'sbA-1', at: NOON + won + 1, event: 'tick', fromState: 'PENDING', toState: 'PENDING', note: `writer ${won}` },
+        ]);
+      });
+
+      it("a payment's history holds all its refunds, oldest first, and no other payment's", async () => {
+        await box('sbA');
+        await paid('sbA-1');
+        await paid('sbA-2');
+        const r1 = (await store().requestRefund(ask('sbA-1', 100))).refund;
+        const r2 = (await store().requestRefund(ask('sbA-1', 200, { at: NOON + 1 }))).refund;
+        const other = (await store().requestRefund(ask('sbA-2', 300, { at: NOON + 2 }))).refund;
+        await store().writeRefund({ ...r2, inFlight: true, callSeq: 1, updatedAt: NOON + 3 }, 1, undefined, { event: 'start', note: 'r2 out' });
+        await store().writeRefund({ ...other, inFlight: true, callSeq: 1, updatedAt: NOON + 4 }, 1, undefined, { event: 'start', note: 'other out' });
+        await store().writeRefund({ ...r1, inFlight: true, callSeq: 1, updatedAt: NOON + 5 }, 1, undefined, { event: 'start', note: 'r1 out' });
+        await store().writeRefund({ ...r2, state: 'FAILED', reason: 'DECLINED', finalAt: NOON + 6, updatedAt: NOON + 6 }, 2, undefined, { event: 'outcome', note: 'r2 declined' });
+        const events = await store().refundEvents('sbA-1');
+        expect(events.map((e) => [e.refundId, e.event, e.toState])).toEqual([
+          [r1.refundId, 'request', 'PENDING'],
+          [r2.refundId, 'request', 'PENDING'],
+          [r2.refundId, 'start', 'PENDING'],
+          [r1.refundId, 'start', 'PENDING'],
+          [r2.refundId, 'outcome', 'FAILED'],
+        ]);
+        expect(events.map((e) => e.seq)).toEqual([...events.map((e) => e.seq)].sort((x, y) => x - y));
+        expect((await store().refundEvents('sbA-2')).map((e) => e.note)).toEqual([expect.stringContaining(other.refundRef), 'other out']);
+      });
     });
 
     it('lists refunds by state, flag, box, merchant, payment, channel, ids and final time, oldest first', async () => {

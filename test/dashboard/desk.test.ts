@@ -144,10 +144,21 @@ describe('the exception desk', { timeout: 60_000 }, () => {
     expect(d.gateway.count('refund')).toBe(refunds + 1);
     expect((await d.cloud.store.listOperatorActions({ subjectIds: [rid] }))[0]).toMatchObject({ operator: OPERATOR, action: 'retry_now', note: 'merchant on the phone', subjectState: 'PENDING' });
     expect(openPart(await desk())).not.toContain(`desk-refund-${rid}"`);
-    // Both refunds and what was done about them are on the payment's timeline.
+    // The refund's history has each wallet answer and the operator's "now", in order.
+    const history = (await d.cloud.store.refundEvents(paid.outTradeNo)).filter((e) => e.refundId === rid);
+    expect(history[0]).toMatchObject({ event: 'request', fromState: null, toState: 'PENDING' });
+    expect(history.at(-1)).toMatchObject({ event: 'outcome', fromState: 'PENDING', toState: 'REFUNDED', note: 'refunded' });
+    const retryLater = history.findIndex((e) => e.event === 'outcome' && e.note.includes('retry_later'));
+    const operator = history.findIndex((e) => e.event === 'operator');
+    expect(retryLater).toBeGreaterThan(0);
+    expect(operator).toBeGreaterThan(retryLater);
+    // Both refunds, their transitions and what was done about them are on the payment's timeline.
     const timeline = (await w.get(`/dashboard/payments/${paid.outTradeNo}`)).body;
-    expect(timeline).toContain(`register refund ${box.deviceId}-r1 FAILED`);
-    expect(timeline).toContain(`register refund ${rid} REFUNDED`);
+    expect(timeline).toContain(`register refund ${box.deviceId}-r1: PENDING → FAILED`);
+    expect(timeline).toContain('the wallet declined');
+    expect(timeline).toContain(`register refund ${rid} asked (3.00 CNY): — → PENDING`);
+    expect(timeline).toContain(`register refund ${rid}: PENDING → REFUNDED`);
+    expect(timeline).toContain('outcome: refund retry_later');
     expect(timeline).toContain(`alice: retry now ${rid}`);
   });
 });
