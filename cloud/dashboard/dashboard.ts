@@ -114,7 +114,7 @@ export class Dashboard {
     const c = deps.config;
     this.sessions = new Sessions({ store: deps.store, clock: deps.clock, idleMs: c.sessionIdleMs, maxMs: c.sessionMaxMs, secure: deps.secure });
     this.login = new OperatorLogin({ store: deps.store, sessions: this.sessions, clock: deps.clock, logger: deps.logger, limits: c.loginLimit });
-    this.series = new TrafficSeries(() => flowTotals(deps.metrics));
+    this.series = new TrafficSeries(() => flowTotals(deps.metrics), deps.store);
     this.feed = new LiveFeed({
       store: deps.store,
       series: this.series,
@@ -307,8 +307,8 @@ export class Dashboard {
 
   private async overview(x: Ctx): Promise<void> {
     const now = this.deps.clock.now();
-    const [devices, desk] = await Promise.all([this.deps.store.listDevices(), deskItems(this.deps.store, now, this.deps.config.pendingThresholdMs)]);
-    this.send(x.res, 200, overviewPage(x.viewer, countsOf(devices), this.series.window(now), desk.open.length, this.feed.version));
+    const [devices, desk, traffic] = await Promise.all([this.deps.store.listDevices(), deskItems(this.deps.store, now, this.deps.config.pendingThresholdMs), this.series.window(now)]);
+    this.send(x.res, 200, overviewPage(x.viewer, countsOf(devices), traffic, desk.open.length, this.feed.version));
   }
 
   private events(x: Ctx): Promise<void> {

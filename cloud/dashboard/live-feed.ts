@@ -10,10 +10,11 @@ import type { TrafficSeries } from './traffic-series.js';
 /**
  * The dashboards' live stream (server-sent events): one stream per open dashboard page, and one
  * computation per push for all of them. Every `intervalMs` (2 s) the feed samples the payment
- * counters (traffic-series.ts: no store read), and — only while a dashboard is open — reads the
- * fleet once (one `listDevices`), diffs it against the previous push, renders the changed box rows,
- * the fleet counts and the two charts once, and writes the same bytes to every stream. Nothing is
- * computed per client: twenty dashboards cost twenty socket writes more than one.
+ * counters into the store's minutes when payments moved (traffic-series.ts: watched or not, so a
+ * dashboard on another worker charts them), and — only while a dashboard is open — reads the fleet
+ * and the last hour's minutes once, diffs the fleet against the previous push, renders the changed
+ * box rows, the fleet counts and the two charts once, and writes the same bytes to every stream.
+ * Nothing is computed per client: twenty dashboards cost twenty socket writes more than one.
  *
  * Events: `fleet` (counts), `chart-payments`, `chart-abnormal` (each sent when it changed), `boxes`
  * (changed rows, swapped in place by id: hx-swap-oob) and `boxes-reload` (boxes came or went, or
@@ -136,9 +137,8 @@ export class LiveFeed {
 
   private async pushToWatchers(now: number): Promise<void> {
     await this.checkSessions(now);
-    const [devices, doctors] = await Promise.all([this.deps.store.listDevices(), this.deps.doctors?.() ?? new Map<string, DoctorSummary>()]);
+    const [devices, doctors, buckets] = await Promise.all([this.deps.store.listDevices(), this.deps.doctors?.() ?? new Map<string, DoctorSummary>(), this.deps.series.window(now)]);
     const boxes = this.boxFrames(devices, doctors);
-    const buckets = this.deps.series.window(now);
     const parts = [boxes, this.ifChanged('fleet', fleetCounts(countsOf(devices))), this.ifChanged('chart-payments', paymentsChart(buckets)), this.ifChanged('chart-abnormal', abnormalChart(buckets))];
     let payload = parts.join('');
     if (!payload && now - this.lastWriteAt >= KEEPALIVE_MS) payload = ': keep-alive\n\n';

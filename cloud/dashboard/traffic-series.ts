@@ -1,12 +1,14 @@
 import type { Metrics } from '../metrics.js';
+import type { CloudStore } from '../store/store.js';
 import { PREFIX } from '../metrics.js';
 
 /**
  * Payments and abnormal flows per minute over the last hour, for the dashboard's charts, made from
- * the counters the cloud keeps for /metrics anyway — never from the store. Each sample reads the
- * running totals and adds what moved since the last sample to the current minute; the live stream
- * samples once per push, whoever is watching. What happened before the first sample (before this
- * process started) is not on the chart.
+ * the counters the cloud keeps for /metrics anyway — never by counting attempts in the store. Each
+ * sample reads the running totals and adds what moved since the last sample to the current minute's
+ * row in the store (traffic_minutes), where every worker adds its own: a dashboard served by one
+ * worker charts the payments all of them drove, and a restart loses no minute. The live feed samples
+ * once per push (2 s), whoever is watching; the chart reads the minutes back only for a watcher.
  */
 export const FLOWS = [
   { key: 'paid', label: 'paid', colour: '#2e7d32' },
@@ -56,30 +58,55 @@ async function histogramCount(metrics: Metrics, name: string, labels: Record<str
     .reduce((n, v) => n + v.value, 0);
 }
 
+/** Where the minutes are kept: the store, so every worker's payments are on one chart and a restart loses none. */
+export type TrafficLog = Pick<CloudStore, 'addTraffic' | 'trafficSince' | 'pruneTraffic'>;
+
 export class TrafficSeries {
-  private readonly buckets = new Map<number, FlowCounts>();
-  private last: FlowCounts | undefined;
+  /** The counters as last sampled: zero when this process started, as its counters did. */
+  private last: FlowCounts = zero();
+  /** Moved since the last sample the store took: a store that failed keeps it for the next one. */
+  private unsent: FlowCounts = zero();
+  private prunedAt = 0;
 
-  constructor(private readonly totals: () => Promise<FlowCounts>, private readonly minutes = 60) {}
+  constructor(
+    private readonly totals: () => Promise<FlowCounts>,
+    private readonly log: TrafficLog,
+    private readonly minutes = 60,
+  ) {}
 
+  /** Adds what the counters moved since the last sample to now's minute in the store; a write only when something moved. */
   async sample(now: number): Promise<void> {
     const totals = await this.totals();
-    const before = this.last;
+    for (const f of FLOWS) this.unsent[f.key] += Math.max(0, totals[f.key] - this.last[f.key]);
     this.last = totals;
-    if (!before) return;
     const at = Math.floor(now / MINUTE) * MINUTE;
-    const bucket = this.buckets.get(at) ?? zero();
-    for (const f of FLOWS) bucket[f.key] += Math.max(0, totals[f.key] - before[f.key]);
-    this.buckets.set(at, bucket);
-    for (const key of this.buckets.keys()) if (key <= at - this.minutes * MINUTE) this.buckets.delete(key);
+    if (FLOWS.some((f) => this.unsent[f.key] > 0)) {
+      await this.log.addTraffic(at, this.unsent);
+      this.unsent = zero();
+    }
+    // Once a minute is enough: the chart reads only its last `minutes`, and every worker prunes.
+    if (at > this.prunedAt) {
+      this.prunedAt = at;
+      await this.log.pruneTraffic(at - 2 * this.minutes * MINUTE);
+    }
   }
 
   /** The last `minutes` minutes up to and including now's, oldest first, minutes without activity as zeros. */
-  window(now: number): MinuteBucket[] {
+  async window(now: number): Promise<MinuteBucket[]> {
     const end = Math.floor(now / MINUTE) * MINUTE;
+    const start = end - (this.minutes - 1) * MINUTE;
+    const buckets = new Map<number, FlowCounts>();
+    const known = new Set<string>(FLOWS.map((f) => f.key));
+    for (const r of await this.log.trafficSince(start)) {
+      // A flow an older or newer worker adds that this one does not chart is left out.
+      if (r.minute > end || !known.has(r.flow)) continue;
+      const b = buckets.get(r.minute) ?? zero();
+      b[r.flow as FlowKey] += r.count;
+      buckets.set(r.minute, b);
+    }
     return Array.from({ length: this.minutes }, (_, i) => {
-      const at = end - (this.minutes - 1 - i) * MINUTE;
-      return { at, counts: { ...(this.buckets.get(at) ?? zero()) } };
+      const at = start + i * MINUTE;
+      return { at, counts: buckets.get(at) ?? zero() };
     });
   }
 }

@@ -368,4 +368,13 @@ ${writeAttemptsFunction('CREATE', LEASE_HELD)}  `,
   CREATE TRIGGER refund_events_append_only BEFORE UPDATE OR DELETE ON refund_events
     FOR EACH ROW EXECUTE FUNCTION scanbox_append_only();
   `,
+  // 4: the dashboard's charts, per minute and flow (SQLite's migration 14 says why).
+  `
+  CREATE TABLE traffic_minutes (
+    minute bigint NOT NULL,
+    flow text NOT NULL,
+    count bigint NOT NULL CHECK (count >= 0),
+    PRIMARY KEY (minute, flow)
+  );
+  `,
 ];

@@ -42,8 +42,10 @@ import type {
   RefundEventRow,
   RefundFilter,
   RefundWriteEvent,
+  TrafficRow,
   WriteResult,
 } from './store.js';
+import { toTrafficRow, trafficEntries } from './traffic.js';
 
 /** A doctor report's row; its checks are JSONB, decoded by the driver. */
 const doctorReportOf = (r: Row): DoctorReportRow => toDoctorReport(r, r.checks as DoctorReportRow['checks']);
@@ -600,6 +602,25 @@ export class PgStore implements CloudStore {
 
   listOperatorActions(filter: OperatorActionFilter): Promise<OperatorActionRow[]> {
     return this.operators.actions(filter);
+  }
+
+  async addTraffic(minute: number, counts: Readonly<Record<string, number>>): Promise<void> {
+    const entries = trafficEntries(minute, counts);
+    if (entries.length === 0) return;
+    // One statement for every flow: workers adding to one minute at once serialise on its rows.
+    await this.db.query(
+      `INSERT INTO traffic_minutes (minute, flow, count) SELECT $1, f, c FROM unnest($2::text[], $3::bigint[]) AS t(f, c)
+       ON CONFLICT (minute, flow) DO UPDATE SET count = traffic_minutes.count + excluded.count`,
+      [minute, entries.map(([f]) => f), entries.map(([, n]) => n)],
+    );
+  }
+
+  async trafficSince(since: number): Promise<TrafficRow[]> {
+    return (await this.db.rows('SELECT minute, flow, count FROM traffic_minutes WHERE minute >= $1 ORDER BY minute, flow', [since])).map(toTrafficRow);
+  }
+
+  async pruneTraffic(before: number): Promise<number> {
+    return (await this.db.query('DELETE FROM traffic_minutes WHERE minute < $1', [before])).rowCount ?? 0;
   }
 
   close(): Promise<void> {

@@ -8,7 +8,7 @@ import type { DeviceCommandRow, DeviceRow, DoctorReportRow, OperatorActionRow, O
  * answers it. What only one engine needs decoding (a doctor report's checks: JSON text on SQLite,
  * JSONB on PostgreSQL) is decoded by its store and handed in.
  */
-type Row = Record<string, unknown>;
+export type Row = Record<string, unknown>;
 
 export function toMerchant(r: Row): Merchant {
   return {

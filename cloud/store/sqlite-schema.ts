@@ -350,6 +350,16 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TRIGGER refund_events_append_only_d BEFORE DELETE ON refund_events
     BEGIN SELECT RAISE(ABORT, 'refund_events is append-only'); END;
   `,
+  // 14: the dashboard's charts, per minute and flow. Kept in the store, not in a process, so that a
+  // chart shows every worker's payments (each adds what its own counters saw) and survives a restart.
+  `
+  CREATE TABLE traffic_minutes (
+    minute INTEGER NOT NULL,
+    flow TEXT NOT NULL,
+    count INTEGER NOT NULL CHECK (count >= 0),
+    PRIMARY KEY (minute, flow)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 /** SHA-256 hex of purpose + code: the key of pairing_codes since schema 4. */

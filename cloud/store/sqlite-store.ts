@@ -33,7 +33,8 @@ import { toAttempt, toDevice, toDeviceCommand, toDoctorReport, toFinding, toMerc
 import { SqliteOperators } from './sqlite-operators.js';
 import type { DayFigures, FiguresScope, RefundAsk, RefundAskResult, RefundBalance, RefundEventRow, RefundFilter, RefundWriteEvent } from './store.js';
 import type { OperatorActionFilter, OperatorActionRow, OperatorRow, OperatorSessionRow } from './store.js';
-import type { DoctorReportRow, Lease } from './store.js';
+import type { DoctorReportRow, Lease, TrafficRow } from './store.js';
+import { toTrafficRow, trafficEntries } from './traffic.js';
 
 /** A doctor report's row; its checks are JSON text. */
 const doctorReportOf = (r: Row): DoctorReportRow => toDoctorReport(r, JSON.parse(r.checks as string) as DoctorReportRow['checks']);
@@ -559,6 +560,20 @@ export class SqliteStore implements CloudStore {
 
   async listOperatorActions(filter: OperatorActionFilter): Promise<OperatorActionRow[]> {
     return this.operators.actions(filter);
+  }
+
+  async addTraffic(minute: number, counts: Readonly<Record<string, number>>): Promise<void> {
+    const entries = trafficEntries(minute, counts);
+    const add = this.db.prepare('INSERT INTO traffic_minutes (minute, flow, count) VALUES (?, ?, ?) ON CONFLICT (minute, flow) DO UPDATE SET count = count + excluded.count');
+    this.db.transaction(() => entries.forEach(([flow, n]) => add.run(minute, flow, n)))();
+  }
+
+  async trafficSince(since: number): Promise<TrafficRow[]> {
+    return (this.db.prepare('SELECT minute, flow, count FROM traffic_minutes WHERE minute >= ? ORDER BY minute, flow').all(since) as Row[]).map(toTrafficRow);
+  }
+
+  async pruneTraffic(before: number): Promise<number> {
+    return this.db.prepare('DELETE FROM traffic_minutes WHERE minute < ?').run(before).changes;
   }
 
   async close(): Promise<void> {

@@ -121,6 +121,13 @@ export interface RefundWriteEvent {
   note: string;
 }
 
+/** One flow's total in one minute (traffic_minutes), summed over the workers that added to it. */
+export interface TrafficRow {
+  minute: number;
+  flow: string;
+  count: number;
+}
+
 /**
  * A worker's hold on an attempt or a refund (several cloud workers on one store): until `until`
  * (epoch ms) only `owner` may drive it; after, any worker may take it over. `now` is the moment the
@@ -535,6 +542,14 @@ export interface CloudStore {
   /** Appends to the audit trail (never changed, never deleted); returns the row with its id. */
   addOperatorAction(action: Omit<OperatorActionRow, 'id'>): Promise<OperatorActionRow>;
   listOperatorActions(filter: OperatorActionFilter): Promise<OperatorActionRow[]>;
+
+  // the dashboard's charts: payments and abnormal flows per minute, added by every worker
+  /** Adds each count (a whole number ≥ 0; zeros are skipped) to its flow's total for `minute` (epoch ms of its start). */
+  addTraffic(minute: number, counts: Readonly<Record<string, number>>): Promise<void>;
+  /** Every flow's total per minute from `since` on, whoever added it; oldest minute first, flows by name. */
+  trafficSince(since: number): Promise<TrafficRow[]>;
+  /** Forgets the minutes before `before`; returns how many rows went. */
+  pruneTraffic(before: number): Promise<number>;
 
   close(): Promise<void>;
 }

@@ -27,6 +27,40 @@ export function describeDashboardConformance(store: () => CloudStore): void {
     });
   });
 
+  describe("dashboard charts: traffic per minute, every worker's", () => {
+    const M = 60_000;
+    it('adds what each worker saw into one total per minute and flow; reads from a minute on, oldest first', async () => {
+      const s = store();
+      await s.addTraffic(10 * M, { paid: 3, reversed: 1 });
+      await s.addTraffic(10 * M, { paid: 2, userpaying: 0 }); // another worker, the same minute
+      await s.addTraffic(11 * M, { paid: 1 });
+      await s.addTraffic(9 * M, { paid: 7 });
+      expect(await s.trafficSince(10 * M)).toEqual([
+        { minute: 10 * M, flow: 'paid', count: 5 },
+        { minute: 10 * M, flow: 'reversed', count: 1 },
+        { minute: 11 * M, flow: 'paid', count: 1 },
+      ]);
+      expect(await s.trafficSince(12 * M)).toEqual([]);
+    });
+
+    it('refuses a count that is not a whole number ≥ 0 (SCHEMA_INVALID) and writes none of that call', async () => {
+      const s = store();
+      for (const bad of [-1, 1.5, Number.NaN]) {
+        const err = await s.addTraffic(M, { paid: 1, flagged: bad }).then(() => undefined, (e: unknown) => e);
+        expect(isProtocolError(err) ? err.code : err).toBe('SCHEMA_INVALID');
+      }
+      expect(await s.trafficSince(0)).toEqual([]);
+    });
+
+    it('forgets the minutes before a time, and says how many rows went', async () => {
+      const s = store();
+      await s.addTraffic(1 * M, { paid: 1, refunded: 1 });
+      await s.addTraffic(2 * M, { paid: 1 });
+      expect(await s.pruneTraffic(2 * M)).toBe(2);
+      expect(await s.trafficSince(0)).toEqual([{ minute: 2 * M, flow: 'paid', count: 1 }]);
+    });
+  });
+
   describe('dashboard operators', () => {
     const session = (idHash: string, operator = 'alice', at = 1_000): OperatorSessionRow => ({ idHash, operator, csrfToken: `csrf-${idHash}`, createdAt: at, lastSeenAt: at });
     const refusedWith = async (p: Promise<unknown>, code: string) => {

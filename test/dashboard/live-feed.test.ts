@@ -1,12 +1,15 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import pino from 'pino';
-import { describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
 import { LiveFeed } from '../../cloud/dashboard/live-feed.js';
 import { flowTotals, TrafficSeries } from '../../cloud/dashboard/traffic-series.js';
 import { Metrics } from '../../cloud/metrics.js';
+import { SqliteStore } from '../../cloud/store/sqlite-store.js';
 import type { CloudStore, DeviceRow } from '../../cloud/store/store.js';
 import { FakeClock } from '../support/fake-clock.js';
+import { tempDir } from '../cloud/harness.js';
 
 /**
  * The live stream's cost rule: one store read and one rendering per push, whatever the number of
@@ -31,15 +34,32 @@ function fakeStream(): { req: IncomingMessage; res: ServerResponse; text: () => 
   return { req: new EventEmitter() as IncomingMessage, res: res as unknown as ServerResponse, text: () => chunks.join(''), full: (v) => (needDrain = v) };
 }
 
-function setup() {
+/** A real store for the chart's minutes, one per test: several workers' feeds may share it. */
+let opened: Array<{ store: SqliteStore; remove: () => void }> = [];
+function minutesStore(): SqliteStore {
+  const { dir, remove } = tempDir();
+  const store = new SqliteStore(join(dir, 'cloud.db'));
+  opened.push({ store, remove });
+  return store;
+}
+afterEach(async () => {
+  for (const o of opened) {
+    await o.store.close();
+    o.remove();
+  }
+  opened = [];
+});
+
+function setup(minutes: SqliteStore = minutesStore()) {
   const clock = new FakeClock();
   const metrics = new Metrics();
   let devices = [device('sbA'), device('sbB', { connectivity: 'offline', lastSeenAt: 5 })];
   let reads = 0;
+  // The fleet is scripted (and its reads counted); the chart's minutes are the real store's.
   const store = { listDevices: async () => (reads++, devices.map((d) => ({ ...d }))) } as unknown as CloudStore;
   const feed = new LiveFeed({
     store,
-    series: new TrafficSeries(() => flowTotals(metrics)),
+    series: new TrafficSeries(() => flowTotals(metrics), minutes),
     clock,
     logger: pino({ level: 'silent' }),
     intervalMs: 2_000,
@@ -113,5 +133,26 @@ describe('dashboard live feed', () => {
     expect(text).toMatch(/data-flow="reversed" data-total="2"/);
     expect(text).toMatch(/data-flow="userpaying" data-total="1"/);
     expect(text).toMatch(/data-flow="duplicate" data-total="0"/);
+  });
+
+  it("charts every worker's payments on one store, whichever worker serves the dashboard, and keeps them over a restart", async () => {
+    const shared = minutesStore();
+    const w1 = setup(shared);
+    const w2 = setup(shared);
+    const s = fakeStream();
+    w1.feed.attach(s.req, s.res, w1.session, w1.feed.version, {});
+    // w2 pays 5 and nobody watches it: its tick still adds them to the store's minute.
+    w2.metrics.inc('attempts_final_total', { state: 'SUCCESS', wallet: 'alipay', reason: 'PAID' }, 5);
+    await w2.feed.tick();
+    w1.metrics.inc('attempts_final_total', { state: 'SUCCESS', wallet: 'wechat', reason: 'PAID' }, 3);
+    await w1.feed.tick();
+    expect(s.text()).toContain('payments per minute over the last hour: 8 in all, 8 this minute');
+
+    // w1 restarts: a new process, its counters at zero; the minutes it and w2 added are still there.
+    const again = setup(shared);
+    const after = fakeStream();
+    again.feed.attach(after.req, after.res, again.session, again.feed.version, {});
+    await again.feed.tick();
+    expect(after.text()).toContain('payments per minute over the last hour: 8 in all');
   });
 });
