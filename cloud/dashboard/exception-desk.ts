@@ -71,13 +71,23 @@ export function refundItem(r: Refund): DeskItem {
   };
 }
 
+/** How many of the latest resolutions the desk shows under "resolved": the rest are found by search. */
+export const RESOLVED_SHOWN = 50;
+
+/**
+ * What waits on the desk, and the latest items resolved. The store leaves out what an operator
+ * resolved in its current state, so a view reads what is open, however many were resolved over the
+ * years; the resolved ones are the subjects of the latest RESOLVED_SHOWN resolutions that still hold.
+ */
 export async function deskItems(store: CloudStore, now: number, thresholdMs: number): Promise<{ open: DeskItem[]; resolved: DeskItem[] }> {
-  const [reversing, refunding, mismatched, failed, flagged] = await Promise.all([
-    store.listAttempts({ state: 'REVERSE_PENDING' }),
-    store.listAttempts({ state: 'REFUND_PENDING' }),
-    store.listAttempts({ flag: 'AMOUNT_MISMATCH' }),
-    store.listRefunds({ state: 'FAILED' }),
-    store.listRefunds({ state: 'PENDING', flagged: true }),
+  const open = { unresolved: true } as const;
+  const [reversing, refunding, mismatched, failed, flagged, recent] = await Promise.all([
+    store.listAttempts({ state: 'REVERSE_PENDING', ...open }),
+    store.listAttempts({ state: 'REFUND_PENDING', ...open }),
+    store.listAttempts({ flag: 'AMOUNT_MISMATCH', ...open }),
+    store.listRefunds({ state: 'FAILED', ...open }),
+    store.listRefunds({ state: 'PENDING', flagged: true, ...open }),
+    store.listOperatorActions({ action: 'resolve', newestFirst: true, limit: RESOLVED_SHOWN }),
   ]);
   const attempts = new Map<string, DeskItem>();
   const add = (a: Attempt, reason: DeskReason) => {
@@ -90,12 +100,15 @@ export async function deskItems(store: CloudStore, now: number, thresholdMs: num
   refunding.filter(old).forEach((a) => add(a, 'REFUND_PENDING'));
   mismatched.forEach((a) => add(a, 'AMOUNT_MISMATCH'));
   const items = [...attempts.values(), ...[...failed, ...flagged].map(refundItem)].sort((x, y) => x.since - y.since);
-  const resolutions = await latestResolutions(store, items);
-  for (const item of items) {
-    const r = resolutions.get(`${item.kind}:${item.id}`);
-    if (r && r.subjectState === item.state) item.resolution = r;
-  }
-  return { open: items.filter((i) => !i.resolution), resolved: items.filter((i) => i.resolution) };
+  return { open: items, resolved: await stillResolved(store, recent) };
+}
+
+/** The subjects of these resolutions (latest first) whose resolution still holds and that still belong on the desk. */
+async function stillResolved(store: CloudStore, resolutions: readonly OperatorActionRow[]): Promise<DeskItem[]> {
+  const seen = new Set<string>();
+  const latest = resolutions.filter((r) => !seen.has(`${r.subjectKind}:${r.subjectId}`) && seen.add(`${r.subjectKind}:${r.subjectId}`));
+  const items = await Promise.all(latest.map((r) => deskItem(store, r.subjectKind as DeskKind, r.subjectId)));
+  return items.filter((i): i is DeskItem => i !== undefined && i.resolution !== null && i.reasons.length > 0);
 }
 
 async function latestResolutions(store: CloudStore, items: DeskItem[]): Promise<Map<string, OperatorActionRow>> {

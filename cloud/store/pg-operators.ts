@@ -91,7 +91,7 @@ export class PgOperators {
     if (filter.subjectKind) where.push(`subject_kind=${p(filter.subjectKind)}`);
     if (filter.subjectIds) where.push(`subject_id = ANY(${p([...filter.subjectIds])}::text[])`);
     if (filter.action) where.push(`action=${p(filter.action)}`);
-    const sql = `SELECT * FROM operator_actions ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT ${p(filter.limit ?? null)}`;
+    const sql = `SELECT * FROM operator_actions ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id${filter.newestFirst ? ' DESC' : ''} LIMIT ${p(filter.limit ?? null)}`;
     return (await this.db.rows(sql, args)).map(toAction);
   }
 }

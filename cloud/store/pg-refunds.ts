@@ -2,7 +2,7 @@ import { ErrorCode, ProtocolError, REFUND_STATES } from '../../protocol/index.js
 import type { Refund } from '../refunds/refund-machine.js';
 import { REFUND_COLUMNS } from './sqlite-refunds.js';
 import { answerKnown, creationEvent, decideRefund, limitDayOf, type AskedPayment } from './refund-ask.js';
-import { toRefundEvent } from './rows.js';
+import { toRefundEvent, unresolvedSql } from './rows.js';
 import { mergeDayFigures, type FigureRow } from './day-figures.js';
 import type { PgConnection, Row, Sql } from './pg-connection.js';
 import type { DayFigures, FiguresScope, Lease, RefundAsk, RefundAskResult, RefundBalance, RefundEventRow, RefundFilter, RefundWriteEvent } from './store.js';
@@ -142,6 +142,7 @@ export class PgRefunds {
     if (f.refundIds !== undefined) where.push(`refund_id = ANY(${p([...f.refundIds])}::text[])`);
     if (f.finalFrom !== undefined) where.push(`final_at >= ${p(f.finalFrom)}`);
     if (f.finalTo !== undefined) where.push(`final_at < ${p(f.finalTo)}`);
+    if (f.unresolved) where.push(unresolvedSql('refund', 'customer_refunds', 'refund_id'));
     const sql = `SELECT * FROM customer_refunds ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, refund_id LIMIT ${p(f.limit ?? null)}`;
     return (await this.db.rows(sql, args)).map(toRefund);
   }

@@ -7,7 +7,7 @@ import { PgConnection, type Row, type Sql } from './pg-connection.js';
 import { checkSchema } from './pg-migrate.js';
 import { NEEDS_WORK_SQL } from './pg-schema.js';
 import { PgRefunds } from './pg-refunds.js';
-import { toAttempt, toDevice, toDeviceCommand, toDoctorReport, toFinding, toMerchant } from './rows.js';
+import { toAttempt, toDevice, toDeviceCommand, toDoctorReport, toFinding, toMerchant, unresolvedSql } from './rows.js';
 import { PgOperators } from './pg-operators.js';
 import type {
   AttemptEventRow,
@@ -326,6 +326,7 @@ export class PgStore implements CloudStore {
     if (filter.flag) add((p) => `flag=${p(filter.flag)}`);
     if (filter.saleRef) add((p) => `sale_ref=${p(filter.saleRef)}`);
     if (filter.gatewayTradeNo) add((p) => `gateway_trade_no=${p(filter.gatewayTradeNo)}`);
+    if (filter.unresolved) where.push(unresolvedSql('attempt', 'attempts', 'out_trade_no'));
     // outTradeNo = `<deviceId>-<seq>`: the primary key's range for the prefix finds a device's attempts.
     if (filter.deviceId) add((p) => `out_trade_no >= ${p(`${filter.deviceId}-`)} AND out_trade_no < ${p(`${filter.deviceId}.`)} AND device_id=${p(filter.deviceId)}`);
     args.push(filter.limit ?? null);

@@ -27,6 +27,14 @@ export function toAttempt(row: Row): Attempt {
   return a as unknown as Attempt;
 }
 
+/**
+ * The exception desk's "not resolved" condition, the same SQL on both engines: no operator marked
+ * this row resolved in the state it is in now (a resolution holds only while that state does).
+ */
+export function unresolvedSql(kind: 'attempt' | 'refund', table: string, idColumn: string): string {
+  return `NOT EXISTS (SELECT 1 FROM operator_actions oa WHERE oa.subject_kind='${kind}' AND oa.subject_id=${table}.${idColumn} AND oa.action='resolve' AND oa.subject_state=${table}.state)`;
+}
+
 export function toRefundEvent(r: Row): RefundEventRow {
   return {
     seq: r.seq as number,

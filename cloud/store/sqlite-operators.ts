@@ -97,7 +97,7 @@ export class SqliteOperators {
     if (filter.subjectKind) (where.push('subject_kind=?'), args.push(filter.subjectKind));
     if (filter.subjectIds) (where.push(`subject_id IN (${filter.subjectIds.map(() => '?').join(',') || 'NULL'})`), args.push(...filter.subjectIds));
     if (filter.action) (where.push('action=?'), args.push(filter.action));
-    const sql = `SELECT * FROM operator_actions ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT ?`;
+    const sql = `SELECT * FROM operator_actions ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id${filter.newestFirst ? ' DESC' : ''} LIMIT ?`;
     return (this.db.prepare(sql).all(...args, filter.limit ?? -1) as Row[]).map(toAction);
   }
 }

@@ -3,7 +3,7 @@ import { ErrorCode, ProtocolError, REFUND_STATES } from '../../protocol/index.js
 import type { Refund } from '../refunds/refund-machine.js';
 import type { DayFigures, FiguresScope, Lease, RefundAsk, RefundAskResult, RefundBalance, RefundEventRow, RefundFilter, RefundWriteEvent } from './store.js';
 import { answerKnown, creationEvent, decideRefund, limitDayOf, type AskedPayment } from './refund-ask.js';
-import { toRefundEvent } from './rows.js';
+import { toRefundEvent, unresolvedSql } from './rows.js';
 import { mergeDayFigures, type FigureRow } from './day-figures.js';
 
 type Db = Database.Database;
@@ -163,6 +163,7 @@ export class SqliteRefunds {
     if (f.refundIds !== undefined) add(`refund_id IN (SELECT value FROM json_each(?))`, JSON.stringify(f.refundIds));
     if (f.finalFrom !== undefined) add('final_at >= ?', f.finalFrom);
     if (f.finalTo !== undefined) add('final_at < ?', f.finalTo);
+    if (f.unresolved) where.push(unresolvedSql('refund', 'customer_refunds', 'refund_id'));
     const sql = `SELECT * FROM customer_refunds ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, refund_id LIMIT ?`;
     return (this.db.prepare(sql).all(...args, f.limit ?? -1) as Row[]).map(toRefund);
   }

@@ -360,6 +360,11 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (minute, flow)
   ) WITHOUT ROWID;
   `,
+  // 15: the exception desk reads the refunds the wallet declined on every view; without this they
+  // were found by reading every refund ever made.
+  `
+  CREATE INDEX customer_refunds_failed ON customer_refunds(created_at) WHERE state = 'FAILED';
+  `,
 ];
 
 /** SHA-256 hex of purpose + code: the key of pairing_codes since schema 4. */

@@ -29,7 +29,7 @@ import type { Attempt } from '../payments/transaction.js';
 import type { Merchant, MerchantPatch } from '../merchants/merchant.js';
 import type { Refund } from '../refunds/refund-machine.js';
 import { SqliteRefunds } from './sqlite-refunds.js';
-import { toAttempt, toDevice, toDeviceCommand, toDoctorReport, toFinding, toMerchant } from './rows.js';
+import { toAttempt, toDevice, toDeviceCommand, toDoctorReport, toFinding, toMerchant, unresolvedSql } from './rows.js';
 import { SqliteOperators } from './sqlite-operators.js';
 import type { DayFigures, FiguresScope, RefundAsk, RefundAskResult, RefundBalance, RefundEventRow, RefundFilter, RefundWriteEvent } from './store.js';
 import type { OperatorActionFilter, OperatorActionRow, OperatorRow, OperatorSessionRow } from './store.js';
@@ -336,6 +336,7 @@ export class SqliteStore implements CloudStore {
     if (filter.flag) (where.push('flag=?'), args.push(filter.flag));
     if (filter.saleRef) (where.push('sale_ref=?'), args.push(filter.saleRef));
     if (filter.gatewayTradeNo) (where.push('gateway_trade_no=?'), args.push(filter.gatewayTradeNo));
+    if (filter.unresolved) where.push(unresolvedSql('attempt', 'attempts', 'out_trade_no'));
     // outTradeNo = `<deviceId>-<seq>`: the primary key's range for the prefix finds a device's attempts.
     if (filter.deviceId) (where.push('out_trade_no >= ? AND out_trade_no < ? AND device_id=?'), args.push(`${filter.deviceId}-`, `${filter.deviceId}.`, filter.deviceId));
     const sql = `SELECT * FROM attempts ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, out_trade_no LIMIT ?`;

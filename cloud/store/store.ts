@@ -180,6 +180,8 @@ export interface AttemptFilter {
    */
   saleRef?: string;
   gatewayTradeNo?: string;
+  /** Only attempts no operator marked resolved in the state they are in now (the exception desk). */
+  unresolved?: boolean;
   limit?: number;
 }
 
@@ -308,6 +310,8 @@ export interface RefundFilter {
   /** Final in [finalFrom, finalTo) (epoch ms). */
   finalFrom?: number;
   finalTo?: number;
+  /** Only refunds no operator marked resolved in the state they are in now (the exception desk). */
+  unresolved?: boolean;
   limit?: number;
 }
 
@@ -370,6 +374,8 @@ export interface OperatorActionFilter {
   subjectKind?: OperatorSubjectKind;
   subjectIds?: readonly string[];
   action?: OperatorActionName;
+  /** The latest first (with `limit`: the latest N); oldest first otherwise. */
+  newestFirst?: boolean;
   limit?: number;
 }
 

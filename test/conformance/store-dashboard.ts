@@ -147,6 +147,28 @@ export function describeDashboardConformance(store: () => CloudStore): void {
       expect(await s.listOperatorActions({ action: 'resolve', subjectKind: 'refund' })).toEqual([a2]);
       expect(await s.listOperatorActions({ subjectIds: [] })).toEqual([]);
       expect((await s.listOperatorActions({ limit: 2 })).map((a) => a.at)).toEqual([1, 2]);
+      expect((await s.listOperatorActions({ limit: 2, newestFirst: true })).map((a) => a.at)).toEqual([4, 3]);
+      expect((await s.listOperatorActions({ action: 'resolve', newestFirst: true })).map((a) => a.id)).toEqual([a3.id, a2.id]);
+    });
+
+    it('listAttempts unresolved: leaves out what an operator resolved in the state it is in now, only that', async () => {
+      const s = store();
+      await s.writeAttempts([
+        write(attempt('sbA-1', { createdAt: 1, state: 'REVERSE_PENDING' }), 0),
+        write(attempt('sbA-2', { createdAt: 2, saleId: 's2', state: 'REVERSE_PENDING' }), 0),
+        write(attempt('sbA-3', { createdAt: 3, saleId: 's3', state: 'FAILED', flag: 'AMOUNT_MISMATCH' }), 0),
+      ]);
+      const resolve = (subjectId: string, subjectState: string, action: 'resolve' | 'query_now' = 'resolve') =>
+        s.addOperatorAction({ at: 5, operator: 'alice', action, subjectKind: 'attempt', subjectId, subjectState, note: 'n', outcome: 'done' });
+      await resolve('sbA-1', 'REVERSE_PENDING');
+      await resolve('sbA-2', 'REVERSE_PENDING', 'query_now'); // not a resolution
+      await resolve('sbA-3', 'REVERSE_PENDING'); // resolved in a state it is no longer in
+      const ids = async (f: Parameters<CloudStore['listAttempts']>[0]) => (await s.listAttempts(f)).map((a) => a.outTradeNo);
+      expect(await ids({ state: 'REVERSE_PENDING', unresolved: true })).toEqual(['sbA-2']);
+      expect(await ids({ state: 'REVERSE_PENDING' })).toEqual(['sbA-1', 'sbA-2']);
+      expect(await ids({ flag: 'AMOUNT_MISMATCH', unresolved: true })).toEqual(['sbA-3']);
+      await resolve('sbA-3', 'FAILED');
+      expect(await ids({ flag: 'AMOUNT_MISMATCH', unresolved: true })).toEqual([]);
     });
   });
 }

@@ -43,6 +43,24 @@ export function describeRefundConformance(store: () => CloudStore): void {
       return { refundId: `${deviceId}-r${++seq}`, deviceId, refundRef: `RF${seq}`, outTradeNo, amount, currency: 'CNY', at: NOON, ...patch };
     };
 
+    it('listRefunds unresolved: leaves out a refund an operator resolved in the state it is in now', async () => {
+      await box('sbA');
+      await paid('sbA-1');
+      const declined = async (amount: number) => {
+        const { refund } = await store().requestRefund(ask('sbA-1', amount));
+        expect(await store().writeRefund({ ...refund, state: 'FAILED', reason: 'DECLINED', finalAt: NOON + 1, updatedAt: NOON + 1 }, refund.version)).toMatchObject({ ok: true });
+        return refund.refundId;
+      };
+      const [r1, r2] = [await declined(100), await declined(200)];
+      const resolve = (subjectId: string, subjectState: string) =>
+        store().addOperatorAction({ at: NOON + 2, operator: 'alice', action: 'resolve', subjectKind: 'refund', subjectId, subjectState, note: 'paid in cash', outcome: 'done' });
+      await resolve(r1, 'FAILED');
+      await resolve(r2, 'PENDING'); // resolved while it was pending: it failed since
+      const ids = async (f: Parameters<CloudStore['listRefunds']>[0]) => (await store().listRefunds(f)).map((r) => r.refundId);
+      expect(await ids({ state: 'FAILED', unresolved: true })).toEqual([r2]);
+      expect(await ids({ state: 'FAILED' })).toEqual([r1, r2]);
+    });
+
     it('takes a refund PENDING with its payment’s wallet, channel and total, and its sender’s merchant and store', async () => {
       await box('sbA');
       await paid('sbA-1');
