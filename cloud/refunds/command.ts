@@ -2,14 +2,14 @@ import { Option, type Command } from 'commander';
 import { businessDate, businessDayRange, describeIssues, ErrorCode, formatDecimal, ProtocolError, REFUND_STATES, type RefundState } from '../../protocol/index.js';
 import { storeOptions, withCommandStore, type StoreFlags } from '../command-store.js';
 import { merchantId as merchantIdSchema } from '../merchants/merchant.js';
-import type { CloudStore } from '../store/store.js';
+import type { CloudStore, RefundEventRow } from '../store/store.js';
 import { dayReport, dayReportCsv, formatDayReport } from './day-report.js';
 import type { Refund } from './refund-machine.js';
 
 /**
  * The back office's commands about the cashier's refunds and the day's takings:
  *   scanbox-cloud report --merchant M --date yyyy-MM-dd [--csv | --json]
- *   scanbox-cloud refunds [--flagged] [--state S] [--merchant M] [--device D] [--id R] [--json]
+ *   scanbox-cloud refunds [--flagged] [--state S] [--merchant M] [--device D] [--id R (with its history)] [--json]
  *   scanbox-cloud store limit --merchant M --store S [--refund-daily FEN | --refund-daily none]
  * They work on the cloud's store (SQLite --db, or the config's PostgreSQL), also while the cloud runs:
  * a limit set here counts from the next refund asked.
@@ -54,7 +54,7 @@ export function registerRefundCommands(program: Command): void {
     .addOption(new Option('--state <state>', 'only refunds in this state').choices(REFUND_STATES))
     .option('--merchant <id>', "only this merchant's")
     .option('--device <id>', "only this box's")
-    .option('--id <refundId>', 'one refund')
+    .option('--id <refundId>', 'one refund, with its history: every wallet answer and retry')
     .option('--json', 'print JSON (amounts in fen)')
     .action(async (o: StoreFlags & { flagged?: boolean; state?: RefundState; merchant?: string; device?: string; id?: string; json?: boolean }) => {
       await withExistingStore(o, async (store) => {
@@ -69,6 +69,7 @@ export function registerRefundCommands(program: Command): void {
         if (o.id && list.length === 0) throw new ProtocolError(ErrorCode.REFUND_UNKNOWN, `no refund ${o.id}`);
         console.log(['REFUND', 'STATE', 'REASON', 'OUT_TRADE_NO', 'AMOUNT', 'WALLET', 'CHANNEL', 'MERCHANT', 'STORE', 'CREATED', 'FINAL', 'TRIES', 'FLAGGED', 'LAST ANSWER'].join('\t'));
         for (const r of list) console.log(describeRefund(r));
+        if (o.id) for (const e of (await store.refundEvents(list[0]!.outTradeNo)).filter((x) => x.refundId === o.id)) console.log(historyLine(e));
       });
     });
 
@@ -90,6 +91,11 @@ export function registerRefundCommands(program: Command): void {
         console.log(`store ${o.store} of merchant ${merchant}: daily refund limit ${now === null ? 'none' : `${formatDecimal(now)} yuan (${now} fen)`}`);
       });
     });
+}
+
+/** One transition of a refund (refund_events), under its row. */
+function historyLine(e: RefundEventRow): string {
+  return `  ${new Date(e.at).toISOString()}  ${e.event.padEnd(8)} ${String(e.fromState ?? '-').padEnd(8)} → ${e.toState.padEnd(8)} ${e.note}`;
 }
 
 function limitOf(v: string): number | null {

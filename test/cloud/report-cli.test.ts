@@ -156,7 +156,9 @@ describe('scanbox-cloud report', () => {
 
 describe('scanbox-cloud refunds and store limit', () => {
   it('lists refunds; --flagged only the stuck one; --id one that is not there is REFUND_UNKNOWN', async () => {
-    const [all, flagged, unknown] = await Promise.all([cli('refunds'), cli('refunds', '--flagged', '--json'), cli('refunds', '--id', 'sbA-r99')]);
+    const [all, flagged, unknown, one] = await Promise.all([cli('refunds'), cli('refunds', '--flagged', '--json'), cli('refunds', '--id', 'sbA-r99'), cli('refunds', '--id', 'sbA-r1')]);
+    // One refund comes with its history (refund_events): here its request, as the store recorded it.
+    expect(one.stdout).toMatch(/^sbA-r1\s+REFUNDED.*\n {2}\d{4}-\d\d-\d\dT[\d:.]+Z {2}request\s+-\s+→ PENDING\s+taken \(ref RF1\)$/m);
     expect(all.code).toBe(0);
     expect(all.stdout.split('\n').filter(Boolean)).toHaveLength(4);
     expect(all.stdout).toMatch(/sbA-r1\s+REFUNDED\s+-\s+sbA-1\s+4\.00 CNY\s+wechat/);
