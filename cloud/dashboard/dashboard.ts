@@ -14,7 +14,7 @@ import { boxesPage, boxesTable, countsOf, type DoctorSummary } from './boxes-pag
 import { checkOrigin, CSRF_FIELD, CSRF_HEADER, originOf, tokensMatch } from './csrf.js';
 import type { DashboardConfig } from './dashboard-config.js';
 import { DeskActions, type DeskActionName } from './desk-actions.js';
-import { deskItem, deskItems, type DeskKind } from './exception-desk.js';
+import { deskItem, deskItems, openDeskItems, type DeskKind } from './exception-desk.js';
 import { deskCard, exceptionsPage } from './exceptions-page.js';
 import { readForm } from './form-body.js';
 import { html } from './html.js';
@@ -307,8 +307,8 @@ export class Dashboard {
 
   private async overview(x: Ctx): Promise<void> {
     const now = this.deps.clock.now();
-    const [devices, desk, traffic] = await Promise.all([this.deps.store.listDevices(), deskItems(this.deps.store, now, this.deps.config.pendingThresholdMs), this.series.window(now)]);
-    this.send(x.res, 200, overviewPage(x.viewer, countsOf(devices), traffic, desk.open.length, this.feed.version));
+    const [devices, desk, traffic] = await Promise.all([this.deps.store.listDevices(), openDeskItems(this.deps.store, now, this.deps.config.pendingThresholdMs), this.series.window(now)]);
+    this.send(x.res, 200, overviewPage(x.viewer, countsOf(devices), traffic, desk.length, this.feed.version));
   }
 
   private events(x: Ctx): Promise<void> {

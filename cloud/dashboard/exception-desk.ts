@@ -75,19 +75,18 @@ export function refundItem(r: Refund): DeskItem {
 export const RESOLVED_SHOWN = 50;
 
 /**
- * What waits on the desk, and the latest items resolved. The store leaves out what an operator
- * resolved in its current state, so a view reads what is open, however many were resolved over the
- * years; the resolved ones are the subjects of the latest RESOLVED_SHOWN resolutions that still hold.
+ * What waits on the desk, oldest first (the overview counts it). The store leaves out what an
+ * operator resolved in its current state, so this reads what is open, however many were resolved
+ * over the years.
  */
-export async function deskItems(store: CloudStore, now: number, thresholdMs: number): Promise<{ open: DeskItem[]; resolved: DeskItem[] }> {
+export async function openDeskItems(store: CloudStore, now: number, thresholdMs: number): Promise<DeskItem[]> {
   const open = { unresolved: true } as const;
-  const [reversing, refunding, mismatched, failed, flagged, recent] = await Promise.all([
+  const [reversing, refunding, mismatched, failed, flagged] = await Promise.all([
     store.listAttempts({ state: 'REVERSE_PENDING', ...open }),
     store.listAttempts({ state: 'REFUND_PENDING', ...open }),
     store.listAttempts({ flag: 'AMOUNT_MISMATCH', ...open }),
     store.listRefunds({ state: 'FAILED', ...open }),
     store.listRefunds({ state: 'PENDING', flagged: true, ...open }),
-    store.listOperatorActions({ action: 'resolve', newestFirst: true, limit: RESOLVED_SHOWN }),
   ]);
   const attempts = new Map<string, DeskItem>();
   const add = (a: Attempt, reason: DeskReason) => {
@@ -99,43 +98,41 @@ export async function deskItems(store: CloudStore, now: number, thresholdMs: num
   reversing.filter(old).forEach((a) => add(a, 'REVERSE_PENDING'));
   refunding.filter(old).forEach((a) => add(a, 'REFUND_PENDING'));
   mismatched.forEach((a) => add(a, 'AMOUNT_MISMATCH'));
-  const items = [...attempts.values(), ...[...failed, ...flagged].map(refundItem)].sort((x, y) => x.since - y.since);
-  return { open: items, resolved: await stillResolved(store, recent) };
+  return [...attempts.values(), ...[...failed, ...flagged].map(refundItem)].sort((x, y) => x.since - y.since);
 }
 
-/** The subjects of these resolutions (latest first) whose resolution still holds and that still belong on the desk. */
-async function stillResolved(store: CloudStore, resolutions: readonly OperatorActionRow[]): Promise<DeskItem[]> {
-  const seen = new Set<string>();
-  const latest = resolutions.filter((r) => !seen.has(`${r.subjectKind}:${r.subjectId}`) && seen.add(`${r.subjectKind}:${r.subjectId}`));
-  const items = await Promise.all(latest.map((r) => deskItem(store, r.subjectKind as DeskKind, r.subjectId)));
-  return items.filter((i): i is DeskItem => i !== undefined && i.resolution !== null && i.reasons.length > 0);
-}
-
-async function latestResolutions(store: CloudStore, items: DeskItem[]): Promise<Map<string, OperatorActionRow>> {
+/** The desk page: what is open, and the subjects of the latest RESOLVED_SHOWN resolutions that still hold. */
+export async function deskItems(store: CloudStore, now: number, thresholdMs: number): Promise<{ open: DeskItem[]; resolved: DeskItem[] }> {
+  const [open, recent] = await Promise.all([openDeskItems(store, now, thresholdMs), store.listOperatorActions({ action: 'resolve', newestFirst: true, limit: RESOLVED_SHOWN })]);
+  // Latest first: the first resolution met for a subject is its latest.
   const latest = new Map<string, OperatorActionRow>();
-  if (items.length === 0) return latest;
-  for (const kind of ['attempt', 'refund'] as const) {
-    const ids = items.filter((i) => i.kind === kind).map((i) => i.id);
-    if (ids.length === 0) continue;
-    // Oldest first: the last one read for an id is its latest.
-    for (const a of await store.listOperatorActions({ action: 'resolve', subjectKind: kind, subjectIds: ids })) latest.set(`${kind}:${a.subjectId}`, a);
-  }
-  return latest;
+  for (const r of recent) if (!latest.has(`${r.subjectKind}:${r.subjectId}`)) latest.set(`${r.subjectKind}:${r.subjectId}`, r);
+  const resolved = await Promise.all(
+    [...latest.values()].map(async (r): Promise<DeskItem | undefined> => {
+      const item = await subjectItem(store, r.subjectKind as DeskKind, r.subjectId);
+      return item && item.reasons.length > 0 && item.state === r.subjectState ? { ...item, resolution: r } : undefined;
+    }),
+  );
+  return { open, resolved: resolved.filter((i): i is DeskItem => i !== undefined) };
 }
 
-/** One item as it stands now (after an action), or undefined when it no longer exists. */
+/** One item as it stands now (after an action), with its resolution if it holds; undefined when it no longer exists. */
 export async function deskItem(store: CloudStore, kind: DeskKind, id: string): Promise<DeskItem | undefined> {
+  const item = await subjectItem(store, kind, id);
+  if (!item) return undefined;
+  const resolutions = await store.listOperatorActions({ action: 'resolve', subjectKind: kind, subjectIds: [id], newestFirst: true, limit: 1 });
+  const r = resolutions[0];
+  return { ...item, resolution: r && r.subjectState === item.state ? r : null };
+}
+
+/** The attempt or refund as a desk item, without its resolution. */
+async function subjectItem(store: CloudStore, kind: DeskKind, id: string): Promise<DeskItem | undefined> {
   if (kind === 'attempt') {
     const a = await store.getAttempt(id);
     if (!a) return undefined;
     const reasons: DeskReason[] = [...(a.state === 'REVERSE_PENDING' || a.state === 'REFUND_PENDING' ? [a.state] : []), ...(a.flag ? ['AMOUNT_MISMATCH' as const] : [])];
-    return withResolution(store, attemptItem(a, reasons));
+    return attemptItem(a, reasons);
   }
   const r = await store.getRefund(id);
-  return r ? withResolution(store, refundItem(r)) : undefined;
-}
-
-async function withResolution(store: CloudStore, item: DeskItem): Promise<DeskItem> {
-  const r = (await latestResolutions(store, [item])).get(`${item.kind}:${item.id}`);
-  return { ...item, resolution: r && r.subjectState === item.state ? r : null };
+  return r ? refundItem(r) : undefined;
 }

@@ -7,7 +7,7 @@ import { PgConnection, type Row, type Sql } from './pg-connection.js';
 import { checkSchema } from './pg-migrate.js';
 import { NEEDS_WORK_SQL } from './pg-schema.js';
 import { PgRefunds } from './pg-refunds.js';
-import { toAttempt, toDevice, toDeviceCommand, toDoctorReport, toFinding, toMerchant, unresolvedSql } from './rows.js';
+import { toAttempt, toAttemptEvent, toDevice, toDeviceCommand, toDoctorReport, toFinding, toMerchant, unresolvedSql } from './rows.js';
 import { PgOperators } from './pg-operators.js';
 import type {
   AttemptEventRow,
@@ -341,15 +341,7 @@ export class PgStore implements CloudStore {
 
   async attemptEvents(outTradeNo: string): Promise<AttemptEventRow[]> {
     const rows = await this.db.rows('SELECT * FROM attempt_events WHERE attempt_id = (SELECT id FROM attempts WHERE out_trade_no=$1) ORDER BY seq', [outTradeNo]);
-    return rows.map((r) => ({
-      seq: r.seq as number,
-      outTradeNo: r.out_trade_no as string,
-      at: r.at as number,
-      event: r.event as string,
-      fromState: r.from_state as AttemptState | null,
-      toState: r.to_state as AttemptState,
-      note: r.note as string,
-    }));
+    return rows.map(toAttemptEvent);
   }
 
   // ── leases ────────────────────────────────────────────────────────────────────────────────────

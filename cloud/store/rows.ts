@@ -1,7 +1,7 @@
 import type { Merchant } from '../merchants/merchant.js';
 import type { Attempt } from '../payments/transaction.js';
 import { ATTEMPT_COLUMNS } from './sqlite-schema.js';
-import type { DeviceCommandRow, DeviceRow, DoctorReportRow, OperatorActionRow, OperatorRow, OperatorSessionRow, ReconcileFindingRow, RefundEventRow } from './store.js';
+import type { AttemptEventRow, DeviceCommandRow, DeviceRow, DoctorReportRow, OperatorActionRow, OperatorRow, OperatorSessionRow, ReconcileFindingRow, RefundEventRow } from './store.js';
 
 /**
  * A row of either store (the same column names on SQLite and PostgreSQL) as the store interface
@@ -33,6 +33,18 @@ export function toAttempt(row: Row): Attempt {
  */
 export function unresolvedSql(kind: 'attempt' | 'refund', table: string, idColumn: string): string {
   return `NOT EXISTS (SELECT 1 FROM operator_actions oa WHERE oa.subject_kind='${kind}' AND oa.subject_id=${table}.${idColumn} AND oa.action='resolve' AND oa.subject_state=${table}.state)`;
+}
+
+export function toAttemptEvent(r: Row): AttemptEventRow {
+  return {
+    seq: r.seq as number,
+    outTradeNo: r.out_trade_no as string,
+    at: r.at as number,
+    event: r.event as string,
+    fromState: (r.from_state as AttemptEventRow['fromState']) ?? null,
+    toState: r.to_state as AttemptEventRow['toState'],
+    note: r.note as string,
+  };
 }
 
 export function toRefundEvent(r: Row): RefundEventRow {

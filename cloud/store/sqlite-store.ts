@@ -29,7 +29,7 @@ import type { Attempt } from '../payments/transaction.js';
 import type { Merchant, MerchantPatch } from '../merchants/merchant.js';
 import type { Refund } from '../refunds/refund-machine.js';
 import { SqliteRefunds } from './sqlite-refunds.js';
-import { toAttempt, toDevice, toDeviceCommand, toDoctorReport, toFinding, toMerchant, unresolvedSql } from './rows.js';
+import { toAttempt, toAttemptEvent, toDevice, toDeviceCommand, toDoctorReport, toFinding, toMerchant, unresolvedSql } from './rows.js';
 import { SqliteOperators } from './sqlite-operators.js';
 import type { DayFigures, FiguresScope, RefundAsk, RefundAskResult, RefundBalance, RefundEventRow, RefundFilter, RefundWriteEvent } from './store.js';
 import type { OperatorActionFilter, OperatorActionRow, OperatorRow, OperatorSessionRow } from './store.js';
@@ -352,15 +352,7 @@ export class SqliteStore implements CloudStore {
     const rows = this.db
       .prepare('SELECT * FROM attempt_events WHERE attempt_rowid = (SELECT rowid FROM attempts WHERE out_trade_no=?) ORDER BY seq')
       .all(outTradeNo) as Row[];
-    return rows.map((r) => ({
-      seq: r.seq as number,
-      outTradeNo: r.out_trade_no as string,
-      at: r.at as number,
-      event: r.event as string,
-      fromState: (r.from_state as AttemptState | null) ?? null,
-      toState: r.to_state as AttemptState,
-      note: r.note as string,
-    }));
+    return rows.map(toAttemptEvent);
   }
 
   async listAttemptsCreated(range: AttemptsCreated): Promise<Attempt[]> {
