@@ -4,6 +4,7 @@ import { accessSync, chownSync, constants, copyFileSync, createWriteStream, mkdt
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { freeLoopbackPort } from './free-port.js';
+import { cleanupOnExit } from './watchdog.js';
 
 /**
  * A throwaway Mosquitto 2 (Debian's `mosquitto`) for a test file or a simulator run (the rig's
@@ -211,9 +212,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
   }
 
   const { child, lines, waiters } = started;
-  // Should this process die without stopping it (a killed test worker or runner), the broker goes with it.
-  const watchdog = spawn('sh', ['-c', `tail --pid=${process.pid} -f /dev/null; kill ${child.pid}; rm -rf ${dir}`], { detached: true, stdio: 'ignore' });
-  watchdog.unref();
+  const watchdog = cleanupOnExit(`kill ${child.pid}; rm -rf ${dir}`);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const scheme = opts.tls ? 'mqtts' : 'mqtt';
   const url = `${scheme}://127.0.0.1:${port}`;
@@ -254,13 +253,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
           clearTimeout(timer);
         }
       } finally {
-        if (watchdog.pid !== undefined) {
-          try {
-            process.kill(-watchdog.pid);
-          } catch {
-            // already gone
-          }
-        }
+        watchdog.disarm();
         remove();
       }
     },

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import pg from 'pg';
 import { freeLoopbackPort } from './free-port.js';
+import { cleanupOnExit } from './watchdog.js';
 
 /**
  * A throwaway PostgreSQL cluster for a test file or a simulator run (the rig's mosquitto-postgres
@@ -139,12 +140,7 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
     throw new Error(`PostgreSQL did not start (pg_ctl ${started.code}): ${started.output.trim()} ${why.trim().slice(-800)}`);
   }
 
-  // Should this process die without stopping it (a killed test worker or runner), the server goes with it.
-  const watchdog = spawn('sh', ['-c', `tail --pid=${process.pid} -f /dev/null; ${[...prefix, join(bin, 'pg_ctl'), '-D', data, '-m', 'immediate', 'stop'].join(' ')}; rm -rf ${dir}`], {
-    detached: true,
-    stdio: 'ignore',
-  });
-  watchdog.unref();
+  const watchdog = cleanupOnExit(`${[...prefix, join(bin, 'pg_ctl'), '-D', data, '-m', 'immediate', 'stop'].join(' ')}; rm -rf ${dir}`);
 
   const url = (database: string) => `postgres://${ROLE}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
   const sql = async (database: string, statement: string) => {
@@ -184,13 +180,7 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
         const res = await pgCtl('-m', 'immediate', '-w', 'stop');
         if (res.code !== 0) throw new Error(`pg_ctl stop failed (${res.code}): ${res.output.trim()}`);
       } finally {
-        if (watchdog.pid !== undefined) {
-          try {
-            process.kill(-watchdog.pid);
-          } catch {
-            // already gone
-          }
-        }
+        watchdog.disarm();
         remove();
       }
     },
